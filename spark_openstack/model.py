@@ -1,0 +1,87 @@
+"""Typed facts passed between layers (spec -> provider -> nodes -> services -> health).
+
+Plain frozen dataclasses: the provider builds ``Node`` objects from what the cloud says,
+the cluster lifecycle turns them into ``ClusterFacts``, and services/templates read only
+``ClusterFacts`` (never the cloud). ``ClusterFacts`` round-trips through JSON because the
+tool writes it on the master for ``fabfile.py``.
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass, field
+
+# Server metadata keys (the cloud is the source of truth: no local state file).
+META_CLUSTER = "spark_openstack_cluster"
+META_ROLE = "spark_openstack_role"
+# Server tags (set where the compute API microversion allows, >= 2.26).
+TAG_PREFIX_CLUSTER = "spark-openstack-cluster:"
+TAG_PREFIX_ROLE = "spark-openstack-role:"
+
+ROLE_MASTER = "master"
+ROLE_WORKER = "worker"
+
+# Where the facts file lives on the master (read by fabfile.py).
+FACTS_PATH_ON_MASTER = "/etc/spark-openstack/cluster.json"
+
+
+def master_name(cluster: str) -> str:
+    return f"{cluster}-master"
+
+
+def worker_name(cluster: str, index: int) -> str:
+    """Workers are numbered from 1: ``demo-worker-1``, ``demo-worker-2`` ..."""
+    return f"{cluster}-worker-{index}"
+
+
+@dataclass(frozen=True)
+class Node:
+    """One server of a cluster, as the cloud reports it."""
+
+    name: str
+    role: str                      # ROLE_MASTER | ROLE_WORKER
+    server_id: str = ""
+    private_ip: str = ""
+    public_ip: str | None = None   # floating IP (master only, unless the user asked)
+    status: str = ""
+    vcpus: int = 0
+    ram_mb: int = 0
+
+    @property
+    def address(self) -> str:
+        """The address a client outside the cluster uses to reach this node."""
+        return self.public_ip or self.private_ip
+
+
+@dataclass(frozen=True)
+class ClusterFacts:
+    """Everything a config template or a service needs to know about a cluster."""
+
+    cluster_name: str
+    master: Node
+    workers: tuple[Node, ...]
+    services: tuple[str, ...] = ("hdfs", "yarn", "spark")
+    ssh_user: str = "debian"
+    hadoop_user: str = "hduser"
+    spark_home: str = "/opt/spark"
+    hadoop_home: str = "/opt/hadoop"
+    java_home: str = "/usr/lib/jvm/default-java"
+    data_dirs: tuple[str, ...] = ("/data/hdfs",)
+    spark_secret: str = ""         # per-cluster spark.authenticate secret
+    extra: dict = field(default_factory=dict)
+
+    @property
+    def nodes(self) -> tuple[Node, ...]:
+        return (self.master, *self.workers)
+
+    def to_json(self) -> str:
+        return json.dumps(dataclasses.asdict(self), indent=2, sort_keys=True)
+
+    @classmethod
+    def from_json(cls, text: str) -> "ClusterFacts":
+        raw = json.loads(text)
+        raw["master"] = Node(**raw["master"])
+        raw["workers"] = tuple(Node(**w) for w in raw["workers"])
+        for key in ("services", "data_dirs"):
+            raw[key] = tuple(raw[key])
+        return cls(**raw)
