@@ -1,0 +1,180 @@
+"""The sandbox cloud behaves like a real OpenStack cloud to a non-admin openstacksdk user.
+
+Everything here goes through the public APIs (openstacksdk over HTTP) and real SSH to the
+servers' addresses; the only look behind the curtain is checking that a deleted server's
+network namespace and state are gone from the machine.
+"""
+from __future__ import annotations
+
+import subprocess
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+from openstack import exceptions as sdk_exc
+
+from sbhelpers import boot, fixed_ip, ssh, wait_ssh
+
+pytestmark = pytest.mark.sandbox
+
+ROOT = Path(__file__).resolve().parents[2]
+HOSTS_DIR = ROOT / ".sandbox" / "hosts"
+
+USER_DATA = """#cloud-config
+write_files:
+  - path: /opt/from-user-data
+    content: "written by cloud-init write_files\\n"
+runcmd:
+  - [sh, -c, 'sleep 2; echo "runcmd ran as $(id -un) on $(hostname)" > /opt/runcmd.done']
+"""
+
+
+def _netns_names():
+    out = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout
+    return {line.split()[0] for line in out.splitlines() if line.strip()}
+
+
+def test_non_admin_user_authenticates(demo):
+    demo.authorize()
+    assert demo.identity.get_project(demo.current_project_id).name == "demo"
+    roles = demo.session.auth.get_access(demo.session).role_names
+    assert "member" in roles and "admin" not in roles
+    # a member cannot do admin things: the cloud says 403, as a real one would
+    with pytest.raises(sdk_exc.ForbiddenException):
+        demo.compute.create_flavor(name="not-allowed", ram=64, vcpus=1, disk=1)
+
+
+def test_cloud_offers_what_a_real_cloud_has(demo):
+    flavors = {f.name for f in demo.compute.flavors()}
+    assert {"m1.small", "m1.medium", "m1.large"} <= flavors
+    assert demo.image.find_image("debian-12") is not None
+    private = demo.network.find_network("private")
+    public = demo.network.find_network("public")
+    assert private is not None and public is not None and public.is_router_external
+    assert [r.name for r in demo.network.routers()] == ["router1"]
+
+
+@pytest.fixture(scope="module")
+def server(demo, keypair, ssh_key):
+    srv = boot(demo, name=f"sbt-{uuid.uuid4().hex[:6]}", keypair=keypair, user_data=USER_DATA)
+    yield srv
+    demo.compute.delete_server(srv, ignore_missing=True)
+    demo.compute.wait_for_delete(srv, wait=120)
+
+
+def test_server_is_reachable_and_user_data_ran(server, ssh_key):
+    ip = fixed_ip(server)
+    wait_ssh(ssh_key, ip)
+    # sshd answers before user-data has finished, as on a real cloud: wait for cloud-init
+    done = ssh(ssh_key, ip, "cloud-init status --wait >/dev/null; cloud-init status", timeout=120)
+    assert "status: done" in done.stdout, done.stdout + done.stderr
+    out = ssh(ssh_key, ip, "cat /opt/from-user-data /opt/runcmd.done; hostname").stdout
+    assert "written by cloud-init write_files" in out
+    assert f"runcmd ran as root on {server.name}" in out
+    # the image's default login user, with passwordless sudo, has the keypair's key too
+    sudo = ssh(ssh_key, ip, "sudo -n id -un", user="debian")
+    assert sudo.returncode == 0 and sudo.stdout.strip() == "root", sudo.stderr
+
+
+def test_host_cannot_change_the_machine(server, ssh_key):
+    ip = fixed_ip(server)
+    wait_ssh(ssh_key, ip)
+    marker = f"sbt-probe-{uuid.uuid4().hex[:6]}"
+    r = ssh(ssh_key, ip, f"touch /usr/local/bin/{marker} /etc/{marker} && echo ok")
+    assert r.stdout.strip() == "ok"
+    assert not Path(f"/usr/local/bin/{marker}").exists()
+    assert not Path(f"/etc/{marker}").exists()
+    # /srv and /home start empty like a fresh VM (cloud-init made the default user's
+    # home), and the machine's own work tree is hidden
+    listing = ssh(ssh_key, ip, f"ls -A /srv; echo --; ls -A /home; echo --; ls -A {ROOT.parent}")
+    assert listing.stdout.split() == ["--", "debian", "--"]
+
+
+def test_floating_ip_reaches_server_until_disassociated(demo, server, ssh_key):
+    port = next(demo.network.ports(device_id=server.id))
+    public = demo.network.find_network("public")
+    fip = demo.network.create_ip(floating_network_id=public.id)
+    try:
+        address = fip.floating_ip_address
+        assert ssh(ssh_key, address, "true").returncode != 0   # not associated yet
+        demo.network.update_ip(fip, port_id=port.id)
+        wait_ssh(ssh_key, address, limit=30)
+        assert ssh(ssh_key, address, "hostname").stdout.strip() == server.name
+        demo.network.update_ip(fip, port_id=None)
+        deadline = time.time() + 30
+        while ssh(ssh_key, address, "true").returncode == 0:
+            assert time.time() < deadline, "floating IP still answers after disassociation"
+            time.sleep(0.5)
+    finally:
+        demo.network.delete_ip(fip, ignore_missing=True)
+
+
+def test_stop_start_keeps_disk(demo, server, ssh_key):
+    ip = fixed_ip(server)
+    wait_ssh(ssh_key, ip)
+    ssh(ssh_key, ip, "cloud-init status --wait >/dev/null; echo kept > /root/before-stop; "
+                     "nohup sleep 1000 >/dev/null 2>&1 & echo $! > /root/sleeper.pid", timeout=120)
+    demo.compute.stop_server(server)
+    demo.compute.wait_for_server(server, status="SHUTOFF", wait=60, interval=0.5)
+    assert ssh(ssh_key, ip, "true").returncode != 0, "a stopped server still answers"
+    demo.compute.start_server(server)
+    demo.compute.wait_for_server(server, status="ACTIVE", wait=60, interval=0.5)
+    wait_ssh(ssh_key, ip)
+    out = ssh(ssh_key, ip, "cat /root/before-stop; kill -0 $(cat /root/sleeper.pid) 2>/dev/null "
+                           "&& echo still-running || echo process-gone").stdout.split()
+    assert out == ["kept", "process-gone"]
+    log = demo.compute.get_server_console_output(server)["output"]
+    assert "Cloud-init v." in log   # the console log is the host's boot output
+
+
+def test_snapshot_carries_files_to_a_new_server(demo, server, keypair, ssh_key):
+    ip = fixed_ip(server)
+    wait_ssh(ssh_key, ip)
+    ssh(ssh_key, ip, "mkdir -p /opt/baked && echo from-snapshot > /opt/baked/file && sync")
+    image = demo.compute.create_server_image(server, name=f"sbt-snap-{uuid.uuid4().hex[:6]}",
+                                             wait=True, timeout=180)
+    try:
+        image = demo.image.wait_for_status(demo.image.get_image(image.id), status="active",
+                                           wait=180)
+        second = boot(demo, name=f"sbt-{uuid.uuid4().hex[:6]}", keypair=keypair,
+                      image=image.id)
+        try:
+            ip2 = fixed_ip(second)
+            assert ip2 != ip
+            wait_ssh(ssh_key, ip2)
+            out = ssh(ssh_key, ip2, "cat /opt/baked/file /opt/from-user-data; hostname").stdout
+            assert out.split("\n")[0] == "from-snapshot"
+            assert "written by cloud-init write_files" in out
+            assert second.name in out
+        finally:
+            demo.compute.delete_server(second)
+            demo.compute.wait_for_delete(second, wait=120)
+    finally:
+        demo.image.delete_image(image, ignore_missing=True)
+
+
+def test_delete_removes_the_host(demo, keypair, ssh_key):
+    srv = boot(demo, name=f"sbt-{uuid.uuid4().hex[:6]}", keypair=keypair)
+    ip = fixed_ip(srv)
+    wait_ssh(ssh_key, ip)
+    ns = f"sbx-{srv.id[:8]}"
+    assert ns in _netns_names() and (HOSTS_DIR / srv.id).is_dir()
+    demo.compute.delete_server(srv)
+    demo.compute.wait_for_delete(srv, wait=120)
+    assert ns not in _netns_names()
+    assert not (HOSTS_DIR / srv.id).exists()
+    assert ssh(ssh_key, ip, "true").returncode != 0
+    assert not list(demo.network.ports(device_id=srv.id))
+
+
+def test_quota_is_enforced_like_a_real_cloud(demo, admin, keypair):
+    huge = admin.compute.create_flavor(name=f"sbt-huge-{uuid.uuid4().hex[:6]}",
+                                       ram=1024 * 1024, vcpus=2, disk=1)
+    try:
+        with pytest.raises(sdk_exc.ForbiddenException) as err:
+            boot(demo, name="sbt-too-big", keypair=keypair, flavor=huge.id)
+        assert "Quota exceeded for ram" in str(err.value)
+        assert not [s for s in demo.compute.servers() if s.name == "sbt-too-big"]
+    finally:
+        admin.compute.delete_flavor(huge, ignore_missing=True)
