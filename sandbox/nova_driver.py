@@ -52,6 +52,17 @@ DIRS_EMPTY = ['root', 'home', 'opt', 'srv']  # start empty, like a fresh VM
 _FHS = {'bin', 'sbin', 'lib', 'lib32', 'lib64', 'libx32', 'usr', 'etc', 'var', 'dev', 'proc',
         'sys', 'run', 'tmp', 'root', 'home', 'opt', 'srv', 'boot', 'media', 'mnt'}
 SNAPSHOT_PROPERTY = 'sandbox_snapshot'
+# security groups are applied by sandbox/agent.py; until it has, a new host accepts only
+# replies and loopback, as a real cloud's port is filtered before the server boots
+ENFORCE_SG = os.environ.get('SANDBOX_SECURITY_GROUPS', 'on') != 'off'
+DEFAULT_DENY = """*filter
+:INPUT DROP [0:0]
+:FORWARD DROP [0:0]
+:OUTPUT ACCEPT [0:0]
+-A INPUT -i lo -j ACCEPT
+-A INPUT -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT
+COMMIT
+"""
 
 _net_lock = threading.Lock()
 
@@ -257,6 +268,9 @@ class SandboxDriver(fake.FakeDriver):
             _run('ip', 'netns', 'del', ns)
         _run('ip', 'netns', 'add', ns)
         _run('ip', '-n', ns, 'link', 'set', 'lo', 'up')
+        if ENFORCE_SG:
+            subprocess.run(['ip', 'netns', 'exec', ns, 'iptables-restore'], input=DEFAULT_DENY,
+                           text=True, check=True, capture_output=True)
         for i, v in enumerate(vifs):
             br = ensure_network(v['net_id'], v['cidr'], v['gw'])
             a, b = '%s%s%de' % (PREFIX, uuid[:8], i), '%s%s%db' % (PREFIX, uuid[:8], i)

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import subprocess
+import time
 import uuid
 from pathlib import Path
 
@@ -47,3 +48,19 @@ def keypair(demo, ssh_key):
                                      public_key=(ssh_key.with_suffix(".pub")).read_text())
     yield kp
     demo.compute.delete_keypair(kp, ignore_missing=True)
+
+
+@pytest.fixture(scope="module")
+def ssh_group(demo):
+    """A security group that lets SSH in (the sandbox enforces security groups)."""
+    group = demo.network.create_security_group(name=f"sbt-ssh-{uuid.uuid4().hex[:6]}")
+    demo.network.create_security_group_rule(
+        security_group_id=group.id, direction="ingress", ethertype="IPv4", protocol="tcp",
+        port_range_min=22, port_range_max=22, remote_ip_prefix="0.0.0.0/0")
+    yield group
+    for _ in range(60):   # ports of servers being deleted may still hold the group
+        try:
+            demo.network.delete_security_group(group, ignore_missing=True)
+            return
+        except Exception:  # noqa: BLE001
+            time.sleep(1)

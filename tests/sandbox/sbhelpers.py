@@ -26,8 +26,10 @@ def wait_ssh(key, address, *, user="root", limit=90):
         time.sleep(0.3)
 
 
-def boot(conn, *, name, keypair, user_data=None, image="debian-12", flavor="m1.tiny"):
+def boot(conn, *, name, keypair, user_data=None, image="debian-12", flavor="m1.tiny",
+         security_groups=("default",)):
     extra = {"user_data": base64.b64encode(user_data.encode()).decode()} if user_data else {}
+    extra["security_groups"] = [{"name": g} for g in security_groups]
     server = conn.compute.create_server(
         name=name, image_id=conn.image.find_image(image, ignore_missing=False).id,
         flavor_id=conn.compute.find_flavor(flavor, ignore_missing=False).id,

@@ -56,8 +56,9 @@ def test_cloud_offers_what_a_real_cloud_has(demo):
 
 
 @pytest.fixture(scope="module")
-def server(demo, keypair, ssh_key):
-    srv = boot(demo, name=f"sbt-{uuid.uuid4().hex[:6]}", keypair=keypair, user_data=USER_DATA)
+def server(demo, keypair, ssh_key, ssh_group):
+    srv = boot(demo, name=f"sbt-{uuid.uuid4().hex[:6]}", keypair=keypair, user_data=USER_DATA,
+               security_groups=[ssh_group.name])
     yield srv
     demo.compute.delete_server(srv, ignore_missing=True)
     demo.compute.wait_for_delete(srv, wait=120)
@@ -128,7 +129,7 @@ def test_stop_start_keeps_disk(demo, server, ssh_key):
     assert "Cloud-init v." in log   # the console log is the host's boot output
 
 
-def test_snapshot_carries_files_to_a_new_server(demo, server, keypair, ssh_key):
+def test_snapshot_carries_files_to_a_new_server(demo, server, keypair, ssh_key, ssh_group):
     ip = fixed_ip(server)
     wait_ssh(ssh_key, ip)
     ssh(ssh_key, ip, "mkdir -p /opt/baked && echo from-snapshot > /opt/baked/file && sync")
@@ -138,7 +139,7 @@ def test_snapshot_carries_files_to_a_new_server(demo, server, keypair, ssh_key):
         image = demo.image.wait_for_status(demo.image.get_image(image.id), status="active",
                                            wait=180)
         second = boot(demo, name=f"sbt-{uuid.uuid4().hex[:6]}", keypair=keypair,
-                      image=image.id)
+                      image=image.id, security_groups=[ssh_group.name])
         try:
             ip2 = fixed_ip(second)
             assert ip2 != ip
@@ -154,8 +155,34 @@ def test_snapshot_carries_files_to_a_new_server(demo, server, keypair, ssh_key):
         demo.image.delete_image(image, ignore_missing=True)
 
 
-def test_delete_removes_the_host(demo, keypair, ssh_key):
-    srv = boot(demo, name=f"sbt-{uuid.uuid4().hex[:6]}", keypair=keypair)
+def test_security_groups_are_enforced(demo, keypair, ssh_key):
+    """Only the default group: SSH from the machine is refused until a rule allows it."""
+    group = demo.network.create_security_group(name=f"sbt-sg-{uuid.uuid4().hex[:6]}")
+    srv = boot(demo, name=f"sbt-{uuid.uuid4().hex[:6]}", keypair=keypair,
+               security_groups=[group.name])
+    try:
+        ip = fixed_ip(srv)
+        time.sleep(3)   # the agent has had time to apply the group
+        assert ssh(ssh_key, ip, "true").returncode != 0
+        rule = demo.network.create_security_group_rule(
+            security_group_id=group.id, direction="ingress", ethertype="IPv4",
+            protocol="tcp", port_range_min=22, port_range_max=22,
+            remote_ip_prefix="10.213.0.1/32")
+        wait_ssh(ssh_key, ip, limit=30)
+        demo.network.delete_security_group_rule(rule)
+        deadline = time.time() + 30
+        while ssh(ssh_key, ip, "true").returncode == 0:
+            assert time.time() < deadline, "SSH still allowed after the rule was deleted"
+            time.sleep(0.5)
+    finally:
+        demo.compute.delete_server(srv)
+        demo.compute.wait_for_delete(srv, wait=120)
+        demo.network.delete_security_group(group, ignore_missing=True)
+
+
+def test_delete_removes_the_host(demo, keypair, ssh_key, ssh_group):
+    srv = boot(demo, name=f"sbt-{uuid.uuid4().hex[:6]}", keypair=keypair,
+               security_groups=[ssh_group.name])
     ip = fixed_ip(srv)
     wait_ssh(ssh_key, ip)
     ns = f"sbx-{srv.id[:8]}"

@@ -38,8 +38,9 @@ def _listening(port: int) -> bool:
         return s.connect_ex(("127.0.0.1", port)) == 0
 
 
-def test_down_removes_everything_then_up_restores(demo, keypair, ssh_key):
-    server = boot(demo, name=f"sbt-{uuid.uuid4().hex[:6]}", keypair=keypair)
+def test_down_removes_everything_then_up_restores(demo, keypair, ssh_key, ssh_group):
+    server = boot(demo, name=f"sbt-{uuid.uuid4().hex[:6]}", keypair=keypair,
+                  security_groups=[ssh_group.name])
     wait_ssh(ssh_key, fixed_ip(server))
     pids = [int(p.read_text()) for p in (SB / "run").glob("*.pid")]
     pids += [int(p.read_text()) for p in (SB / "hosts").glob("*/init.pid")]
