@@ -127,6 +127,21 @@ def test_stop_start_keeps_disk(demo, server, ssh_key):
     assert out == ["kept", "process-gone"]
     log = demo.compute.get_server_console_output(server)["output"]
     assert "Cloud-init v." in log   # the console log is the host's boot output
+    # a reboot, too, ends the processes and keeps the disk
+    ssh(ssh_key, ip, "nohup sleep 1000 >/dev/null 2>&1 & echo $! > /root/sleeper.pid")
+    boot_id = ssh(ssh_key, ip, "cat /proc/1/stat | cut -d' ' -f22").stdout.strip()
+    demo.compute.reboot_server(server, "SOFT")
+    deadline = time.time() + 60
+    while True:   # until the host answers again with a new PID 1 (a new boot)
+        assert time.time() < deadline, "the server did not come back from its reboot"
+        now = ssh(ssh_key, ip, "cat /proc/1/stat | cut -d' ' -f22")
+        if now.returncode == 0 and now.stdout.strip() != boot_id:
+            break
+        time.sleep(0.5)
+    demo.compute.wait_for_server(server, status="ACTIVE", wait=60, interval=0.5)
+    out = ssh(ssh_key, ip, "cat /root/before-stop; kill -0 $(cat /root/sleeper.pid) 2>/dev/null "
+                           "&& echo still-running || echo process-gone").stdout.split()
+    assert out == ["kept", "process-gone"]
 
 
 def test_snapshot_carries_files_to_a_new_server(demo, server, keypair, ssh_key, ssh_group):
