@@ -1,0 +1,141 @@
+"""Benchmark: launch + destroy for N = 1, 4, 16 workers, next to a sequential baseline.
+
+Per N it prints the time from `launch` start to every node SSH-ready (cloud-init done),
+the phase split, and the HTTP requests the launch sent (counted at the keystoneauth
+session). The baseline, measured in the same run, boots the same N+1 servers the naive
+way (one `create_server(wait=True)` after another, then SSH to each in turn).
+
+Targets: ready(16) / ready(1) <= 1.3 and requests <= 3N + 40.
+
+    OS_CLIENT_CONFIG_FILE=.sandbox/clouds.yaml python bench/bench_launch.py --cloud sandbox
+"""
+from __future__ import annotations
+
+import argparse
+import secrets
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from spark_openstack import cluster, ssh
+from spark_openstack.config import LaunchSpec
+from spark_openstack.progress import RecordingProgress
+from spark_openstack.provider import OpenStackProvider
+
+
+def make_keypair(provider: OpenStackProvider, folder: Path) -> tuple[str, str]:
+    key = folder / "id_ed25519"
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(key)], check=True)
+    name = f"bench-{secrets.token_hex(3)}"
+    provider.conn.compute.create_keypair(name=name, public_key=(folder / "id_ed25519.pub")
+                                         .read_text())
+    return name, str(key)
+
+
+def bench_launch(*, cloud, n, keypair, key, image, flavor, allowed) -> dict:
+    provider = OpenStackProvider.connect(cloud=cloud)
+    name = f"bench{n}-{secrets.token_hex(2)}"
+    spec = LaunchSpec(cluster_name=name, workers=n, keypair=keypair, image=image, flavor=flavor,
+                      identity_file=key, allowed_cidrs=(allowed,), deploy=False,
+                      anti_affinity=n + 1 <= 10, timeout=900)
+    progress = RecordingProgress()
+    t0 = time.monotonic()
+    try:
+        result = cluster.launch(provider=provider, spec=spec, progress=progress)
+        ready = time.monotonic() - t0
+    finally:
+        before = provider.request_count
+        t1 = time.monotonic()
+        cluster.destroy(provider=provider, cluster=name)
+        destroy_s = time.monotonic() - t1
+        destroy_requests = provider.request_count - before
+    return {"n": n, "ready": ready, "requests": result.requests, "timings": result.timings,
+            "destroy_s": destroy_s, "destroy_requests": destroy_requests}
+
+
+def bench_sequential(*, cloud, n, keypair, key, image, flavor, allowed) -> dict:
+    """The naive way: one blocking create per server, then SSH to each in turn."""
+    provider = OpenStackProvider.connect(cloud=cloud)
+    name = f"seq{n}-{secrets.token_hex(2)}"
+    group = provider.create_security_group(cluster=name, ssh_cidrs=[allowed], ui_cidrs=[],
+                                           ui_ports=[])
+    servers = []
+    t0 = time.monotonic()
+    try:
+        for i in range(n + 1):
+            servers.append(provider.conn.create_server(
+                f"{name}-{i}", image=image, flavor=flavor, network=None, key_name=keypair,
+                security_groups=[group.name], wait=True, timeout=600, auto_ip=False))
+        for srv in servers:
+            ip = srv.private_v4 or next(a["addr"] for addrs in srv.addresses.values()
+                                        for a in addrs if a.get("version") == 4)
+            ssh.wait_for_ssh(host=ip, user="debian", key_filename=key, timeout=300)
+            conn = ssh.connect(host=ip, user="debian", key_filename=key)
+            try:
+                ssh.wait_for_cloud_init(conn, timeout=300)
+            finally:
+                conn.close()
+        ready = time.monotonic() - t0
+        requests = provider.request_count
+    finally:
+        provider.delete_servers(server_ids=[s.id for s in servers], wait=True)
+        provider.delete_security_group(group.id)
+    return {"n": n, "ready": ready, "requests": requests}
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--cloud", default=None, help="cloud in clouds.yaml (default OS_CLOUD)")
+    parser.add_argument("--sizes", default="1,4,16")
+    parser.add_argument("--image", default="debian-12")
+    parser.add_argument("--flavor", default="m1.tiny")
+    parser.add_argument("--allowed-cidr", default="10.0.0.0/8")
+    parser.add_argument("--no-baseline", action="store_true")
+    args = parser.parse_args(argv)
+    sizes = [int(s) for s in args.sizes.split(",")]
+    admin = OpenStackProvider.connect(cloud=args.cloud)
+    rows, base = [], {}
+    with tempfile.TemporaryDirectory() as tmp:
+        keypair, key = make_keypair(admin, Path(tmp))
+        common = dict(cloud=args.cloud, keypair=keypair, key=key, image=args.image,
+                      flavor=args.flavor, allowed=args.allowed_cidr)
+        try:
+            for n in sizes:
+                print(f"launch N={n} ...", file=sys.stderr, flush=True)
+                rows.append(bench_launch(n=n, **common))
+                if not args.no_baseline:
+                    print(f"sequential baseline N={n} ...", file=sys.stderr, flush=True)
+                    base[n] = bench_sequential(n=n, **common)
+        finally:
+            admin.conn.compute.delete_keypair(keypair, ignore_missing=True)
+    print(f"{'N':>3} {'ready s':>8} {'requests':>8} {'<=3N+40':>8} "
+          f"{'validate':>8} {'boot':>6} {'network':>7} {'ssh':>6} "
+          f"{'seq ready s':>11} {'seq req':>7} {'destroy s':>9} {'destroy req':>11}")
+    for row in rows:
+        t = row["timings"]
+        seq = base.get(row["n"], {})
+        print(f"{row['n']:>3} {row['ready']:8.1f} {row['requests']:8d} "
+              f"{3 * row['n'] + 40:8d} {t.get('validate', 0):8.1f} {t.get('boot', 0):6.1f} "
+              f"{t.get('network', 0):7.1f} {t.get('ssh', 0):6.1f} "
+              f"{seq.get('ready', float('nan')):11.1f} {seq.get('requests', 0):7d} "
+              f"{row['destroy_s']:9.1f} {row['destroy_requests']:11d}")
+    by_n = {r["n"]: r for r in rows}
+    ok = True
+    if 1 in by_n and max(by_n) > 1:
+        big = max(by_n)
+        ratio = by_n[big]["ready"] / by_n[1]["ready"]
+        hit = ratio <= 1.3
+        ok &= hit
+        print(f"target ready({big})/ready(1) <= 1.3: {ratio:.2f} {'PASS' if hit else 'MISS'}")
+    for row in rows:
+        hit = row["requests"] <= 3 * row["n"] + 40
+        ok &= hit
+        print(f"target requests(N={row['n']}) <= {3 * row['n'] + 40}: {row['requests']} "
+              f"{'PASS' if hit else 'MISS'}")
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

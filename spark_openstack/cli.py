@@ -1,0 +1,619 @@
+"""The ``spark-openstack`` command line (click + rich).
+
+Thin by design: every command parses options, layers them over the config file, calls one
+library function (``cluster.launch``, ``cluster.destroy`` ...) and prints its result. Only
+``main()`` turns ``SparkOpenstackError`` into an exit code (2 usage, 1 failure, 130
+interrupted) and one clear message; a traceback appears only with ``-v``.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shutil
+import signal
+import sys
+import time
+import traceback
+from pathlib import Path
+
+import click
+from rich.console import Console
+from rich.live import Live
+from rich.table import Table
+from rich.text import Text
+
+from . import __version__, errors
+from .config import (BUILTIN_DEFAULTS, KNOWN_SERVICES, WEB_UI_PORTS, _parse_cidrs, config_path,
+                     launch_spec_from, load_config_file, resolve, validate_cluster_name,
+                     write_config_file)
+from .progress import Progress
+
+stderr = Console(stderr=True, highlight=False, soft_wrap=True)
+stdout = Console(highlight=False, soft_wrap=True)
+_VERBOSE = 0
+
+CONTEXT_SETTINGS = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
+
+
+# --------------------------------------------------------------------------- context
+
+class AppContext:
+    """Global options, the config file (read once) and a lazily made provider."""
+
+    def __init__(self, *, cloud: str | None, config_file: str | None, verbose: int):
+        self.cloud_flag = cloud
+        self.config_file = config_file
+        self.verbose = verbose
+        self._file_values: dict | None = None
+        self._provider = None
+
+    @property
+    def path(self) -> Path:
+        return config_path(self.config_file)
+
+    @property
+    def file_values(self) -> dict:
+        if self._file_values is None:
+            self._file_values = load_config_file(self.path, required=bool(self.config_file))
+        return self._file_values
+
+    def resolve(self, flags: dict):
+        return resolve(flags=flags, file_values=self.file_values, file_path=self.path)
+
+    @property
+    def cloud(self) -> str | None:
+        """--cloud, else OS_CLOUD, else the config file's ``cloud:``, else OS_* (SDK)."""
+        return self.cloud_flag or os.environ.get("OS_CLOUD") or self.file_values.get("cloud")
+
+    @property
+    def provider(self):
+        if self._provider is None:
+            from .provider import OpenStackProvider
+            self._provider = OpenStackProvider.connect(cloud=self.cloud)
+        return self._provider
+
+
+pass_app = click.make_pass_decorator(AppContext)
+
+
+# --------------------------------------------------------------------------- progress
+
+class RichProgress(Progress):
+    """A live line per node plus phase lines; plain log lines when not on a terminal."""
+
+    def __init__(self, console: Console = stderr, *, title: str = ""):
+        self.console = console
+        self.title = title
+        self.nodes: dict[str, tuple[str, float]] = {}
+        self.phase = ""
+        self.t0 = time.monotonic()
+        self.live: Live | None = None
+        self.phase_times: dict[str, float] = {}
+
+    def __enter__(self):
+        if self.console.is_terminal:
+            self.live = Live(self._render(), console=self.console, refresh_per_second=8,
+                             transient=False)
+            self.live.__enter__()
+        return self
+
+    def __exit__(self, *exc):
+        if self.live is not None:
+            self.live.update(self._render())
+            self.live.__exit__(*exc)
+        return False
+
+    def _elapsed(self) -> str:
+        return f"{time.monotonic() - self.t0:6.1f}s"
+
+    def _render(self):
+        table = Table.grid(padding=(0, 2))
+        table.add_column(style="bold")
+        table.add_column()
+        table.add_column(justify="right", style="dim")
+        head = f"{self.title}  " if self.title else ""
+        table.add_row(Text(f"{head}{self.phase or 'starting'}", style="cyan"), "",
+                      self._elapsed())
+        for name in sorted(self.nodes, key=_node_sort_key):
+            status, since = self.nodes[name]
+            style = "green" if status in ("ready", "active", "deleted") else (
+                "red" if "error" in status.lower() else "")
+            table.add_row(name, Text(status, style=style),
+                          f"{time.monotonic() - since:5.1f}s")
+        return table
+
+    def _refresh(self):
+        if self.live is not None:
+            self.live.update(self._render())
+
+    def phase_started(self, phase):
+        self.phase = phase
+        if self.live is None:
+            self.console.print(f"[{self._elapsed()}] {phase} ...")
+        self._refresh()
+
+    def phase_done(self, phase, seconds):
+        self.phase_times[phase] = seconds
+        if self.live is None:
+            self.console.print(f"[{self._elapsed()}] {phase} done in {seconds:.1f}s")
+        self._refresh()
+
+    def node_status(self, node, status):
+        self.nodes[node] = (status, time.monotonic())
+        if self.live is None:
+            self.console.print(f"[{self._elapsed()}] {node}: {status}")
+        self._refresh()
+
+    def message(self, text):
+        if self.live is not None:
+            self.live.console.print(f"[yellow]{text}[/yellow]")
+        else:
+            self.console.print(text)
+
+
+def _node_sort_key(name: str):
+    tail = name.rsplit("-", 1)[-1]
+    return (0 if name.endswith("-master") else 1, int(tail) if tail.isdigit() else 0, name)
+
+
+# --------------------------------------------------------------------------- group
+
+@click.group(context_settings=CONTEXT_SETTINGS, epilog="""\b
+Examples:
+  spark-openstack configure -k mykey --identity-file ~/.ssh/id_ed25519 -i debian-12 \\
+      --allowed-cidr 203.0.113.7/32
+  spark-openstack launch -c demo -s 2
+  spark-openstack describe -c demo
+  spark-openstack login -c demo -L
+  spark-openstack destroy -c demo --yes
+
+The cloud is chosen like the `openstack` CLI does: --cloud NAME (clouds.yaml), else
+OS_CLOUD, else `cloud:` in the config file, else the OS_* variables of an openrc file.
+Run `spark-openstack COMMAND --help` for each command's options.""")
+@click.option("--cloud", metavar="NAME",
+              help="Cloud from clouds.yaml (default: $OS_CLOUD, the config file, or OS_*).")
+@click.option("--config", "config_file", metavar="FILE",
+              type=click.Path(dir_okay=False),
+              help="Settings file (default ~/.config/spark-openstack/config.yaml).")
+@click.option("-v", "--verbose", count=True,
+              help="Show tracebacks and log progress details; -vv logs every API call.")
+@click.version_option(__version__, prog_name="spark-openstack")
+@click.pass_context
+def cli(ctx, cloud, config_file, verbose):
+    """Launch, inspect and destroy Spark (+ HDFS/YARN) clusters on OpenStack."""
+    global _VERBOSE
+    _VERBOSE = verbose
+    if verbose:
+        logging.basicConfig(level=logging.DEBUG if verbose > 1 else logging.INFO,
+                            format="%(asctime)s %(name)s %(levelname)s %(message)s")
+        if verbose > 1:
+            import openstack
+            openstack.enable_logging(debug=True, http_debug=True)
+    ctx.obj = AppContext(cloud=cloud, config_file=config_file, verbose=verbose)
+
+
+# --------------------------------------------------------------------------- configure
+
+_CONFIGURE_PROMPTS = (
+    ("keypair", "Keypair name (openstack keypair list)"),
+    ("identity_file", "Private key file of that keypair"),
+    ("image", "Image to boot (name or id)"),
+    ("flavor", "Flavor for workers"),
+    ("network", "Network (empty: the project's only one)"),
+    ("allowed_cidr", "CIDR allowed to SSH in (e.g. your-ip/32)"),
+    ("ssh_user", "Login user of the image"),
+)
+
+
+@cli.command(context_settings=CONTEXT_SETTINGS, epilog="""\b
+Examples:
+  spark-openstack configure                      # asks for the common settings
+  spark-openstack --cloud mycloud configure -k mykey -i debian-12 --flavor m1.medium
+  spark-openstack configure --allowed-cidr 203.0.113.7/32 --allowed-cidr 10.0.0.0/8
+  spark-openstack configure --unset master-flavor
+  spark-openstack configure --show""")
+@click.option("-k", "--keypair", metavar="NAME")
+@click.option("--identity-file", metavar="PATH")
+@click.option("-i", "--image", metavar="IMAGE")
+@click.option("--flavor", metavar="FLAVOR")
+@click.option("--master-flavor", metavar="FLAVOR")
+@click.option("--network", metavar="NET")
+@click.option("--floating-ip-pool", metavar="NET")
+@click.option("--allowed-cidr", multiple=True, metavar="CIDR")
+@click.option("--open-ui-cidr", multiple=True, metavar="CIDR")
+@click.option("--ssh-user", metavar="USER")
+@click.option("-s", "--slaves", type=int, metavar="N")
+@click.option("--timeout", type=int, metavar="SECONDS")
+@click.option("--services", metavar="LIST")
+@click.option("--unset", multiple=True, metavar="KEY", help="Remove a setting.")
+@click.option("--show", is_flag=True, help="Print the settings file and exit.")
+@pass_app
+def configure(app: AppContext, show, unset, **options):
+    """Write default settings to the config file (flags given later still win)."""
+    path = app.path
+    if show:
+        stdout.print(path.read_text() if path.exists() else f"# {path} does not exist yet")
+        return
+    values = {k: v for k, v in options.items() if v not in (None, ())}
+    if "services" in values:
+        values["services"] = tuple(s.strip() for s in values["services"].split(","))
+    if app.cloud_flag:
+        values["cloud"] = app.cloud_flag
+    for key in unset:
+        norm = key.replace("-", "_")
+        if norm not in BUILTIN_DEFAULTS:
+            raise errors.UsageError(f"--unset {key}: no such setting",
+                                    hint="settings: " + ", ".join(
+                                        sorted(k.replace("_", "-") for k in BUILTIN_DEFAULTS)))
+        values[norm] = None
+    if not values and not unset:
+        if not sys.stdin.isatty():
+            raise errors.UsageError("nothing to configure",
+                                    hint="pass settings as options (see --help), or run it "
+                                         "in a terminal to be asked")
+        current = app.file_values
+        for key, question in _CONFIGURE_PROMPTS:
+            default = current.get(key, BUILTIN_DEFAULTS.get(key))
+            if isinstance(default, tuple):
+                default = ",".join(default)
+            answer = click.prompt(question, default=default or "", show_default=bool(default))
+            if answer:
+                values[key] = tuple(a.strip() for a in answer.split(",")) \
+                    if key == "allowed_cidr" else answer
+    if "allowed_cidr" in values or "open_ui_cidr" in values:
+        for key in ("allowed_cidr", "open_ui_cidr"):
+            if values.get(key):
+                values[key] = _parse_cidrs(tuple(values[key]), source=f"--{key.replace('_', '-')}")
+    written = write_config_file(path, values)
+    stderr.print(f"wrote {written}")
+
+
+# --------------------------------------------------------------------------- launch
+
+@cli.command(context_settings=CONTEXT_SETTINGS, epilog="""\b
+Examples:
+  spark-openstack launch -c demo -s 2 -k mykey -i debian-12 \\
+      --identity-file ~/.ssh/id_ed25519 --allowed-cidr 203.0.113.7/32
+  spark-openstack launch -c big -s 8 --flavor m1.large --master-flavor m1.medium
+  spark-openstack launch -c lab -s 1 --no-floating-ip --no-deploy
+  spark-openstack launch -c ui -s 2 --open-ui-cidr 203.0.113.7/32   # open web UIs to you
+
+Nothing is created until every input checks out against the cloud (names, keypair vs
+identity file, quotas). If anything fails afterwards, or you press Ctrl-C, everything
+this launch made is deleted again (unless --keep-on-failure).""")
+@click.option("-c", "--cluster", "cluster", metavar="NAME", required=True,
+              help="Cluster name (a-z, 0-9, '-'; starts with a letter; <= 40 chars).")
+@click.option("-s", "--slaves", "--workers", "slaves", type=int, metavar="N",
+              help="Number of workers (default 1); the master is extra.")
+@click.option("-k", "--keypair", metavar="NAME", help="Nova keypair to put on the servers.")
+@click.option("-i", "--image", metavar="IMAGE", help="Image name or id.")
+@click.option("--identity-file", metavar="PATH",
+              help="Private key of the keypair (default: the matching one in ~/.ssh).")
+@click.option("--flavor", metavar="FLAVOR", help="Flavor of the workers (default m1.small).")
+@click.option("--master-flavor", metavar="FLAVOR", help="Flavor of the master (default: --flavor).")
+@click.option("--network", metavar="NET", help="Network (default: the project's only one).")
+@click.option("--floating-ip-pool", metavar="NET",
+              help="External network for the master's floating IP (default: the only one).")
+@click.option("--floating-ip/--no-floating-ip", default=None,
+              help="Give the master a floating IP (default) or reach it at its private IP.")
+@click.option("--allowed-cidr", multiple=True, metavar="CIDR",
+              help="Who may SSH in (repeatable). Required; never opened to all unless given.")
+@click.option("--open-ui-cidr", multiple=True, metavar="CIDR",
+              help="Open the web UIs (8080 4040 9870 8088 8888) to this CIDR (repeatable). "
+                   "Closed by default: use `login -L` instead.")
+@click.option("--anti-affinity/--no-anti-affinity", default=None,
+              help="Soft anti-affinity server group (default on).")
+@click.option("--volume-size", type=int, metavar="GB",
+              help="A Cinder volume per node for HDFS data (needs a volume service).")
+@click.option("--ssh-user", metavar="USER", help="Login user of the image (default debian).")
+@click.option("--services", metavar="LIST",
+              help=f"Comma-separated subset of {','.join(KNOWN_SERVICES)} (default all).")
+@click.option("--deploy/--no-deploy", default=None,
+              help="Deploy Hadoop/Spark after boot (default) or stop at SSH-ready servers.")
+@click.option("--keep-on-failure", is_flag=True, default=None,
+              help="On failure leave what was created, for debugging.")
+@click.option("--timeout", type=int, metavar="SECONDS",
+              help="Limit for boot + SSH (default 900).")
+@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON on stdout.")
+@pass_app
+def launch(app: AppContext, cluster, as_json, services, **flags):
+    """Boot a master and N workers, wait until SSH works on all, then deploy."""
+    from . import cluster as cluster_mod
+    if services is not None:
+        flags["services"] = tuple(s.strip() for s in services.split(",") if s.strip())
+    resolved = app.resolve(flags)
+    spec = launch_spec_from(resolved, cluster_name=cluster)
+    provider = app.provider
+    with RichProgress(title=f"launch {spec.cluster_name}") as progress:
+        result = cluster_mod.launch(provider=provider, spec=spec, progress=progress)
+    if as_json:
+        stdout.print_json(json.dumps(result.to_dict()))
+        return
+    _print_launch_summary(result)
+
+
+def _print_launch_summary(result) -> None:
+    facts = result.facts
+    table = Table(title=f"cluster {facts.cluster_name} is up", show_header=False,
+                  title_justify="left")
+    table.add_column(style="bold")
+    table.add_column()
+    table.add_row("master", f"{facts.master.name}  {facts.master.address}"
+                  + (f"  (private {facts.master.private_ip})" if facts.master.public_ip else ""))
+    table.add_row("workers", ", ".join(f"{w.name} {w.private_ip}" for w in facts.workers))
+    table.add_row("timings", "  ".join(f"{k} {v:.1f}s" for k, v in result.timings.items())
+                  + f"  (total {sum(result.timings.values()):.1f}s)")
+    table.add_row("api requests", str(result.requests))
+    name = facts.cluster_name
+    table.add_row("next", f"spark-openstack login -c {name}\n"
+                          f"spark-openstack login -c {name} -L   # web UIs on localhost\n"
+                          f"spark-openstack describe -c {name}\n"
+                          f"spark-openstack destroy -c {name}")
+    stdout.print(table)
+    deployed = result.to_dict().get("deploy") or {}
+    for line in deployed.get("health", []):
+        stdout.print(line)
+    for label, url in (deployed.get("urls") or {}).items():
+        stdout.print(f"{label}: {url}  (reach it with `spark-openstack login -c {name} -L`)")
+    for message in deployed.get("messages", []):
+        stdout.print(message)
+
+
+# --------------------------------------------------------------------------- destroy
+
+@cli.command(context_settings=CONTEXT_SETTINGS, epilog="""\b
+Examples:
+  spark-openstack destroy -c demo          # asks first
+  spark-openstack destroy -c demo --yes    # for scripts; fine to run twice""")
+@click.option("-c", "--cluster", metavar="NAME", required=True)
+@click.option("-y", "--yes", is_flag=True, help="Do not ask for confirmation.")
+@click.option("--json", "as_json", is_flag=True, help="Print what was deleted as JSON.")
+@pass_app
+def destroy(app: AppContext, cluster, yes, as_json):
+    """Delete every server, IP, group and volume of a cluster (found in the cloud)."""
+    from . import cluster as cluster_mod
+    validate_cluster_name(cluster)
+    provider = app.provider
+    servers = provider.cluster_servers(cluster)
+    if not yes:
+        what = ", ".join(sorted(s.name for s in servers)) or "no servers (leftovers only)"
+        if not sys.stdin.isatty():
+            raise errors.UsageError(f"refusing to destroy {cluster!r} without confirmation",
+                                    hint="add --yes when running non-interactively")
+        click.confirm(f"Destroy cluster {cluster!r}: {what}?", abort=True, err=True)
+    with RichProgress(title=f"destroy {cluster}") as progress:
+        progress.phase_started("delete")
+        t0 = time.monotonic()
+        result = cluster_mod.destroy(provider=provider, cluster=cluster, progress=progress)
+        progress.phase_done("delete", time.monotonic() - t0)
+    if as_json:
+        stdout.print_json(json.dumps(result))
+    elif not any(result.values()):
+        stdout.print(f"nothing left of cluster {cluster!r}; nothing to do")
+    else:
+        stdout.print(f"destroyed cluster {cluster!r}: " + ", ".join(
+            f"{v} {k.replace('_', ' ')}" for k, v in result.items() if v))
+
+
+# --------------------------------------------------------------------------- describe / list
+
+@cli.command(context_settings=CONTEXT_SETTINGS, epilog="""\b
+Examples:
+  spark-openstack describe -c demo
+  spark-openstack describe -c demo --json | jq -r .master.public_ip""")
+@click.option("-c", "--cluster", metavar="NAME", required=True)
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@pass_app
+def describe(app: AppContext, cluster, as_json):
+    """Show a cluster's nodes, addresses and state, read from the cloud."""
+    from . import cluster as cluster_mod
+    validate_cluster_name(cluster)
+    info = cluster_mod.describe(provider=app.provider, cluster=cluster)
+    if as_json:
+        stdout.print_json(json.dumps(info))
+        return
+    table = Table(title=f"cluster {cluster}: {info['state']}", title_justify="left")
+    for col in ("node", "role", "status", "private ip", "public ip", "vCPU", "RAM MB"):
+        table.add_column(col)
+    for node in [info["master"], *info["workers"]]:
+        table.add_row(node["name"], node["role"], node["status"], node["private_ip"],
+                      node["public_ip"] or "", str(node["vcpus"]), str(node["ram_mb"]))
+    stdout.print(table)
+    stdout.print(f"ssh user {info['ssh_user']}; services {','.join(info['services'])}; "
+                 f"security group {info['security_group']}")
+
+
+@cli.command(name="list", context_settings=CONTEXT_SETTINGS)
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@pass_app
+def list_(app: AppContext, as_json):
+    """List the project's clusters (from server metadata)."""
+    from . import cluster as cluster_mod
+    clusters = cluster_mod.list_clusters(provider=app.provider)
+    if as_json:
+        stdout.print_json(json.dumps(clusters))
+        return
+    if not clusters:
+        stdout.print("no clusters in this project")
+        return
+    table = Table()
+    for col in ("cluster", "workers", "state", "master"):
+        table.add_column(col)
+    for c in clusters:
+        table.add_row(c["cluster"], str(c["workers"]), c["state"], c["master"] or "")
+    stdout.print(table)
+
+
+# --------------------------------------------------------------------------- login
+
+@cli.command(context_settings=CONTEXT_SETTINGS, epilog="""\b
+Examples:
+  spark-openstack login -c demo
+  spark-openstack login -c demo -L            # then open http://localhost:8080
+  spark-openstack login -c demo -- spark-submit --version
+  spark-openstack login -c demo --print       # just show the ssh command""")
+@click.option("-c", "--cluster", metavar="NAME", required=True)
+@click.option("-L", "--forward-ui", is_flag=True,
+              help="Forward the web UI ports (8080 4040 9870 8088 8888) to localhost.")
+@click.option("--identity-file", metavar="PATH", help="Private key (default: config/~/.ssh).")
+@click.option("--ssh-user", metavar="USER", help="Override the user recorded at launch.")
+@click.option("--print", "print_only", is_flag=True, help="Print the ssh command instead.")
+@click.argument("command", nargs=-1)
+@pass_app
+def login(app: AppContext, cluster, forward_ui, identity_file, ssh_user, print_only, command):
+    """SSH to the master with the right user and key."""
+    import shlex
+    from . import cluster as cluster_mod
+    validate_cluster_name(cluster)
+    provider = app.provider
+    servers = provider.cluster_servers(cluster)
+    facts = cluster_mod.cluster_facts(provider=provider, cluster=cluster, servers=servers)
+    key = identity_file or app.file_values.get("identity_file")
+    if not key:
+        master = next(s for s in servers if s.id == facts.master.server_id)
+        if master.key_name:
+            try:
+                key = cluster_mod.resolve_identity_file(
+                    identity_file=None, keypair=provider.find_keypair(master.key_name))
+            except errors.SparkOpenstackError as exc:
+                stderr.print(f"note: {exc.message}; letting ssh pick a key "
+                             "(pass --identity-file PATH)")
+                key = None
+    argv = cluster_mod.login_command(facts=facts, key_filename=key and str(
+        Path(key).expanduser()), forward_ui=forward_ui, user=ssh_user) + list(command)
+    if print_only:
+        stdout.print(shlex.join(argv), soft_wrap=True)
+        return
+    if shutil.which("ssh") is None:
+        raise errors.UsageError("no `ssh` program on PATH", hint="install OpenSSH's client")
+    if forward_ui:
+        stderr.print("web UIs: " + "  ".join(f"{k} http://localhost:{p}"
+                                             for k, p in WEB_UI_PORTS.items()))
+    sys.stdout.flush()
+    os.execvp("ssh", argv)
+
+
+# --------------------------------------------------------------------------- create-image
+
+@cli.command(name="create-image", context_settings=CONTEXT_SETTINGS, epilog="""\b
+Examples:
+  spark-openstack create-image -n spark-4 --base-image debian-12 --flavor m1.small \\
+      -k mykey --identity-file ~/.ssh/id_ed25519 --spark-version 4.0.0
+  spark-openstack create-image -n spark-only --base-image debian-12 --flavor m1.small \\
+      -k mykey --no-hadoop --mirror http://10.213.0.1:8099/""")
+@click.option("-n", "--name", metavar="NAME", required=True, help="Name of the new image.")
+@click.option("--base-image", metavar="IMAGE", help="Image to start the builder from.")
+@click.option("--flavor", metavar="FLAVOR", help="Flavor of the builder server.")
+@click.option("-k", "--keypair", metavar="NAME")
+@click.option("--identity-file", metavar="PATH")
+@click.option("--spark-version", metavar="V")
+@click.option("--hadoop-version", metavar="V")
+@click.option("--no-hadoop", is_flag=True, default=None, help="Spark only, no Hadoop.")
+@click.option("--mirror", metavar="URL", help="Apache-layout download mirror.")
+@click.option("--java-package", metavar="PKG", help="Debian package providing Java.")
+@click.option("--python-packages", metavar="LIST", help="Comma-separated pip packages.")
+@click.option("--network", metavar="NET")
+@click.option("--allowed-cidr", multiple=True, metavar="CIDR",
+              help="Who may SSH to the builder (repeatable; required).")
+@click.option("--floating-ip/--no-floating-ip", default=False,
+              help="Reach the builder through a floating IP (default: its fixed IP).")
+@click.option("--floating-ip-pool", metavar="NET")
+@click.option("--ssh-user", metavar="USER")
+@click.option("--timeout", type=int, metavar="SECONDS")
+@pass_app
+def create_image(app: AppContext, name, python_packages, **flags):
+    """Bake an image with Java, Spark (and Hadoop) installed by cloud-init."""
+    from .cluster import resolve_identity_file
+    try:
+        from . import image as image_mod
+    except ModuleNotFoundError as exc:
+        if exc.name != f"{__package__}.image":
+            raise
+        raise errors.UsageError("create-image is not available in this build",
+                                hint="the image module is missing from the installation")
+    if python_packages is not None:
+        flags["python_packages"] = tuple(p.strip() for p in python_packages.split(",")
+                                         if p.strip())
+    resolved = app.resolve(flags)
+    v = resolved.values
+    if v["no_hadoop"] and flags.get("hadoop_version"):
+        raise errors.UsageError("--no-hadoop and --hadoop-version contradict each other")
+    for key in ("base_image", "flavor", "keypair", "spark_version"):
+        if not v.get(key):
+            raise errors.UsageError(f"no --{key.replace('_', '-')} given",
+                                    hint="pass it, or set it with `spark-openstack configure`")
+    provider = app.provider
+    keypair = provider.find_keypair(v["keypair"])
+    key_filename = resolve_identity_file(identity_file=v.get("identity_file"), keypair=keypair)
+    kwargs = dict(conn_provider=provider, name=name, base_image=v["base_image"],
+                  flavor=v["flavor"], keypair=v["keypair"], key_filename=key_filename,
+                  network=v.get("network"), ssh_user=v.get("ssh_user") or "debian",
+                  timeout=v.get("timeout") or 1800, spark_version=v["spark_version"],
+                  allowed_cidrs=list(_parse_cidrs(tuple(v.get("allowed_cidr") or ()),
+                                                  source=resolved.source("allowed_cidr"))),
+                  floating_ip=bool(flags.get("floating_ip")),
+                  floating_pool=v.get("floating_ip_pool"))
+    if v["no_hadoop"]:
+        kwargs["hadoop_version"] = None
+    elif v.get("hadoop_version"):
+        kwargs["hadoop_version"] = v["hadoop_version"]
+    for key in ("mirror", "java_package", "python_packages"):
+        if v.get(key):
+            kwargs[key] = v[key]
+    with RichProgress(title=f"create-image {name}") as progress:
+        image_id = image_mod.create_image(progress=progress, **kwargs)
+    stdout.print(f"image {name} ready: {image_id}")
+
+
+# --------------------------------------------------------------------------- main
+
+def _raise_keyboard_interrupt(signum, frame):
+    raise KeyboardInterrupt
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point: run the CLI and map errors to exit codes (2 usage, 1 failure, 130)."""
+    if threading_is_main():
+        signal.signal(signal.SIGTERM, _raise_keyboard_interrupt)
+    try:
+        rv = cli.main(args=argv, prog_name="spark-openstack", standalone_mode=False)
+        code = rv if isinstance(rv, int) else 0
+    except click.exceptions.Abort as exc:
+        # click turns Ctrl-C into Abort; a "no" at a confirmation prompt is Abort too
+        interrupted = isinstance(exc.__cause__ or exc.__context__, KeyboardInterrupt)
+        stderr.print("interrupted" if interrupted else "aborted")
+        code = 130 if interrupted else 1
+    except click.exceptions.ClickException as exc:
+        exc.show()
+        code = exc.exit_code
+    except errors.SparkOpenstackError as exc:
+        if _VERBOSE:
+            traceback.print_exc()
+        stderr.print(Text(f"error: {exc.message}", style="bold red"))
+        if exc.hint:
+            stderr.print(Text(f"  hint: {exc.hint}", style="yellow"))
+        code = exc.exit_code
+    except KeyboardInterrupt:
+        stderr.print("interrupted")
+        code = 130
+    except Exception as exc:  # noqa: BLE001 - last resort, one clear line
+        if _VERBOSE:
+            traceback.print_exc()
+        stderr.print(Text(f"internal error: {type(exc).__name__}: {exc}", style="bold red"))
+        stderr.print("  hint: rerun with -v for the traceback and report it")
+        code = 1
+    return code
+
+
+def threading_is_main() -> bool:
+    import threading
+    return threading.current_thread() is threading.main_thread()
+
+
+def entry_point() -> None:
+    sys.exit(main())
+
+
+if __name__ == "__main__":
+    entry_point()

@@ -1,0 +1,627 @@
+"""Cluster lifecycle: launch (all or nothing), destroy, describe, list.
+
+The cloud is the only state: servers carry ``META_CLUSTER``/``META_ROLE`` metadata (and
+tags where the API allows), the cluster owns the security group ``spark-openstack-NAME``
+and the server group of the same name, and its floating IP carries the description
+``spark-openstack:NAME``. ``destroy`` and ``describe`` rebuild everything from those.
+"""
+from __future__ import annotations
+
+import os
+import secrets
+import signal
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import paramiko
+
+from . import errors
+from .config import LaunchSpec, WEB_UI_PORTS
+from .executor import run_per_node
+from .model import (META_CLUSTER, ROLE_MASTER, ROLE_WORKER, ClusterFacts, Node, master_name,
+                    worker_name)
+from .progress import PhaseTimer, Progress, ensure
+from .provider import (OpenStackProvider, QuotaNeed, security_group_name, server_group_name)
+
+META_SSH_USER = "spark_openstack_ssh_user"
+META_SERVICES = "spark_openstack_services"
+DEFAULT_IDENTITY_FILES = ("~/.ssh/id_ed25519", "~/.ssh/id_rsa", "~/.ssh/id_ecdsa")
+
+
+# --------------------------------------------------------------------------- keys
+
+def public_key_blob(identity_file: str | os.PathLike) -> tuple[str, str]:
+    """``(key type, base64 blob)`` of a private key file (or its ``.pub`` when encrypted)."""
+    path = Path(identity_file).expanduser()
+    if not path.is_file():
+        raise errors.ValidationError(f"identity file {path} (--identity-file) does not exist",
+                                     hint="pass the private key of the keypair given with -k")
+    try:
+        key = paramiko.PKey.from_path(str(path))
+        return key.get_name(), key.get_base64()
+    except paramiko.PasswordRequiredException:
+        pub = path.with_name(path.name + ".pub")
+        if pub.is_file():
+            parts = pub.read_text().split()
+            if len(parts) >= 2:
+                return parts[0], parts[1]
+        raise errors.ValidationError(
+            f"identity file {path} is passphrase-protected and has no {pub.name} next to it",
+            hint=f"write its public key with `ssh-keygen -y -f {path} > {pub}`")
+    except (paramiko.SSHException, ValueError, OSError) as exc:
+        raise errors.ValidationError(f"identity file {path} is not a usable SSH private key: "
+                                     f"{exc}", hint="pass the keypair's private key file")
+
+
+def keypair_blob(keypair) -> tuple[str, str]:
+    parts = (getattr(keypair, "public_key", "") or "").split()
+    if len(parts) < 2:
+        return "", ""
+    return parts[0], parts[1]
+
+
+def resolve_identity_file(*, identity_file: str | None, keypair) -> str:
+    """The private key that matches the cloud keypair; searched in ~/.ssh when not given."""
+    want = keypair_blob(keypair)
+    if identity_file:
+        have = public_key_blob(identity_file)
+        if want[1] and have[1] != want[1]:
+            raise errors.ValidationError(
+                f"identity file {identity_file} does not match keypair {keypair.name!r}: "
+                f"the file holds a {have[0]} key, the keypair "
+                f"{want[0]} {want[1][:16]}... (fingerprint {keypair.fingerprint})",
+                hint="pass -i/--identity-file with the private key of that keypair, or -k "
+                     "with the keypair made from this key")
+        return str(Path(identity_file).expanduser())
+    for candidate in DEFAULT_IDENTITY_FILES:
+        path = Path(candidate).expanduser()
+        if path.is_file():
+            try:
+                if public_key_blob(path)[1] == want[1]:
+                    return str(path)
+            except errors.ValidationError:
+                continue
+    raise errors.UsageError(
+        f"no --identity-file given and none of {', '.join(DEFAULT_IDENTITY_FILES)} matches "
+        f"keypair {keypair.name!r}",
+        hint="pass --identity-file PATH (the private key of that keypair)")
+
+
+# --------------------------------------------------------------------------- launch
+
+@dataclass
+class LaunchPlan:
+    """What validation found; nothing has been created when this exists."""
+
+    spec: LaunchSpec
+    image: Any
+    flavor: Any
+    master_flavor: Any
+    keypair: Any
+    network: Any
+    floating_pool: Any | None
+    identity_file: str
+    server_group: bool
+    notes: list[str] = field(default_factory=list)
+
+
+@dataclass
+class LaunchResult:
+    facts: ClusterFacts
+    timings: dict[str, float]
+    identity_file: str
+    requests: int
+    deploy: dict | None = None
+    notes: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict:
+        return {"cluster": self.facts.cluster_name, "timings": self.timings,
+                "master": _node_dict(self.facts.master),
+                "workers": [_node_dict(w) for w in self.facts.workers],
+                "identity_file": self.identity_file, "api_requests": self.requests,
+                "deploy": _jsonable_deploy(self.deploy), "notes": self.notes}
+
+
+def _jsonable_deploy(result: dict | None) -> dict | None:
+    """deploy_cluster's result without objects (and never the Spark secret)."""
+    if not result:
+        return None
+    health = result.get("health") or {}
+    return {"services": list(result.get("services") or []),
+            "health": [h.line() if hasattr(h, "line") else str(h) for h in health.values()],
+            "healthy": all(getattr(h, "ok", True) for h in health.values()),
+            "urls": dict(result.get("urls") or {}),
+            "timings": dict(result.get("timings") or {}),
+            "messages": list(result.get("messages") or [])}
+
+
+@dataclass
+class _Created:
+    """What this launch made, so a failure deletes exactly that."""
+
+    security_group_id: str | None = None
+    server_group_id: str | None = None
+    server_ids: dict[str, str] = field(default_factory=dict)   # name -> id
+    floating_ip_ids: list[str] = field(default_factory=list)
+
+    def anything(self) -> bool:
+        return bool(self.security_group_id or self.server_group_id or self.server_ids
+                    or self.floating_ip_ids)
+
+
+def validate_launch(*, provider: OpenStackProvider, spec: LaunchSpec,
+                    progress: Progress | None = None) -> LaunchPlan:
+    """Check every input against the cloud; raise before anything is created."""
+    progress = ensure(progress)
+    name = spec.cluster_name
+    existing = provider.cluster_servers(name)
+    if existing:
+        raise errors.ClusterExistsError(
+            f"cluster {name!r} already exists ({len(existing)} server(s): "
+            f"{', '.join(sorted(s.name for s in existing))})",
+            hint=f"pick another -c NAME, or remove it with `spark-openstack destroy -c {name}`")
+    if provider.find_security_group(security_group_name(name)) is not None:
+        raise errors.ClusterExistsError(
+            f"security group {security_group_name(name)!r} of a cluster named {name!r} "
+            "exists (left over from an earlier cluster)",
+            hint=f"clean it up with `spark-openstack destroy -c {name}`, or pick another name")
+    if spec.volume_size and not provider.has_volume_service():
+        raise errors.ValidationError(
+            f"--volume-size {spec.volume_size} asks for a Cinder volume per node, but this "
+            "cloud has no volume (block-storage) service",
+            hint="drop --volume-size: HDFS will keep its data on the servers' own disks")
+    image = provider.find_image(spec.image)
+    flavor = provider.find_flavor(spec.flavor, option="--flavor")
+    master_flavor = flavor if not spec.master_flavor else provider.find_flavor(
+        spec.master_flavor, option="--master-flavor")
+    keypair = provider.find_keypair(spec.keypair)
+    identity = resolve_identity_file(identity_file=spec.identity_file, keypair=keypair)
+    network = provider.find_network(spec.network)
+    pool = provider.find_floating_pool(spec.floating_ip_pool) if spec.floating_ip else None
+    for flav, option in ((flavor, "--flavor"), (master_flavor, "--master-flavor")):
+        min_disk = getattr(image, "min_disk", 0) or 0
+        min_ram = getattr(image, "min_ram", 0) or 0
+        if (flav.disk and min_disk > flav.disk) or (min_ram and min_ram > flav.ram):
+            raise errors.ValidationError(
+                f"flavor {flav.name!r} ({option}) is too small for image {image.name!r} "
+                f"(image needs {min_disk} GB disk / {min_ram} MB RAM; flavor has "
+                f"{flav.disk} GB / {flav.ram} MB)", hint="choose a bigger flavor")
+    servers = spec.workers + 1
+    server_group = spec.anti_affinity
+    rules = provider.security_group_rule_count(
+        ssh_cidrs=len(spec.allowed_cidrs), ui_cidrs=len(spec.open_ui_cidrs),
+        ui_ports=len(WEB_UI_PORTS))
+    need = QuotaNeed(
+        servers=servers,
+        vcpus=master_flavor.vcpus + spec.workers * flavor.vcpus,
+        ram_mb=master_flavor.ram + spec.workers * flavor.ram,
+        security_groups=1, security_group_rules=rules,
+        floating_ips=1 if pool is not None else 0, ports=servers,
+        server_groups=1 if server_group else 0,
+        server_group_members=servers if server_group else 0)
+    notes = provider.check_quotas(need)
+    for note in notes:
+        progress.message(note)
+    return LaunchPlan(spec=spec, image=image, flavor=flavor, master_flavor=master_flavor,
+                      keypair=keypair, network=network, floating_pool=pool,
+                      identity_file=identity, server_group=server_group, notes=notes)
+
+
+def launch(*, provider: OpenStackProvider, spec: LaunchSpec,
+           progress: Progress | None = None) -> LaunchResult:
+    """Validate, boot master + N workers in parallel, reach them over SSH, deploy.
+
+    All or nothing: on any failure or Ctrl-C everything this call created is deleted
+    (unless ``spec.keep_on_failure``) and the error says which node failed and why.
+    """
+    progress = ensure(progress)
+    timings: dict[str, float] = {}
+    requests_before = provider.request_count
+    with PhaseTimer(progress, "validate", timings):
+        plan = validate_launch(provider=provider, spec=spec, progress=progress)
+    created = _Created()
+    phase = ["boot"]
+    try:
+        facts = _create_and_reach(provider=provider, plan=plan, created=created,
+                                  timings=timings, progress=progress, phase=phase)
+        deploy_result = None
+        if spec.deploy:
+            phase[0] = "deploy"
+            deploy_result = _run_deploy(facts=facts, plan=plan, timings=timings,
+                                        progress=progress)
+            if deploy_result and isinstance(deploy_result.get("facts"), ClusterFacts):
+                facts = deploy_result["facts"]
+    except KeyboardInterrupt:
+        summary = _fail_cleanup(provider=provider, spec=spec, created=created,
+                                progress=progress)
+        raise errors.Interrupted(f"interrupted during the {phase[0]} phase; {summary}")
+    except errors.SparkOpenstackError as exc:
+        summary = _fail_cleanup(provider=provider, spec=spec, created=created,
+                                progress=progress)
+        exc.message = f"launch of {spec.cluster_name!r} failed in the {phase[0]} phase: " \
+                      f"{exc.message}\n{summary}"
+        raise
+    except Exception as exc:
+        summary = _fail_cleanup(provider=provider, spec=spec, created=created,
+                                progress=progress)
+        raise errors.CloudError(
+            f"launch of {spec.cluster_name!r} failed in the {phase[0]} phase: "
+            f"{type(exc).__name__}: {exc}\n{summary}") from exc
+    return LaunchResult(facts=facts, timings=timings, identity_file=plan.identity_file,
+                        requests=provider.request_count - requests_before,
+                        deploy=deploy_result, notes=plan.notes)
+
+
+def _create_and_reach(*, provider, plan: LaunchPlan, created: _Created, timings, progress,
+                      phase) -> ClusterFacts:
+    spec = plan.spec
+    name = spec.cluster_name
+    deadline = time.monotonic() + spec.timeout
+    with PhaseTimer(progress, "boot", timings):
+        group = provider.create_security_group(
+            cluster=name, ssh_cidrs=spec.allowed_cidrs, ui_cidrs=spec.open_ui_cidrs,
+            ui_ports=sorted(set(WEB_UI_PORTS.values())))
+        created.security_group_id = group.id
+        server_group_id = None
+        if plan.server_group:
+            sg = provider.create_server_group(cluster=name)
+            if sg is None:
+                progress.message("the cloud's compute API is older than 2.15: no soft "
+                                 "anti-affinity server group; nodes may share a host")
+            else:
+                server_group_id = created.server_group_id = sg.id
+        lock = threading.Lock()
+
+        def create(node_name, role, flavor, count=1):
+            metadata = {**provider.cluster_metadata(name, role),
+                        META_SSH_USER: spec.ssh_user, META_SERVICES: ",".join(spec.services)}
+            return provider.create_server(
+                name=node_name, image_id=plan.image.id, flavor_id=flavor.id,
+                network_id=plan.network.id, keypair=plan.keypair.name,
+                security_groups=[group.name], server_group_id=server_group_id,
+                metadata=metadata, tags=provider.cluster_tags(name, role),
+                volume_size=spec.volume_size, count=count)
+
+        def create_master():
+            progress.node_status(master_name(name), "creating")
+            sid = create(master_name(name), ROLE_MASTER, plan.master_flavor)
+            with lock:
+                created.server_ids[master_name(name)] = sid
+            progress.node_status(master_name(name), "requested")
+
+        def create_workers():
+            """All workers in ONE request (Nova multi-create): one scheduling pass."""
+            if spec.workers == 1:
+                sid = create(worker_name(name, 1), ROLE_WORKER, plan.flavor)
+                with lock:
+                    created.server_ids[worker_name(name, 1)] = sid
+                progress.node_status(worker_name(name, 1), "requested")
+                return
+            create(f"{name}-worker", ROLE_WORKER, plan.flavor, count=spec.workers)
+            ids = _find_multi_created(provider=provider, cluster=name, count=spec.workers)
+            with lock:
+                created.server_ids.update(ids)
+            for node_name in ids:
+                progress.node_status(node_name, "requested")
+
+        class _Task:
+            def __init__(self, label, fn):
+                self.name, self.fn = label, fn
+        run_per_node(lambda task: task.fn(),
+                     [_Task(master_name(name), create_master),
+                      _Task(f"{name}-worker-*", create_workers)],
+                     what="server create", max_workers=2)
+
+        def on_status(server):
+            task = f" ({server.task_state})" if server.task_state else ""
+            progress.node_status(server.name, f"{server.status.lower()}{task}")
+        servers = provider.wait_for_servers(
+            server_ids=list(created.server_ids.values()),
+            timeout=max(10, deadline - time.monotonic()),
+            # a plain prefix: Nova's regex filter is SQL REGEXP, alternation is not portable
+            name_regex=f"^{name}-", on_status=on_status)
+    phase[0] = "network"
+    with PhaseTimer(progress, "network", timings):
+        master_id = created.server_ids[master_name(name)]
+        fips = []
+        if plan.floating_pool is not None:
+            progress.node_status(master_name(name), "floating IP")
+            fip_id, address = provider.attach_floating_ip(
+                server_id=master_id, pool_network_id=plan.floating_pool.id, cluster=name)
+            created.floating_ip_ids.append(fip_id)
+            fips = [_FIP(fip_id, address, servers[master_id])]
+        by_flavor = {ROLE_MASTER: plan.master_flavor, ROLE_WORKER: plan.flavor}
+        built = []
+        for srv in servers.values():
+            node = provider.node_from_server(srv, flavor=by_flavor[provider.server_role(srv)])
+            if srv.id == master_id and fips:
+                node = Node(**{**node.__dict__, "public_ip": fips[0].floating_ip_address})
+            built.append(node)
+        master = next(n for n in built if n.role == ROLE_MASTER)
+        workers = tuple(sorted((n for n in built if n.role == ROLE_WORKER),
+                               key=lambda n: int(n.name.rsplit("-", 1)[1])))
+        facts = ClusterFacts(cluster_name=name, master=master, workers=workers,
+                             services=spec.services, ssh_user=spec.ssh_user,
+                             spark_secret=secrets.token_urlsafe(32))
+    phase[0] = "ssh"
+    with PhaseTimer(progress, "ssh", timings):
+        wait_until_reachable(facts=facts, key_filename=plan.identity_file,
+                             timeout=max(30, deadline - time.monotonic()), progress=progress)
+    return facts
+
+
+def _find_multi_created(*, provider, cluster: str, count: int,
+                        timeout: float = 30) -> dict[str, str]:
+    """Ids of the workers one multi-create made, named ``CLUSTER-worker-i`` (renamed if the
+    cloud's ``multi_instance_display_name_template`` is not Nova's default)."""
+    import re as _re
+    deadline = time.monotonic() + timeout
+    while True:
+        workers = [s for s in provider.list_servers(name_regex=f"^{cluster}-worker")
+                   if (s.metadata or {}).get(META_CLUSTER) == cluster
+                   and provider.server_role(s) == ROLE_WORKER]
+        if len(workers) >= count or time.monotonic() > deadline:
+            break
+        time.sleep(1)
+    if len(workers) != count:
+        raise errors.CloudError(f"asked Nova for {count} workers in one request, found "
+                                f"{len(workers)}", hint="retry; or check the cloud's health")
+    wanted = {worker_name(cluster, i) for i in range(1, count + 1)}
+    if {s.name for s in workers} == wanted:
+        return {s.name: s.id for s in workers}
+    pattern = _re.compile(rf"^{cluster}-worker-(\d+)$")
+    ordered = sorted(workers, key=lambda s: (s.launch_index if s.launch_index is not None
+                                             else 10**6, s.created_at or "", s.id))
+    out = {}
+    for index, srv in enumerate(ordered, start=1):
+        target = worker_name(cluster, index)
+        if srv.name != target and not (pattern.match(srv.name or "") and srv.name == target):
+            provider.rename_server(srv.id, target)
+        out[target] = srv.id
+    return out
+
+
+@dataclass
+class _FIP:
+    id: str
+    floating_ip_address: str
+    server: Any
+
+
+def wait_until_reachable(*, facts: ClusterFacts, key_filename: str, timeout: float,
+                         progress: Progress | None = None) -> None:
+    """SSH answers on every node and cloud-init has finished there.
+
+    The master is reached at its floating IP (or private IP); workers through the master
+    when the master has a floating IP, else directly.
+    """
+    from . import ssh
+    progress = ensure(progress)
+    deadline = time.monotonic() + timeout
+    user = facts.ssh_user
+    master = facts.master
+
+    def node_ready(node: Node, gateway=None):
+        progress.node_status(node.name, "waiting for ssh")
+        host = node.address if node is master or gateway is None else node.private_ip
+        ssh.wait_for_ssh(host=host, user=user, key_filename=key_filename, gateway=gateway,
+                         timeout=max(5, deadline - time.monotonic()))
+        progress.node_status(node.name, "waiting for cloud-init")
+        conn = ssh.connect(host=host, user=user, key_filename=key_filename, gateway=gateway)
+        try:
+            ssh.wait_for_cloud_init(conn, timeout=max(5, deadline - time.monotonic()))
+        finally:
+            conn.close()
+        progress.node_status(node.name, "ready")
+
+    via_master = master.public_ip is not None
+    if not via_master:
+        run_per_node(node_ready, facts.nodes, what="wait for SSH")
+        return
+    node_ready(master)
+    if not facts.workers:
+        return
+    gateway = ssh.connect(host=master.address, user=user, key_filename=key_filename)
+    try:
+        run_per_node(lambda n: node_ready(n, gateway), facts.workers, what="wait for SSH")
+    finally:
+        gateway.close()
+
+
+def _run_deploy(*, facts, plan, timings, progress) -> dict | None:
+    """Hand the booted cluster to ``spark_openstack.deploy`` (absent -> skipped)."""
+    try:
+        from . import deploy as deploy_module
+    except ModuleNotFoundError as exc:
+        if exc.name != f"{__package__}.deploy":
+            raise
+        progress.message("deploy step not available in this build; servers only")
+        return None
+    with PhaseTimer(progress, "deploy", timings):
+        return deploy_module.deploy_cluster(facts=facts, key_filename=plan.identity_file,
+                                            gateway_host=facts.master.address,
+                                            progress=progress)
+
+
+class _IgnoreSigint:
+    """Cleanup must finish: a second Ctrl-C during it would leave resources behind."""
+
+    def __enter__(self):
+        self.previous = None
+        if threading.current_thread() is threading.main_thread():
+            self.previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+        return self
+
+    def __exit__(self, *exc):
+        if self.previous is not None:
+            signal.signal(signal.SIGINT, self.previous)
+        return False
+
+
+def _fail_cleanup(*, provider, spec: LaunchSpec, created: _Created, progress) -> str:
+    name = spec.cluster_name
+    if spec.keep_on_failure:
+        kept = ", ".join(sorted(created.server_ids)) or "no servers"
+        return (f"--keep-on-failure: kept what was made ({kept}); remove it with "
+                f"`spark-openstack destroy -c {name}`")
+    if not created.anything():
+        return "nothing had been created."
+    progress.message(f"cleaning up what this launch created for {name!r} ...")
+    with _IgnoreSigint():
+        try:
+            _delete_resources(provider=provider, cluster=name,
+                              server_ids=set(created.server_ids.values()),
+                              floating_ip_ids=set(created.floating_ip_ids),
+                              security_group_id=created.security_group_id,
+                              server_group_ids={created.server_group_id} - {None},
+                              discover=True)
+        except Exception as exc:  # noqa: BLE001 - reported, never hides the first error
+            why = exc.message if isinstance(exc, errors.SparkOpenstackError) else exc
+            return (f"cleanup failed too ({why}); run `spark-openstack destroy -c {name}` "
+                    "to remove what is left")
+    made = [f"{len(created.server_ids)} server(s)"] if created.server_ids else []
+    made += ["security group"] if created.security_group_id else []
+    made += ["server group"] if created.server_group_id else []
+    made += ["floating IP"] if created.floating_ip_ids else []
+    return f"deleted everything this launch created ({', '.join(made)})."
+
+
+def _delete_resources(*, provider, cluster, server_ids: set[str], floating_ip_ids: set[str],
+                      security_group_id: str | None, server_group_ids: set[str],
+                      discover: bool, timeout: float = 300) -> dict:
+    """Delete in dependency order and wait; ``discover`` adds what the cloud knows of."""
+    servers = []
+    if discover:
+        servers = provider.cluster_servers(cluster)
+        server_ids |= {s.id for s in servers}
+        floating_ip_ids |= {f.id for f in provider.cluster_floating_ips(
+            cluster=cluster, servers=servers)}
+    volume_ids = {v["id"] for s in servers for v in (s.attached_volumes or [])
+                  if isinstance(v, dict) and v.get("id")}
+    for fip_id in floating_ip_ids:
+        provider.delete_floating_ip(fip_id)
+    provider.delete_servers(server_ids=server_ids, wait=True, timeout=timeout)
+    if security_group_id is None and discover:
+        group = provider.find_security_group(security_group_name(cluster))
+        security_group_id = group.id if group is not None else None
+    if security_group_id:
+        provider.delete_security_group(security_group_id)
+    if discover:
+        server_group_ids |= {g.id for g in provider.find_server_groups(cluster)}
+    for gid in server_group_ids:
+        provider.delete_server_group(gid)
+    if volume_ids and provider.has_volume_service():
+        provider.delete_volumes(volume_ids)
+    return {"servers": len(server_ids), "floating_ips": len(floating_ip_ids),
+            "security_groups": 1 if security_group_id else 0,
+            "server_groups": len(server_group_ids),
+            "volumes": len(volume_ids)}
+
+
+# --------------------------------------------------------------------------- destroy
+
+def destroy(*, provider: OpenStackProvider, cluster: str,
+            progress: Progress | None = None) -> dict:
+    """Delete every resource of ``cluster`` found in the cloud; fine to run twice.
+
+    Returns counts of what was deleted (all zero when nothing was left).
+    """
+    progress = ensure(progress)
+    servers = provider.cluster_servers(cluster)
+    for srv in servers:
+        progress.node_status(srv.name, "deleting")
+    result = _delete_resources(provider=provider, cluster=cluster,
+                               server_ids={s.id for s in servers}, floating_ip_ids=set(),
+                               security_group_id=None, server_group_ids=set(), discover=True)
+    for srv in servers:
+        progress.node_status(srv.name, "deleted")
+    return result
+
+
+# --------------------------------------------------------------------------- describe / list
+
+def _node_dict(node: Node) -> dict:
+    return {"name": node.name, "role": node.role, "server_id": node.server_id,
+            "status": node.status, "private_ip": node.private_ip, "public_ip": node.public_ip,
+            "vcpus": node.vcpus, "ram_mb": node.ram_mb}
+
+
+def cluster_facts(*, provider: OpenStackProvider, cluster: str,
+                  servers: list | None = None) -> ClusterFacts:
+    """Rebuild a cluster's facts from the cloud (no local state)."""
+    servers = provider.cluster_servers(cluster) if servers is None else servers
+    if not servers:
+        raise errors.NotFoundError(f"no cluster named {cluster!r} in this project",
+                                   hint="`spark-openstack list` shows the clusters there are")
+    fips = provider.cluster_floating_ips(cluster=cluster, servers=servers)
+    nodes = [provider.node_from_server(s, floating_ips=fips) for s in servers]
+    masters = [n for n in nodes if n.role == ROLE_MASTER]
+    if not masters:
+        raise errors.ValidationError(
+            f"cluster {cluster!r} has no master server (only "
+            f"{', '.join(sorted(n.name for n in nodes))})",
+            hint=f"it is broken; remove it with `spark-openstack destroy -c {cluster}`")
+    meta = servers[0].metadata or {}
+    workers = tuple(sorted((n for n in nodes if n.role == ROLE_WORKER),
+                           key=lambda n: (len(n.name), n.name)))
+    services = tuple(s for s in (meta.get(META_SERVICES) or "hdfs,yarn,spark").split(",") if s)
+    return ClusterFacts(cluster_name=cluster, master=masters[0], workers=workers,
+                        services=services, ssh_user=meta.get(META_SSH_USER) or "debian")
+
+
+def describe(*, provider: OpenStackProvider, cluster: str) -> dict:
+    """JSON-able description of a cluster, from the cloud only."""
+    servers = provider.cluster_servers(cluster)
+    facts = cluster_facts(provider=provider, cluster=cluster, servers=servers)
+    group = provider.find_security_group(security_group_name(cluster))
+    server_groups = provider.find_server_groups(cluster)
+    statuses = sorted({n.status for n in facts.nodes})
+    return {
+        "cluster": cluster,
+        "state": "ACTIVE" if statuses == ["ACTIVE"] else "/".join(statuses),
+        "master": _node_dict(facts.master),
+        "workers": [_node_dict(w) for w in facts.workers],
+        "worker_count": len(facts.workers),
+        "ssh_user": facts.ssh_user,
+        "keypair": next((s.key_name for s in servers if s.id == facts.master.server_id), None),
+        "services": list(facts.services),
+        "security_group": group.name if group is not None else None,
+        "server_group": server_groups[0].name if server_groups else None,
+        "web_uis": {k: f"http://{facts.master.address}:{p}" for k, p in WEB_UI_PORTS.items()},
+    }
+
+
+def list_clusters(*, provider: OpenStackProvider) -> list[dict]:
+    """Every spark-openstack cluster in the project, from server metadata."""
+    out = []
+    for name, servers in sorted(provider.all_cluster_servers().items()):
+        master = next((s for s in servers if provider.server_role(s) == ROLE_MASTER), None)
+        statuses = sorted({s.status for s in servers})
+        out.append({"cluster": name, "servers": len(servers),
+                    "workers": sum(provider.server_role(s) == ROLE_WORKER for s in servers),
+                    "master": master.name if master else None,
+                    "state": "/".join(statuses)})
+    return out
+
+
+def login_command(*, facts: ClusterFacts, key_filename: str | None,
+                  forward_ui: bool = False, user: str | None = None) -> list[str]:
+    """The ``ssh`` argv that logs in to the master (with ``-L`` forwards for the web UIs)."""
+    argv = ["ssh", "-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null",
+            "-o", "LogLevel=ERROR"]
+    if key_filename:
+        argv += ["-i", key_filename, "-o", "IdentitiesOnly=yes"]
+    if forward_ui:
+        for port in sorted(set(WEB_UI_PORTS.values())):
+            argv += ["-L", f"{port}:{facts.master.private_ip}:{port}"]
+    argv.append(f"{user or facts.ssh_user}@{facts.master.address}")
+    return argv
+
+
+__all__ = ["launch", "validate_launch", "destroy", "describe", "list_clusters",
+           "cluster_facts", "login_command", "wait_until_reachable", "LaunchResult",
+           "LaunchPlan", "public_key_blob", "resolve_identity_file", "META_CLUSTER",
+           "server_group_name"]

@@ -1,0 +1,311 @@
+"""Settings: built-in defaults < the YAML config file < command-line flags.
+
+The config file (default ``~/.config/spark-openstack/config.yaml``, or ``--config FILE``)
+is a flat YAML mapping whose keys are the long option names (``identity-file`` or
+``identity_file``). ``spark-openstack configure`` writes it. Every resolved value remembers
+where it came from so an error can say which input was wrong.
+"""
+from __future__ import annotations
+
+import ipaddress
+import os
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from .errors import ConfigError, UsageError
+
+DEFAULT_CONFIG_PATH = Path("~/.config/spark-openstack/config.yaml")
+CONFIG_ENV = "SPARK_OPENSTACK_CONFIG"
+
+KNOWN_SERVICES = ("hdfs", "yarn", "spark")
+WEB_UI_PORTS = {"spark-master": 8080, "spark-app": 4040, "hdfs-namenode": 9870,
+                "yarn-resourcemanager": 8088, "jupyter": 8888}
+CLUSTER_NAME_MAX = 40
+_CLUSTER_NAME_RE = re.compile(r"^[a-z][a-z0-9-]*$")
+
+#: Built-in defaults, the bottom layer. ``None`` means "no default: must come from the
+#: user or is optional".
+BUILTIN_DEFAULTS: dict[str, Any] = {
+    # global
+    "cloud": None,
+    # launch
+    "slaves": 1,
+    "keypair": None,
+    "identity_file": None,
+    "image": None,
+    "flavor": "m1.small",
+    "master_flavor": None,
+    "network": None,
+    "floating_ip_pool": None,
+    "floating_ip": True,
+    "allowed_cidr": (),
+    "open_ui_cidr": (),
+    "anti_affinity": True,
+    "volume_size": None,
+    "ssh_user": "debian",
+    "deploy": True,
+    "keep_on_failure": False,
+    "timeout": 900,
+    "services": ("hdfs", "yarn", "spark"),
+    # create-image (DEPLOY's command; same layering)
+    "base_image": None,
+    "spark_version": None,
+    "hadoop_version": None,
+    "no_hadoop": False,
+    "mirror": None,
+    "java_package": None,
+    "python_packages": (),
+}
+_LIST_KEYS = {"allowed_cidr", "open_ui_cidr", "services", "python_packages"}
+_BOOL_KEYS = {"floating_ip", "anti_affinity", "deploy", "keep_on_failure", "no_hadoop"}
+_INT_KEYS = {"slaves", "volume_size", "timeout"}
+
+
+def config_path(explicit: str | os.PathLike | None) -> Path:
+    """``--config FILE`` beats ``$SPARK_OPENSTACK_CONFIG`` beats the default path."""
+    if explicit:
+        return Path(explicit).expanduser()
+    if os.environ.get(CONFIG_ENV):
+        return Path(os.environ[CONFIG_ENV]).expanduser()
+    return DEFAULT_CONFIG_PATH.expanduser()
+
+
+def _normalise_key(key: Any) -> str:
+    return str(key).strip().replace("-", "_")
+
+
+def _coerce(key: str, value: Any, source: str) -> Any:
+    """Type-check one config-file value; errors name the key and the file."""
+    def bad(why: str) -> ConfigError:
+        return ConfigError(f"{key.replace('_', '-')} = {value!r} in {source}: {why}",
+                           hint=f"fix or delete that line in {source}")
+    if value is None:
+        return None
+    if key in _LIST_KEYS:
+        if isinstance(value, str):
+            value = [v.strip() for v in value.split(",") if v.strip()]
+        if not isinstance(value, (list, tuple)) or not all(isinstance(v, str) for v in value):
+            raise bad("expected a list of strings")
+        return tuple(value)
+    if key in _BOOL_KEYS:
+        if not isinstance(value, bool):
+            raise bad("expected true or false")
+        return value
+    if key in _INT_KEYS:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise bad("expected a whole number")
+        return value
+    if not isinstance(value, (str, int, float)):
+        raise bad("expected a single value")
+    return str(value)
+
+
+def load_config_file(path: Path, *, required: bool = False) -> dict[str, Any]:
+    """Read the YAML config. A missing default file is fine; a missing ``--config`` is not."""
+    if not path.exists():
+        if required:
+            raise ConfigError(f"config file {path} does not exist",
+                              hint="create it with `spark-openstack configure`, "
+                                   "or drop --config to use the default location")
+        return {}
+    try:
+        raw = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"config file {path} is not valid YAML: {exc}",
+                          hint="fix the syntax or rewrite it with `spark-openstack configure`")
+    except OSError as exc:
+        raise ConfigError(f"cannot read config file {path}: {exc.strerror}")
+    if not isinstance(raw, dict):
+        raise ConfigError(f"config file {path} must be a mapping of option: value",
+                          hint="e.g.\n    keypair: mykey\n    image: debian-12")
+    values: dict[str, Any] = {}
+    for key, value in raw.items():
+        norm = _normalise_key(key)
+        if norm not in BUILTIN_DEFAULTS:
+            known = ", ".join(sorted(k.replace("_", "-") for k in BUILTIN_DEFAULTS))
+            raise ConfigError(f"unknown key {key!r} in config file {path}",
+                              hint=f"known keys: {known}")
+        values[norm] = _coerce(norm, value, str(path))
+    return values
+
+
+def write_config_file(path: Path, values: dict[str, Any]) -> Path:
+    """Merge ``values`` into the YAML file at ``path`` (created with mode 0600)."""
+    current = load_config_file(path) if path.exists() else {}
+    for key, value in values.items():
+        norm = _normalise_key(key)
+        if norm not in BUILTIN_DEFAULTS:
+            raise ConfigError(f"unknown setting {key!r}")
+        if value is None or value == ():
+            current.pop(norm, None)
+        else:
+            current[norm] = list(value) if isinstance(value, tuple) else value
+    path.parent.mkdir(parents=True, exist_ok=True)
+    text = yaml.safe_dump({k.replace("_", "-"): (list(v) if isinstance(v, tuple) else v)
+                           for k, v in sorted(current.items())}, default_flow_style=False)
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as fh:
+        fh.write("# spark-openstack settings; flags on the command line override these.\n")
+        fh.write(text)
+    os.replace(tmp, path)
+    return path
+
+
+@dataclass
+class Resolved:
+    """Values after layering, each with the input it came from (flag / file / default)."""
+
+    values: dict[str, Any]
+    sources: dict[str, str]
+
+    def __getitem__(self, key: str) -> Any:
+        return self.values[key]
+
+    def source(self, key: str) -> str:
+        return self.sources.get(key, "built-in default")
+
+
+def resolve(*, flags: dict[str, Any], file_values: dict[str, Any], file_path: Path | None,
+            defaults: dict[str, Any] | None = None) -> Resolved:
+    """Layer flags over file over defaults. A flag of ``None`` or ``()`` means "not given"."""
+    defaults = BUILTIN_DEFAULTS if defaults is None else defaults
+    values: dict[str, Any] = {}
+    sources: dict[str, str] = {}
+    for key in set(defaults) | set(flags):
+        flag = flags.get(key)
+        if flag is not None and flag != ():
+            values[key] = tuple(flag) if isinstance(flag, list) else flag
+            sources[key] = f"--{key.replace('_', '-')}"
+        elif key in file_values and file_values[key] is not None:
+            values[key] = file_values[key]
+            sources[key] = f"{key.replace('_', '-')} in {file_path}"
+        else:
+            values[key] = defaults.get(key)
+            sources[key] = "built-in default"
+    return Resolved(values=values, sources=sources)
+
+
+def validate_cluster_name(name: str | None, *, source: str = "--cluster/-c") -> str:
+    """A cluster name becomes part of hostnames (``NAME-worker-12``), so it must be one."""
+    if not name:
+        raise UsageError(f"no cluster name given ({source})",
+                         hint="pass -c NAME, e.g. `-c demo`")
+    why = None
+    if len(name) > CLUSTER_NAME_MAX:
+        why = f"it is {len(name)} characters long; the limit is {CLUSTER_NAME_MAX}"
+    elif not name[0].isalpha() or not name[0].islower():
+        why = "it must start with a lowercase letter"
+    elif not _CLUSTER_NAME_RE.match(name):
+        bad = sorted({c for c in name if not (c.islower() or c.isdigit() or c == "-")})
+        why = f"it contains {', '.join(repr(c) for c in bad)}; only a-z, 0-9 and '-' are allowed"
+    elif name.endswith("-") or "--" in name:
+        why = "it must not end with '-' or contain '--'"
+    if why:
+        suggestion = re.sub(r"[^a-z0-9-]+", "-", name.lower()).strip("-")[:CLUSTER_NAME_MAX]
+        suggestion = re.sub(r"-{2,}", "-", suggestion)
+        if suggestion and not suggestion[0].isalpha():
+            suggestion = "c-" + suggestion
+        hint = "cluster names are used in hostnames: lowercase letters, digits and hyphens"
+        if suggestion and _CLUSTER_NAME_RE.match(suggestion):
+            hint += f"; try `-c {suggestion[:CLUSTER_NAME_MAX].rstrip('-')}`"
+        raise UsageError(f"cluster name {name!r} ({source}) is not usable: {why}", hint=hint)
+    return name
+
+
+def _parse_cidrs(values: tuple[str, ...], *, source: str) -> tuple[str, ...]:
+    out = []
+    for value in values:
+        try:
+            net = ipaddress.ip_network(value.strip(), strict=False)
+        except ValueError:
+            raise UsageError(f"{value!r} ({source}) is not an IP network",
+                             hint="use CIDR notation, e.g. 203.0.113.7/32 or 10.0.0.0/8")
+        out.append(str(net))
+    return tuple(dict.fromkeys(out))
+
+
+@dataclass(frozen=True)
+class LaunchSpec:
+    """Everything ``cluster.launch`` needs, already type-checked (cloud names unchecked)."""
+
+    cluster_name: str
+    workers: int
+    keypair: str
+    image: str
+    flavor: str
+    identity_file: str | None = None
+    master_flavor: str | None = None
+    network: str | None = None
+    floating_ip_pool: str | None = None
+    floating_ip: bool = True
+    allowed_cidrs: tuple[str, ...] = ()
+    open_ui_cidrs: tuple[str, ...] = ()
+    anti_affinity: bool = True
+    volume_size: int | None = None
+    ssh_user: str = "debian"
+    deploy: bool = True
+    keep_on_failure: bool = False
+    timeout: int = 900
+    services: tuple[str, ...] = KNOWN_SERVICES
+    extra: dict = field(default_factory=dict)
+
+    @property
+    def effective_master_flavor(self) -> str:
+        return self.master_flavor or self.flavor
+
+
+def launch_spec_from(resolved: Resolved, *, cluster_name: str | None) -> LaunchSpec:
+    """Turn layered values into a ``LaunchSpec``; every error names its input."""
+    v, src = resolved.values, resolved.source
+    name = validate_cluster_name(cluster_name)
+    workers = v["slaves"]
+    if not isinstance(workers, int) or workers < 1:
+        raise UsageError(f"the number of workers ({src('slaves')}) is {workers}; it must be >= 1",
+                         hint="pass -s N with N >= 1 (the master is extra)")
+    for key, flag in (("keypair", "-k/--keypair"), ("image", "-i/--image"),
+                      ("flavor", "--flavor")):
+        if not v.get(key):
+            raise UsageError(f"no {key} given ({flag})",
+                             hint=f"pass {flag.split('/')[-1]} NAME or set `{key}:` with "
+                                  "`spark-openstack configure`")
+    allowed = _parse_cidrs(tuple(v.get("allowed_cidr") or ()), source=src("allowed_cidr"))
+    if not allowed:
+        raise UsageError(
+            "no --allowed-cidr given: SSH to the cluster would be closed to everyone",
+            hint="pass the address you connect from, e.g. `--allowed-cidr 203.0.113.7/32` "
+                 "(repeatable), or set `allowed-cidr:` with `spark-openstack configure`; "
+                 "0.0.0.0/0 is accepted only when you write it yourself")
+    open_ui = _parse_cidrs(tuple(v.get("open_ui_cidr") or ()), source=src("open_ui_cidr"))
+    volume_size = v.get("volume_size")
+    if volume_size is not None and volume_size < 1:
+        raise UsageError(f"--volume-size ({src('volume_size')}) is {volume_size}; "
+                         "it must be a size in GB >= 1",
+                         hint="omit it to keep HDFS data on the servers' own disks")
+    timeout = v.get("timeout")
+    if not isinstance(timeout, int) or timeout < 30:
+        raise UsageError(f"--timeout ({src('timeout')}) is {timeout}; it must be >= 30 seconds")
+    services = tuple(s.strip().lower() for s in (v.get("services") or ()) if s.strip())
+    unknown = [s for s in services if s not in KNOWN_SERVICES]
+    if unknown or not services:
+        raise UsageError(f"--services ({src('services')}) has {', '.join(unknown) or 'nothing'}",
+                         hint=f"choose among {', '.join(KNOWN_SERVICES)}, comma-separated")
+    identity = v.get("identity_file")
+    if identity:
+        identity = str(Path(identity).expanduser())
+    if v.get("floating_ip") is False and v.get("floating_ip_pool"):
+        raise UsageError("--no-floating-ip and --floating-ip-pool contradict each other",
+                         hint="drop one of them")
+    return LaunchSpec(
+        cluster_name=name, workers=workers, keypair=v["keypair"], image=v["image"],
+        flavor=v["flavor"], identity_file=identity, master_flavor=v.get("master_flavor"),
+        network=v.get("network"), floating_ip_pool=v.get("floating_ip_pool"),
+        floating_ip=bool(v.get("floating_ip", True)), allowed_cidrs=allowed,
+        open_ui_cidrs=open_ui, anti_affinity=bool(v.get("anti_affinity", True)),
+        volume_size=volume_size, ssh_user=v.get("ssh_user") or "debian",
+        deploy=bool(v.get("deploy", True)), keep_on_failure=bool(v.get("keep_on_failure")),
+        timeout=timeout, services=tuple(dict.fromkeys(services)))

@@ -1,0 +1,124 @@
+"""SSH to cluster nodes (Fabric 3 over paramiko).
+
+Nodes are fresh servers whose host keys nobody knows yet and whose addresses clouds
+recycle, so host keys are accepted on first sight and never written to known_hosts
+(fabric's ``Connection`` starts with an empty host-key store and ``AutoAddPolicy``).
+Workers without a floating IP are reached through the master (``gateway=``).
+"""
+from __future__ import annotations
+
+import socket
+import time
+
+import fabric
+import paramiko
+
+from .errors import SSHError, TimeoutError_
+
+_RETRY_SLEEP = 1.0
+
+
+def connect(*, host: str, user: str, key_filename: str | None,
+            gateway: "fabric.Connection | None" = None, timeout: float = 10) -> fabric.Connection:
+    """An opened ``fabric.Connection`` using exactly this key (no agent, no key search)."""
+    connect_kwargs = {"banner_timeout": timeout, "auth_timeout": timeout,
+                      "allow_agent": key_filename is None, "look_for_keys": False}
+    if key_filename:
+        connect_kwargs["key_filename"] = [key_filename]
+    conn = fabric.Connection(host=host, user=user, connect_kwargs=connect_kwargs,
+                             gateway=gateway, connect_timeout=int(max(timeout, 1)))
+    try:
+        conn.open()
+    except (paramiko.SSHException, OSError, EOFError) as exc:
+        conn.close()
+        raise SSHError(f"ssh {user}@{host}: {_describe(exc)}") from exc
+    return conn
+
+
+def _describe(exc: BaseException) -> str:
+    if isinstance(exc, paramiko.AuthenticationException):
+        return f"authentication failed ({exc}); is the identity file the keypair's key?"
+    if isinstance(exc, paramiko.ssh_exception.NoValidConnectionsError):
+        return "connection refused (sshd not listening yet?)"
+    if isinstance(exc, (socket.timeout, TimeoutError)):
+        return "timed out connecting"
+    if isinstance(exc, paramiko.SSHException):
+        return f"ssh protocol error: {exc}"
+    if isinstance(exc, OSError):
+        return exc.strerror or str(exc)
+    return f"{type(exc).__name__}: {exc}"
+
+
+def wait_for_ssh(*, host: str, user: str, key_filename: str | None,
+                 gateway: "fabric.Connection | None" = None, timeout: float) -> None:
+    """Retry until sshd answers AND our key logs in (then close); ``TimeoutError_`` if not.
+
+    Authentication failures are retried too: cloud-init installs the key after sshd
+    may already accept connections.
+    """
+    deadline = time.monotonic() + timeout
+    last = "never tried"
+    while True:
+        remaining = deadline - time.monotonic()
+        try:
+            conn = connect(host=host, user=user, key_filename=key_filename, gateway=gateway,
+                           timeout=max(1.0, min(10.0, remaining)))
+        except SSHError as exc:
+            last = exc.message
+        else:
+            try:
+                result = conn.run("true", hide=True, warn=True, timeout=max(5, int(remaining)))
+                if result.exited == 0:
+                    return
+                last = f"`true` exited {result.exited}"
+            except Exception as exc:  # noqa: BLE001
+                last = _describe(exc)
+            finally:
+                conn.close()
+        if time.monotonic() + _RETRY_SLEEP > deadline:
+            raise TimeoutError_(f"no SSH to {user}@{host} after {timeout:.0f}s: {last}",
+                                hint="check the security group (--allowed-cidr), the "
+                                     "identity file and --ssh-user for this image")
+        time.sleep(_RETRY_SLEEP)
+
+
+def run(conn: fabric.Connection, command: str, *, hide: bool = True, warn: bool = False,
+        timeout: float | None = None):
+    """Run ``command``; on a non-zero exit (unless ``warn``) raise ``SSHError`` with the
+    command, the exit code and the tail of stderr."""
+    try:
+        result = conn.run(command, hide=hide, warn=True, timeout=timeout, in_stream=False)
+    except Exception as exc:  # noqa: BLE001 - connection loss, command timeout
+        raise SSHError(f"{conn.host}: `{command}` could not run: {_describe(exc)}") from exc
+    if result.exited != 0 and not warn:
+        tail = "\n".join((result.stderr or result.stdout or "").strip().splitlines()[-15:])
+        raise SSHError(f"{conn.host}: `{command}` exited {result.exited}"
+                       + (f":\n{tail}" if tail else ""))
+    return result
+
+
+def wait_for_cloud_init(conn: fabric.Connection, *, timeout: float) -> str:
+    """Block until cloud-init finished on the node (sshd starts before user-data ends).
+
+    Returns cloud-init's status text; raises ``SSHError`` with its own error output when
+    cloud-init failed, ``TimeoutError_`` when it did not finish in time.
+    """
+    try:
+        result = conn.run("cloud-init status --wait --long", hide=True, warn=True,
+                          timeout=int(timeout), in_stream=False)
+    except Exception as exc:  # noqa: BLE001
+        if "timed out" in str(exc).lower() or "CommandTimedOut" in type(exc).__name__:
+            raise TimeoutError_(f"{conn.host}: cloud-init did not finish within {timeout:.0f}s",
+                                hint="raise --timeout; look at /var/log/cloud-init-output.log")
+        raise SSHError(f"{conn.host}: cannot wait for cloud-init: {_describe(exc)}") from exc
+    text = (result.stdout or "").strip()
+    if result.exited == 127 or "command not found" in (result.stderr or ""):
+        return "cloud-init not installed"
+    # exit 0 = done; 2 = done with recoverable errors (cloud-init >= 23.4); 1 = error
+    if result.exited not in (0, 2):
+        log = conn.run("tail -n 20 /var/log/cloud-init-output.log", hide=True, warn=True,
+                       in_stream=False)
+        raise SSHError(f"{conn.host}: cloud-init failed (exit {result.exited}):\n{text}\n"
+                       f"{(log.stdout or '').strip()}",
+                       hint="the image's user-data failed; see /var/log/cloud-init*.log")
+    return text

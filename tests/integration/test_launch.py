@@ -1,0 +1,272 @@
+"""The CLI as a subprocess against the sandbox cloud, as the non-admin user.
+
+Proves: launch -s 2 gives 3 ACTIVE servers with the right metadata, a floating IP on the
+master only and SSH on every node; describe --json shows them; destroy leaves nothing; a
+failure after servers exist, and Ctrl-C mid-boot, leave nothing; every bad input is
+refused before anything is created.
+"""
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import signal
+import subprocess
+import sys
+import time
+
+import fabric
+import openstack
+import pytest
+
+from spark_openstack.model import META_CLUSTER, META_ROLE, TAG_PREFIX_CLUSTER
+
+pytestmark = pytest.mark.sandbox
+
+ALLOWED = "10.0.0.0/8"
+
+
+def _name(prefix: str) -> str:
+    return f"{prefix}-{secrets.token_hex(3)}"
+
+
+def run_cli(env, *args, timeout=420, check=None):
+    proc = subprocess.run([sys.executable, "-m", "spark_openstack.cli", *args], env=env,
+                          capture_output=True, text=True, timeout=timeout)
+    if check is not None:
+        assert proc.returncode == check, f"exit {proc.returncode}\n{proc.stdout}\n{proc.stderr}"
+    return proc
+
+
+@pytest.fixture(scope="module")
+def conn(sandbox_env):
+    os.environ.setdefault("OS_CLIENT_CONFIG_FILE", sandbox_env["OS_CLIENT_CONFIG_FILE"])
+    return openstack.connect(cloud="sandbox")
+
+
+@pytest.fixture(scope="module")
+def admin(sandbox_env):
+    os.environ.setdefault("OS_CLIENT_CONFIG_FILE", sandbox_env["OS_CLIENT_CONFIG_FILE"])
+    return openstack.connect(cloud="sandbox-admin")
+
+
+@pytest.fixture(scope="module")
+def keypair(conn, tmp_path_factory):
+    """A fresh ed25519 key registered as a Nova keypair for this module."""
+    folder = tmp_path_factory.mktemp("keys")
+    key = folder / "id_ed25519"
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(key)], check=True)
+    name = _name("it-key")
+    conn.compute.create_keypair(name=name, public_key=(folder / "id_ed25519.pub").read_text())
+    yield name, str(key)
+    conn.compute.delete_keypair(name, ignore_missing=True)
+
+
+def base_args(cluster, keypair, *extra):
+    name, key = keypair
+    return ["launch", "-c", cluster, "-k", name, "--identity-file", key, "-i", "debian-12",
+            "--flavor", "m1.tiny", "--allowed-cidr", ALLOWED, "--no-deploy",
+            "--timeout", "300", *extra]
+
+
+def leftovers(conn, cluster, server_ids=()):
+    """Everything of ``cluster`` the cloud still has (should be empty after cleanup)."""
+    server_ids = set(server_ids)
+    out = {
+        "servers": [s.name for s in conn.compute.servers()
+                    if (s.metadata or {}).get(META_CLUSTER) == cluster
+                    or s.name.startswith(f"{cluster}-") or s.id in server_ids],
+        "security_groups": [g.name for g in conn.network.security_groups()
+                            if g.name == f"spark-openstack-{cluster}"],
+        "server_groups": [g.name for g in conn.compute.server_groups()
+                          if g.name == f"spark-openstack-{cluster}"],
+        "floating_ips": [f.floating_ip_address for f in conn.network.ips()
+                         if f.description == f"spark-openstack:{cluster}"
+                         or (f.port_details or {}).get("device_id") in server_ids],
+        "ports": [p.id for p in conn.network.ports() if p.device_id in server_ids],
+    }
+    return {k: v for k, v in out.items() if v}
+
+
+def wait_clean(conn, cluster, server_ids=(), timeout=60):
+    """Ports vanish a moment after their server; give the cloud a little time."""
+    deadline = time.monotonic() + timeout
+    while True:
+        left = leftovers(conn, cluster, server_ids)
+        if not left or time.monotonic() > deadline:
+            return left
+        time.sleep(2)
+
+
+def test_launch_describe_ssh_destroy(sandbox_env, conn, keypair):
+    cluster = _name("it")
+    try:
+        proc = run_cli(sandbox_env, *base_args(cluster, keypair, "-s", "2", "--json"), check=0)
+        result = json.loads(proc.stdout)
+        servers = [s for s in conn.compute.servers()
+                   if (s.metadata or {}).get(META_CLUSTER) == cluster]
+        assert sorted(s.name for s in servers) == [f"{cluster}-master", f"{cluster}-worker-1",
+                                                   f"{cluster}-worker-2"]
+        assert all(s.status == "ACTIVE" for s in servers)
+        roles = {s.name: s.metadata[META_ROLE] for s in servers}
+        assert roles == {f"{cluster}-master": "master", f"{cluster}-worker-1": "worker",
+                         f"{cluster}-worker-2": "worker"}
+        for srv in servers:  # tags where the compute API allows (sandbox: >= 2.52)
+            assert f"{TAG_PREFIX_CLUSTER}{cluster}" in (srv.tags or [])
+        master = next(s for s in servers if s.name.endswith("-master"))
+        server_ids = {s.id for s in servers}
+
+        fips = [f for f in conn.network.ips()
+                if (f.port_details or {}).get("device_id") in server_ids
+                or f.description == f"spark-openstack:{cluster}"]
+        assert len(fips) == 1, fips
+        master_ports = {p.id for p in conn.network.ports(device_id=master.id)}
+        assert fips[0].port_id in master_ports
+        assert result["master"]["public_ip"] == fips[0].floating_ip_address
+        assert all(w["public_ip"] is None for w in result["workers"])
+
+        group = conn.network.find_security_group(f"spark-openstack-{cluster}")
+        ingress = [r for r in conn.network.security_group_rules(security_group_id=group.id)
+                   if r.direction == "ingress"]
+        cidr_rules = [(r.remote_ip_prefix, r.port_range_min) for r in ingress
+                      if r.remote_ip_prefix]
+        assert cidr_rules == [(ALLOWED, 22)], cidr_rules  # SSH from the allowed CIDR only
+        assert any(r.remote_group_id == group.id for r in ingress)
+
+        # SSH on every node: the master at its floating IP, workers through the master
+        key = keypair[1]
+        kwargs = {"key_filename": [key], "look_for_keys": False, "allow_agent": False}
+        with fabric.Connection(result["master"]["public_ip"], user="debian",
+                               connect_kwargs=kwargs) as gw:
+            assert gw.run("hostname", hide=True, in_stream=False).stdout.strip() == f"{cluster}-master"
+            assert "done" in gw.run("cloud-init status", hide=True, warn=True, in_stream=False).stdout
+            for worker in result["workers"]:
+                with fabric.Connection(worker["private_ip"], user="debian", gateway=gw,
+                                       connect_kwargs=kwargs) as wc:
+                    assert wc.run("hostname", hide=True, in_stream=False).stdout.strip() == worker["name"]
+
+        proc = run_cli(sandbox_env, "login", "-c", cluster, "--identity-file", key, "--",
+                       "hostname", check=0, timeout=60)
+        assert proc.stdout.strip() == f"{cluster}-master"
+
+        described = json.loads(run_cli(sandbox_env, "describe", "-c", cluster, "--json",
+                                       check=0).stdout)
+        assert described["master"]["name"] == f"{cluster}-master"
+        assert described["master"]["public_ip"] == fips[0].floating_ip_address
+        assert sorted(w["name"] for w in described["workers"]) == [
+            f"{cluster}-worker-1", f"{cluster}-worker-2"]
+        assert described["state"] == "ACTIVE" and described["ssh_user"] == "debian"
+        listed = json.loads(run_cli(sandbox_env, "list", "--json", check=0).stdout)
+        assert any(c["cluster"] == cluster and c["workers"] == 2 for c in listed)
+
+        # the name is now taken: refused, nothing extra created
+        proc = run_cli(sandbox_env, *base_args(cluster, keypair, "-s", "1"), check=2)
+        assert "already exists" in proc.stderr
+        assert len([s for s in conn.compute.servers()
+                    if (s.metadata or {}).get(META_CLUSTER) == cluster]) == 3
+
+        proc = run_cli(sandbox_env, "destroy", "-c", cluster, "--yes", "--json", check=0)
+        assert json.loads(proc.stdout)["servers"] == 3
+        assert wait_clean(conn, cluster, server_ids) == {}
+        proc = run_cli(sandbox_env, "destroy", "-c", cluster, "--yes", check=0)  # idempotent
+        assert "nothing" in proc.stdout
+        assert run_cli(sandbox_env, "describe", "-c", cluster).returncode == 2
+    finally:
+        run_cli(sandbox_env, "destroy", "-c", cluster, "--yes")
+
+
+@pytest.fixture(scope="module")
+def other_key(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("other")
+    key = folder / "id_ed25519"
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(key)], check=True)
+    return str(key)
+
+
+BAD_INPUTS = [
+    (["-i", "no-such-image"], "image 'no-such-image'"),
+    (["--flavor", "m1.nope"], "flavor 'm1.nope'"),
+    (["--master-flavor", "m1.nope"], "--master-flavor"),
+    (["-k", "no-such-key"], "keypair 'no-such-key'"),
+    (["--network", "no-such-net"], "network 'no-such-net'"),
+    (["--floating-ip-pool", "private"], "not an external network"),
+    (["--identity-file", "/nonexistent/key"], "does not exist"),
+    (["--identity-file", "OTHER"], "does not match keypair"),
+    (["--volume-size", "10"], "no volume (block-storage) service"),
+    (["-s", "0"], "must be >= 1"),
+    (["-s", "300"], "quota"),
+    (["--allowed-cidr", "nonsense"], "not an IP network"),
+]
+
+
+@pytest.mark.parametrize("extra,needle", BAD_INPUTS, ids=[b[1][:24] for b in BAD_INPUTS])
+def test_bad_input_refused_before_anything_is_created(sandbox_env, conn, keypair, other_key,
+                                                      extra, needle):
+    cluster = _name("bad")
+    extra = [other_key if a == "OTHER" else a for a in extra]
+    ports_before = {p.id for p in conn.network.ports()}
+    proc = run_cli(sandbox_env, *base_args(cluster, keypair, *extra), timeout=120)
+    assert proc.returncode == 2, proc.stderr
+    assert needle in proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert leftovers(conn, cluster) == {}
+    new_ports = [p for p in conn.network.ports() if p.id not in ports_before
+                 and p.device_owner == "compute:nova" and p.name.startswith(cluster)]
+    assert new_ports == []
+
+
+def test_bad_name_refused(sandbox_env, keypair):
+    proc = run_cli(sandbox_env, *base_args("Bad_Name", keypair), timeout=60)
+    assert proc.returncode == 2 and "not usable" in proc.stderr
+
+
+@pytest.fixture()
+def unplaceable_flavor(admin):
+    """A public flavor no compute host can hold (quota allows it; the scheduler cannot)."""
+    name = _name("it-huge")
+    flavor = admin.compute.create_flavor(name=name, vcpus=1, ram=512, disk=1, is_public=True)
+    # a required trait no host has: placement finds no candidate -> "No valid host"
+    admin.compute.create_flavor_extra_specs(flavor, {"trait:CUSTOM_SPARK_OPENSTACK_NOPE":
+                                                     "required"})
+    yield name
+    admin.compute.delete_flavor(flavor.id, ignore_missing=True)
+
+
+def test_failure_after_servers_exist_leaves_nothing(sandbox_env, conn, keypair,
+                                                    unplaceable_flavor):
+    cluster = _name("fail")
+    try:
+        proc = run_cli(sandbox_env, *base_args(cluster, keypair, "-s", "2", "--no-anti-affinity",
+                                               "--master-flavor", "m1.tiny",
+                                               "--flavor", unplaceable_flavor))
+    finally:
+        run_cli(sandbox_env, "destroy", "-c", cluster, "--yes")
+    assert proc.returncode == 1, proc.stderr
+    assert f"[{cluster}-worker-" in proc.stderr, proc.stderr
+    assert "No valid host" in proc.stderr, proc.stderr
+    assert "deleted everything this launch created" in proc.stderr
+    assert wait_clean(conn, cluster) == {}
+
+
+def test_sigint_mid_boot_leaves_nothing(sandbox_env, conn, keypair):
+    cluster = _name("int")
+    proc = subprocess.Popen([sys.executable, "-m", "spark_openstack.cli",
+                             *base_args(cluster, keypair, "-s", "2")], env=sandbox_env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    seen = []
+    try:
+        for line in proc.stderr:
+            seen.append(line)
+            if "build" in line:  # servers exist in the cloud now
+                break
+        assert any("build" in s for s in seen), "".join(seen)
+        assert leftovers(conn, cluster).get("servers")
+        proc.send_signal(signal.SIGINT)
+        rest = proc.stderr.read()
+        assert proc.wait(timeout=180) == 130, rest
+        assert "interrupted during the boot phase" in rest
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        run_cli(sandbox_env, "destroy", "-c", cluster, "--yes")
+    assert wait_clean(conn, cluster) == {}

@@ -1,0 +1,145 @@
+"""The CLI: help that teaches, exit codes (2 usage, 1 failure, 130), tracebacks only with -v."""
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+from click.testing import CliRunner
+
+from spark_openstack import cli, errors
+
+
+@pytest.fixture(autouse=True)
+def _no_user_config(tmp_path, monkeypatch):
+    monkeypatch.setenv("SPARK_OPENSTACK_CONFIG", str(tmp_path / "config.yaml"))
+    for var in ("OS_CLOUD", "OS_AUTH_URL", "OS_CLIENT_CONFIG_FILE"):
+        monkeypatch.delenv(var, raising=False)
+
+
+def run_main(argv, capsys):
+    code = cli.main(argv)
+    out = capsys.readouterr()
+    return code, out.out, out.err
+
+
+@pytest.mark.parametrize("command", ["launch", "destroy", "describe", "login", "configure",
+                                     "create-image"])
+def test_every_command_help_has_examples(command):
+    result = CliRunner().invoke(cli.cli, [command, "--help"])
+    assert result.exit_code == 0
+    assert "Examples:" in result.output and f"spark-openstack {command}" in result.output
+
+
+def test_top_level_help_lists_commands_and_cloud_selection():
+    result = CliRunner().invoke(cli.cli, ["--help"])
+    for word in ("launch", "destroy", "describe", "list", "login", "configure", "OS_CLOUD"):
+        assert word in result.output
+
+
+def test_bad_cluster_name_is_a_usage_error_before_any_cloud_call(capsys, monkeypatch):
+    monkeypatch.setattr(cli.AppContext, "provider",
+                        property(lambda self: pytest.fail("must not touch the cloud")))
+    code, out, err = run_main(["launch", "-c", "Bad_Name", "-k", "k", "-i", "img",
+                               "--allowed-cidr", "10.0.0.0/8"], capsys)
+    assert code == 2
+    assert "cluster name 'Bad_Name'" in err and "hint:" in err
+    assert "Traceback" not in err
+
+
+def test_missing_allowed_cidr_refused_with_what_to_do(capsys):
+    code, _, err = run_main(["launch", "-c", "demo", "-k", "k", "-i", "img"], capsys)
+    assert code == 2 and "--allowed-cidr" in err and "0.0.0.0/0" in err
+
+
+def test_click_usage_errors_exit_2(capsys):
+    code, _, err = run_main(["launch", "-s", "2"], capsys)  # no -c
+    assert code == 2 and "Missing option" in err
+    code, _, err = run_main(["launch", "-c", "demo", "-s", "two"], capsys)
+    assert code == 2 and "not a valid integer" in err
+    code, _, _ = run_main(["frobnicate"], capsys)
+    assert code == 2
+
+
+@pytest.mark.parametrize("exc,code", [
+    (errors.QuotaError("short on cores", hint="ask for more"), 2),
+    (errors.NotFoundError("no such image"), 2),
+    (errors.CloudError("nova exploded"), 1),
+    (errors.NodeErrors({"c-worker-1": "ssh refused"}, what="wait for SSH"), 1),
+    (errors.Interrupted("interrupted; cleaned up"), 130),
+    (KeyboardInterrupt(), 130),
+    (RuntimeError("a bug"), 1),
+])
+def test_main_maps_errors_to_exit_codes_and_one_message(exc, code, capsys, monkeypatch):
+    def boom(**kwargs):
+        raise exc
+    monkeypatch.setattr("spark_openstack.cluster.list_clusters", boom)
+    monkeypatch.setattr(cli.AppContext, "provider", property(lambda self: object()))
+    got, _, err = run_main(["list"], capsys)
+    assert got == code
+    assert "Traceback" not in err
+    if isinstance(exc, errors.SparkOpenstackError):
+        assert err.count("error:") == 1 and exc.message.splitlines()[0] in err
+        if exc.hint:
+            assert f"hint: {exc.hint}" in err
+    got, _, err = run_main(["-v", "list"], capsys)
+    assert got == code
+    if not isinstance(exc, KeyboardInterrupt):
+        assert "Traceback" in err
+
+
+def test_configure_writes_and_flags_beat_it(tmp_path, capsys, monkeypatch):
+    path = tmp_path / "cfg.yaml"
+    code, _, err = run_main(["--config", str(path), "configure", "-k", "filekey", "-i", "img",
+                             "--allowed-cidr", "10.1.2.3/8", "-s", "3"], capsys)
+    assert code == 0 and path.exists()
+    text = path.read_text()
+    assert "keypair: filekey" in text and "10.0.0.0/8" in text
+    seen = {}
+
+    def fake_launch(*, provider, spec, progress):
+        seen["spec"] = spec
+        raise errors.CloudError("stop here")
+    monkeypatch.setattr("spark_openstack.cluster.launch", fake_launch)
+    monkeypatch.setattr(cli.AppContext, "provider", property(lambda self: object()))
+    code, _, _ = run_main(["--config", str(path), "launch", "-c", "demo", "-s", "5"], capsys)
+    assert code == 1
+    spec = seen["spec"]
+    assert (spec.workers, spec.keypair, spec.image, spec.allowed_cidrs) == \
+        (5, "filekey", "img", ("10.0.0.0/8",))
+    code, out, _ = run_main(["--config", str(path), "configure", "--show"], capsys)
+    assert "filekey" in out
+
+
+def test_explicit_missing_config_file_is_a_usage_error(tmp_path, capsys):
+    code, _, err = run_main(["--config", str(tmp_path / "missing.yaml"), "launch", "-c", "d",
+                             "-k", "k", "-i", "i", "--allowed-cidr", "10.0.0.0/8"], capsys)
+    assert code == 2 and "does not exist" in err
+
+
+def test_destroy_without_yes_refuses_when_not_interactive(capsys, monkeypatch):
+    fake = type("P", (), {"cluster_servers": lambda self, name: []})()
+    monkeypatch.setattr(cli.AppContext, "provider", property(lambda self: fake))
+    code, _, err = run_main(["destroy", "-c", "demo"], capsys)
+    assert code == 2 and "--yes" in err
+
+
+def test_unknown_cloud_is_a_config_error(tmp_path, capsys, monkeypatch):
+    clouds = tmp_path / "clouds.yaml"
+    clouds.write_text("clouds:\n  other:\n    auth: {auth_url: 'http://127.0.0.1:9/v3'}\n")
+    monkeypatch.setenv("OS_CLIENT_CONFIG_FILE", str(clouds))
+    code, _, err = run_main(["--cloud", "nope", "list"], capsys)
+    assert code == 2 and "nope" in err and "--cloud NAME" in err
+
+
+def test_console_script_runs_as_a_subprocess(tmp_path):
+    env = {"PATH": "/usr/bin:/bin", "HOME": str(tmp_path),
+           "SPARK_OPENSTACK_CONFIG": str(tmp_path / "c.yaml")}
+    proc = subprocess.run([sys.executable, "-m", "spark_openstack.cli", "launch", "-c", "9lives",
+                           "-k", "k", "-i", "i", "--allowed-cidr", "10.0.0.0/8"],
+                          capture_output=True, text=True, env=env, timeout=60)
+    assert proc.returncode == 2
+    assert "cluster name '9lives'" in proc.stderr and "Traceback" not in proc.stderr
+    proc = subprocess.run([sys.executable, "-m", "spark_openstack.cli", "--version"],
+                          capture_output=True, text=True, env=env, timeout=60)
+    assert proc.returncode == 0 and "spark-openstack" in proc.stdout

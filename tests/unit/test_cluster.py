@@ -1,0 +1,246 @@
+"""cluster.py logic without a cloud: key matching, validation order, all-or-nothing."""
+from __future__ import annotations
+
+import subprocess
+import types
+
+import pytest
+
+from spark_openstack import cluster, errors
+from spark_openstack.config import LaunchSpec
+from spark_openstack.model import ClusterFacts, Node
+
+
+def _keygen(path):
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(path)], check=True)
+    return path
+
+
+@pytest.fixture()
+def key(tmp_path):
+    return _keygen(tmp_path / "id_a")
+
+
+def _keypair(pub_path, name="kp"):
+    return types.SimpleNamespace(name=name, public_key=pub_path.read_text(),
+                                 fingerprint="aa:bb")
+
+
+def test_identity_file_matching_keypair_is_accepted(key):
+    kp = _keypair(key.with_name("id_a.pub"))
+    assert cluster.resolve_identity_file(identity_file=str(key), keypair=kp) == str(key)
+
+
+def test_identity_file_of_another_key_is_refused(key, tmp_path):
+    other = _keygen(tmp_path / "id_b")
+    kp = _keypair(key.with_name("id_a.pub"))
+    with pytest.raises(errors.ValidationError) as err:
+        cluster.resolve_identity_file(identity_file=str(other), keypair=kp)
+    assert "does not match keypair 'kp'" in str(err.value)
+
+
+def test_missing_and_garbage_identity_files(tmp_path, key):
+    kp = _keypair(key.with_name("id_a.pub"))
+    with pytest.raises(errors.ValidationError, match="does not exist"):
+        cluster.resolve_identity_file(identity_file=str(tmp_path / "nope"), keypair=kp)
+    junk = tmp_path / "junk"
+    junk.write_text("not a key")
+    with pytest.raises(errors.ValidationError, match="not a usable SSH private key"):
+        cluster.resolve_identity_file(identity_file=str(junk), keypair=kp)
+
+
+def test_identity_file_found_in_home_when_not_given(tmp_path, monkeypatch, key):
+    home = tmp_path / "home"
+    (home / ".ssh").mkdir(parents=True)
+    found = _keygen(home / ".ssh" / "id_ed25519")
+    monkeypatch.setenv("HOME", str(home))
+    kp = _keypair(found.with_name("id_ed25519.pub"))
+    assert cluster.resolve_identity_file(identity_file=None, keypair=kp) == str(found)
+    with pytest.raises(errors.UsageError, match="--identity-file"):
+        cluster.resolve_identity_file(identity_file=None,
+                                      keypair=_keypair(key.with_name("id_a.pub")))
+
+
+def test_login_command_forwards_web_uis_to_the_master_private_ip():
+    master = Node(name="c-master", role="master", private_ip="10.0.0.5",
+                  public_ip="198.51.100.7")
+    facts = ClusterFacts(cluster_name="c", master=master, workers=(), ssh_user="ubuntu")
+    argv = cluster.login_command(facts=facts, key_filename="/k", forward_ui=True)
+    assert argv[-1] == "ubuntu@198.51.100.7"
+    assert ["-L", "8080:10.0.0.5:8080"] == argv[argv.index("8080:10.0.0.5:8080") - 1:
+                                                argv.index("8080:10.0.0.5:8080") + 1]
+    assert "-i" in argv and "/k" in argv
+
+
+class FakeProvider:
+    """Records calls; behaves like a small healthy cloud unless told otherwise."""
+
+    def __init__(self, *, key_pub, volume_service=False, fail_wait=None, existing=()):
+        self.calls = []
+        self.key_pub = key_pub
+        self.volume_service = volume_service
+        self.fail_wait = fail_wait
+        self.existing = list(existing)
+        self.request_count = 0
+        self.deleted = {}
+        self.created = []
+
+    def __getattr__(self, name):
+        raise AssertionError(f"unexpected provider call {name}")
+
+    def _rec(self, name, **kw):
+        self.calls.append(name)
+
+    def cluster_servers(self, name):
+        self._rec("cluster_servers")
+        return self.existing
+
+    def find_security_group(self, name):
+        return None
+
+    def has_volume_service(self):
+        return self.volume_service
+
+    def find_image(self, name):
+        return types.SimpleNamespace(id="img", name=name, min_disk=0, min_ram=0)
+
+    def find_flavor(self, name, option="--flavor"):
+        return types.SimpleNamespace(id=f"fl-{name}", name=name, vcpus=1, ram=512, disk=1)
+
+    def find_keypair(self, name):
+        return types.SimpleNamespace(name=name, public_key=self.key_pub, fingerprint="x")
+
+    def find_network(self, name):
+        return types.SimpleNamespace(id="net", name="private")
+
+    def find_floating_pool(self, name):
+        return types.SimpleNamespace(id="pub", name="public")
+
+    @staticmethod
+    def security_group_rule_count(**kw):
+        return 5
+
+    def check_quotas(self, need):
+        self.need = need
+        return []
+
+    def create_security_group(self, **kw):
+        self._rec("create_security_group")
+        return types.SimpleNamespace(id="sg1", name="spark-openstack-demo")
+
+    def create_server_group(self, **kw):
+        self._rec("create_server_group")
+        return types.SimpleNamespace(id="grp1")
+
+    @staticmethod
+    def cluster_metadata(c, r):
+        return {"spark_openstack_cluster": c, "spark_openstack_role": r}
+
+    @staticmethod
+    def cluster_tags(c, r):
+        return []
+
+    def create_server(self, *, name, count=1, metadata=None, **kw):
+        self._rec("create_server")
+        names = [name] if count == 1 else [f"{name}-{i}" for i in range(1, count + 1)]
+        self.created += [types.SimpleNamespace(id=f"id-{n}", name=n, metadata=metadata,
+                                               launch_index=i, created_at="")
+                         for i, n in enumerate(names)]
+        return f"id-{names[0]}"
+
+    def list_servers(self, name_regex=None):
+        return list(self.created)
+
+    @staticmethod
+    def server_role(server):
+        return server.metadata["spark_openstack_role"]
+
+    def wait_for_servers(self, **kw):
+        if self.fail_wait:
+            raise self.fail_wait
+        raise AssertionError("not scripted")
+
+    def cluster_floating_ips(self, **kw):
+        return []
+
+    def delete_floating_ip(self, fid):
+        self.deleted.setdefault("fips", []).append(fid)
+
+    def delete_servers(self, *, server_ids, wait, timeout):
+        self.deleted["servers"] = sorted(server_ids)
+
+    def delete_security_group(self, gid):
+        self.deleted["sg"] = gid
+
+    def find_server_groups(self, c):
+        return []
+
+    def delete_server_group(self, gid):
+        self.deleted["server_group"] = gid
+
+
+def _spec(key, **over):
+    base = dict(cluster_name="demo", workers=2, keypair="kp", image="debian-12",
+                flavor="m1.small", identity_file=str(key), allowed_cidrs=("10.0.0.0/8",),
+                deploy=False)
+    base.update(over)
+    return LaunchSpec(**base)
+
+
+def test_volume_size_without_volume_service_refused_before_creating(key):
+    provider = FakeProvider(key_pub=key.with_name("id_a.pub").read_text())
+    with pytest.raises(errors.ValidationError, match="no volume"):
+        cluster.launch(provider=provider, spec=_spec(key, volume_size=20))
+    assert not [c for c in provider.calls if c.startswith("create")]
+
+
+def test_existing_cluster_refused_before_creating(key):
+    provider = FakeProvider(key_pub=key.with_name("id_a.pub").read_text(),
+                            existing=[types.SimpleNamespace(name="demo-master")])
+    with pytest.raises(errors.ClusterExistsError, match="destroy -c demo"):
+        cluster.launch(provider=provider, spec=_spec(key))
+    assert provider.calls == ["cluster_servers"]
+
+
+def test_quota_need_counts_master_flavor_and_group_members(key):
+    provider = FakeProvider(key_pub=key.with_name("id_a.pub").read_text())
+    cluster.validate_launch(provider=provider, spec=_spec(key, workers=4))
+    need = provider.need
+    assert (need.servers, need.vcpus, need.ram_mb, need.floating_ips, need.ports,
+            need.server_group_members) == (5, 5, 2560, 1, 5, 5)
+
+
+@pytest.mark.parametrize("failure,expected", [
+    (errors.CloudError("[demo-worker-2] server went to ERROR: No valid host was found."),
+     errors.CloudError),
+    (KeyboardInterrupt(), errors.Interrupted),
+])
+def test_failure_after_create_deletes_exactly_what_was_made(key, failure, expected):
+    provider = FakeProvider(key_pub=key.with_name("id_a.pub").read_text(), fail_wait=failure)
+    with pytest.raises(expected) as err:
+        cluster.launch(provider=provider, spec=_spec(key))
+    assert provider.deleted["servers"] == ["id-demo-master", "id-demo-worker-1",
+                                           "id-demo-worker-2"]
+    assert provider.deleted["sg"] == "sg1" and provider.deleted["server_group"] == "grp1"
+    assert "deleted everything this launch created" in str(err.value)
+    assert "boot phase" in str(err.value)
+    if expected is errors.CloudError:
+        assert "[demo-worker-2]" in str(err.value)
+
+
+def test_workers_are_created_in_one_multi_create_request(key):
+    provider = FakeProvider(key_pub=key.with_name("id_a.pub").read_text(),
+                            fail_wait=errors.CloudError("stop"))
+    with pytest.raises(errors.CloudError):
+        cluster.launch(provider=provider, spec=_spec(key, workers=5))
+    assert provider.calls.count("create_server") == 2  # master + one request for 5 workers
+    assert len(provider.deleted["servers"]) == 6
+
+
+def test_keep_on_failure_keeps_and_says_how_to_clean_up(key):
+    provider = FakeProvider(key_pub=key.with_name("id_a.pub").read_text(),
+                            fail_wait=errors.CloudError("boom"))
+    with pytest.raises(errors.CloudError) as err:
+        cluster.launch(provider=provider, spec=_spec(key, keep_on_failure=True))
+    assert provider.deleted == {}
+    assert "destroy -c demo" in str(err.value)

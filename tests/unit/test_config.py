@@ -1,0 +1,144 @@
+"""Settings: name validation, file parsing, flag > file > default, LaunchSpec checks."""
+from __future__ import annotations
+
+import os
+import stat
+
+import pytest
+
+from spark_openstack import config
+from spark_openstack.errors import ConfigError, UsageError
+
+
+@pytest.mark.parametrize("name", ["demo", "a", "spark-1", "x" * 40, "a1-b2-c3"])
+def test_good_cluster_names(name):
+    assert config.validate_cluster_name(name) == name
+
+
+@pytest.mark.parametrize("name,why", [
+    ("Demo", "start with a lowercase letter"),
+    ("1demo", "start with a lowercase letter"),
+    ("-demo", "start with a lowercase letter"),
+    ("de_mo", "'_'"),
+    ("de.mo", "'.'"),
+    ("demo-", "end with '-'"),
+    ("de--mo", "contain '--'"),
+    ("x" * 41, "41 characters"),
+    ("", "no cluster name"),
+])
+def test_bad_cluster_names_say_why(name, why):
+    with pytest.raises(UsageError) as err:
+        config.validate_cluster_name(name)
+    assert why in str(err.value)
+    assert err.value.exit_code == 2
+
+
+def test_bad_name_hint_suggests_a_usable_name():
+    with pytest.raises(UsageError) as err:
+        config.validate_cluster_name("My_Cluster")
+    assert "-c my-cluster" in err.value.hint
+
+
+def _write(tmp_path, text):
+    path = tmp_path / "config.yaml"
+    path.write_text(text)
+    return path
+
+
+def test_precedence_flag_beats_file_beats_default(tmp_path):
+    path = _write(tmp_path, "flavor: m1.large\nkeypair: filekey\nallowed-cidr: [10.0.0.0/8]\n")
+    values = config.load_config_file(path)
+    resolved = config.resolve(flags={"flavor": "m1.tiny", "keypair": None, "timeout": None,
+                                     "allowed_cidr": ()},
+                              file_values=values, file_path=path)
+    assert resolved["flavor"] == "m1.tiny" and resolved.source("flavor") == "--flavor"
+    assert resolved["keypair"] == "filekey" and str(path) in resolved.source("keypair")
+    assert resolved["allowed_cidr"] == ("10.0.0.0/8",)
+    assert resolved["timeout"] == 900 and resolved.source("timeout") == "built-in default"
+
+
+def test_false_flag_still_beats_file(tmp_path):
+    path = _write(tmp_path, "floating-ip: true\nanti-affinity: true\n")
+    resolved = config.resolve(flags={"floating_ip": False, "anti_affinity": None},
+                              file_values=config.load_config_file(path), file_path=path)
+    assert resolved["floating_ip"] is False
+    assert resolved["anti_affinity"] is True
+
+
+def test_missing_default_file_is_fine_but_missing_explicit_file_is_not(tmp_path):
+    assert config.load_config_file(tmp_path / "nope.yaml") == {}
+    with pytest.raises(ConfigError, match="does not exist"):
+        config.load_config_file(tmp_path / "nope.yaml", required=True)
+
+
+@pytest.mark.parametrize("text,needle", [
+    ("flavour: m1.tiny\n", "unknown key 'flavour'"),
+    ("slaves: two\n", "expected a whole number"),
+    ("floating-ip: maybe\n", "expected true or false"),
+    ("- just\n- a list\n", "must be a mapping"),
+    ("keypair: [unclosed\n", "not valid YAML"),
+])
+def test_bad_config_files_name_the_key_and_file(tmp_path, text, needle):
+    path = _write(tmp_path, text)
+    with pytest.raises(ConfigError) as err:
+        config.load_config_file(path)
+    assert needle in str(err.value)
+    assert str(path) in str(err.value)
+
+
+def test_write_merges_and_is_private(tmp_path):
+    path = tmp_path / "sub" / "config.yaml"
+    config.write_config_file(path, {"keypair": "k1", "allowed_cidr": ("10.0.0.0/8",)})
+    config.write_config_file(path, {"flavor": "m1.medium", "keypair": None})
+    values = config.load_config_file(path)
+    assert values == {"flavor": "m1.medium", "allowed_cidr": ("10.0.0.0/8",)}
+    assert stat.S_IMODE(os.stat(path).st_mode) == 0o600
+
+
+def test_config_path_precedence(tmp_path, monkeypatch):
+    monkeypatch.setenv(config.CONFIG_ENV, str(tmp_path / "env.yaml"))
+    assert config.config_path(tmp_path / "flag.yaml") == tmp_path / "flag.yaml"
+    assert config.config_path(None) == tmp_path / "env.yaml"
+    monkeypatch.delenv(config.CONFIG_ENV)
+    assert config.config_path(None).name == "config.yaml"
+
+
+def _spec(**flags):
+    base = {"keypair": "k", "image": "img", "allowed_cidr": ("203.0.113.7/32",)}
+    base.update(flags)
+    name = base.pop("name", "demo")
+    resolved = config.resolve(flags=base, file_values={}, file_path=None)
+    return config.launch_spec_from(resolved, cluster_name=name)
+
+
+def test_launch_spec_defaults():
+    spec = _spec()
+    assert spec.workers == 1 and spec.flavor == "m1.small"
+    assert spec.effective_master_flavor == "m1.small"
+    assert spec.open_ui_cidrs == () and spec.floating_ip and spec.anti_affinity
+    assert spec.services == ("hdfs", "yarn", "spark")
+
+
+@pytest.mark.parametrize("flags,needle", [
+    ({"slaves": 0}, "must be >= 1"),
+    ({"keypair": None}, "no keypair given"),
+    ({"image": None}, "no image given"),
+    ({"allowed_cidr": ()}, "no --allowed-cidr"),
+    ({"allowed_cidr": ("not-a-cidr",)}, "is not an IP network"),
+    ({"open_ui_cidr": ("300.1.1.1/8",)}, "is not an IP network"),
+    ({"volume_size": 0}, "--volume-size"),
+    ({"timeout": 5}, "--timeout"),
+    ({"services": ("spark", "mesos")}, "mesos"),
+    ({"floating_ip": False, "floating_ip_pool": "public"}, "contradict"),
+    ({"name": "Bad"}, "not usable"),
+])
+def test_launch_spec_refuses_bad_input(flags, needle):
+    with pytest.raises(UsageError) as err:
+        _spec(**flags)
+    assert needle in str(err.value)
+
+
+def test_cidrs_are_normalised_and_deduplicated():
+    spec = _spec(allowed_cidr=("10.1.2.3/8", "10.0.0.0/8"), open_ui_cidr=("192.0.2.1",))
+    assert spec.allowed_cidrs == ("10.0.0.0/8",)
+    assert spec.open_ui_cidrs == ("192.0.2.1/32",)
