@@ -1,0 +1,145 @@
+"""The cluster's tasks, run on the master as ``fab TASK`` (``fab -l`` lists them).
+
+Installed by ``spark-openstack launch`` under /opt/spark-openstack/lib; the ``fab`` wrapper
+runs as hduser. Every task is a thin wrapper over ``spark_openstack.deploy`` — the same
+functions ``launch`` uses — with a ``MasterRunner``: this machine's shell for the master,
+``ssh`` with the cluster's hduser key for the workers. The cluster's facts come from the
+file ``launch`` wrote (``/etc/spark-openstack/cluster.json``).
+"""
+from __future__ import annotations
+
+import os
+import sys
+
+from fabric import task
+
+from spark_openstack import deploy
+from spark_openstack.errors import SparkOpenstackError
+from spark_openstack.model import FACTS_PATH_ON_MASTER, ClusterFacts
+from spark_openstack.services import HDFS, MasterRunner
+
+
+def _facts() -> ClusterFacts:
+    path = os.environ.get("SPARK_OPENSTACK_FACTS", FACTS_PATH_ON_MASTER)
+    try:
+        with open(path) as fh:
+            return ClusterFacts.from_json(fh.read())
+    except OSError as exc:
+        sys.exit(f"cannot read the cluster facts {path}: {exc.strerror} "
+                 "(run fab on the master as hduser; `fab` does that for you)")
+
+
+def _run(step):
+    """Run one library step; a tool error ends the task with its message, exit 1."""
+    facts = _facts()
+    runner = MasterRunner(facts=facts)
+    try:
+        return step(facts, runner)
+    except SparkOpenstackError as exc:
+        sys.exit(f"error: {exc}")
+
+
+def _print_health(health) -> bool:
+    for item in health.values():
+        print(item.line())
+        for label, url in item.urls.items():
+            print(f"  {label}: {url}")
+    return all(item.ok for item in health.values())
+
+
+@task
+def test_conn(c):
+    """Check the master reaches every node over SSH as hduser."""
+    def step(facts, runner):
+        for node in facts.nodes:
+            out = runner.run(node, "hostname", timeout=30).stdout.strip()
+            print(f"{node.name} ({node.private_ip}): ok, hostname {out}")
+    _run(step)
+
+
+@task
+def init_cluster(c):
+    """Write every node's Hadoop/Spark config files from the cluster facts."""
+    _run(lambda facts, runner: deploy.push_configs(facts=facts, runner=runner))
+    print("configs written on all nodes")
+
+
+@task(help={"force": "reformat an already formatted NameNode (ERASES all HDFS data)"})
+def format_hdfs(c, force=False):
+    """Format the HDFS NameNode; refuses to reformat unless --force."""
+    _run(lambda facts, runner: deploy.format_hdfs(facts=facts, runner=runner, force=force))
+    print("HDFS formatted")
+
+
+@task
+def start_hadoop(c):
+    """Start HDFS (NameNode, then DataNodes) and wait for every DataNode."""
+    _run(lambda facts, runner: _print_health(
+        deploy.start_services(facts=facts, runner=runner, names=["hdfs"])))
+
+
+@task
+def stop_hadoop(c):
+    """Stop HDFS (DataNodes, then the NameNode)."""
+    _run(lambda facts, runner: deploy.stop_services(facts=facts, runner=runner,
+                                                    names=["hdfs"]))
+
+
+@task
+def create_hdfs_user(c):
+    """Create /user/hduser in HDFS, owned by hduser."""
+    _run(lambda facts, runner: HDFS(facts=facts, runner=runner).create_user_dir())
+
+
+@task
+def start_yarn(c):
+    """Start YARN (ResourceManager, then NodeManagers) and wait for every NodeManager."""
+    _run(lambda facts, runner: _print_health(
+        deploy.start_services(facts=facts, runner=runner, names=["yarn"])))
+
+
+@task
+def stop_yarn(c):
+    """Stop YARN (NodeManagers, then the ResourceManager)."""
+    _run(lambda facts, runner: deploy.stop_services(facts=facts, runner=runner,
+                                                    names=["yarn"]))
+
+
+@task
+def start_spark(c):
+    """Start the Spark standalone master, then the workers; wait until all are ALIVE."""
+    _run(lambda facts, runner: _print_health(
+        deploy.start_services(facts=facts, runner=runner, names=["spark"])))
+
+
+@task
+def stop_spark(c):
+    """Stop the Spark workers, then the master."""
+    _run(lambda facts, runner: deploy.stop_services(facts=facts, runner=runner,
+                                                    names=["spark"]))
+
+
+@task
+def start_all(c):
+    """Start every deployed service in order (HDFS, YARN, Spark) and check health."""
+    _run(lambda facts, runner: _print_health(
+        deploy.start_services(facts=facts, runner=runner)))
+
+
+@task
+def stop_all(c):
+    """Stop every deployed service (Spark, YARN, then HDFS)."""
+    _run(lambda facts, runner: deploy.stop_services(facts=facts, runner=runner))
+
+
+@task
+def status(c):
+    """Show each service's health: Spark workers ALIVE, DataNodes, NodeManagers."""
+    def step(facts, runner):
+        print(f"cluster {facts.cluster_name}: master {facts.master.name} "
+              f"({facts.master.private_ip}), {len(facts.workers)} worker(s), "
+              f"services {', '.join(facts.services)}")
+        if not _print_health(deploy.cluster_health(facts=facts, runner=runner)):
+            sys.exit(1)
+    _run(step)
+

@@ -1,0 +1,13 @@
+"""The cluster's services, one small class each, started in this order."""
+from __future__ import annotations
+
+from .base import Health, MasterRunner, Runner, Service, SSHRunner
+from .hdfs import HDFS
+from .spark import Spark
+from .yarn import YARN
+
+SERVICE_CLASSES: dict[str, type[Service]] = {"hdfs": HDFS, "yarn": YARN, "spark": Spark}
+START_ORDER = ("hdfs", "yarn", "spark")
+
+__all__ = ["HDFS", "YARN", "Spark", "Health", "MasterRunner", "Runner", "SSHRunner",
+           "Service", "SERVICE_CLASSES", "START_ORDER"]

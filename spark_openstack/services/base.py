@@ -1,0 +1,307 @@
+"""What every service shares: how commands reach a node, and what a health check says.
+
+Services never open connections themselves; they get a ``Runner``. The same service code
+runs from the user's machine at launch (``SSHRunner``: SSH as the image's login user, then
+``sudo -u hduser``) and from the master under ``fab`` (``MasterRunner``: the master's own
+shell, and ``ssh`` with the cluster's hduser key to the workers). Tests substitute a runner
+whose commands run locally against stand-in executables.
+"""
+from __future__ import annotations
+
+import io
+import shlex
+import subprocess
+import tarfile
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Callable, Protocol
+
+from ..errors import DeployError, SSHError, TimeoutError_
+from ..executor import run_per_node
+from ..model import ClusterFacts, Node
+from ..render import config_file_mode, render_node_configs
+
+SERVICE_USER = "hduser"
+
+
+@dataclass
+class CommandResult:
+    stdout: str
+    stderr: str
+    exited: int
+
+
+class Runner(Protocol):
+    """Runs shell commands as the service account on a node, and writes files there."""
+
+    def run(self, node: Node, command: str, *, timeout: float | None = None,
+            check: bool = True) -> CommandResult: ...
+
+    def put_files(self, node: Node, files: dict[str, tuple[str | bytes, int]], *,
+                  owner: str = SERVICE_USER) -> None: ...
+
+    def close(self) -> None: ...
+
+
+def tar_bytes(files: dict[str, tuple[str | bytes, int]]) -> bytes:
+    """A gzip tar of ``{absolute path: (content, mode)}`` (paths stored relative to /)."""
+    buf = io.BytesIO()
+    now = time.time()
+    with tarfile.open(fileobj=buf, mode="w:gz") as tar:
+        for path, (content, mode) in sorted(files.items()):
+            data = content.encode() if isinstance(content, str) else content
+            info = tarfile.TarInfo(path.lstrip("/"))
+            info.size, info.mode, info.mtime = len(data), mode, now
+            tar.addfile(info, io.BytesIO(data))
+    return buf.getvalue()
+
+
+def _extract_command(archive: str, files, owner: str) -> str:
+    """Unpack over existing directories (following /opt/spark -> /opt/spark-x symlinks),
+    then give the files to ``owner``."""
+    quoted = " ".join(shlex.quote(p) for p in sorted(files))
+    return (f"tar -xzf {shlex.quote(archive)} -C / --no-same-owner --no-overwrite-dir"
+            f" && chown {shlex.quote(owner)}:{shlex.quote(owner)} {quoted}")
+
+
+# ----------------------------------------------------------------------------- SSH runner
+class SSHRunner:
+    """From the user's machine: SSH as the image's login user, commands via sudo -u hduser.
+
+    Workers without a floating IP are reached through ``gateway_host`` (the master's
+    address) when one is given. One connection per node, reused and closed by ``close``.
+    """
+
+    def __init__(self, *, ssh_user: str, key_filename: str | None,
+                 gateway_host: str | None = None, connect_timeout: float = 15):
+        self.ssh_user = ssh_user
+        self.key_filename = key_filename
+        self.gateway_host = gateway_host
+        self.connect_timeout = connect_timeout
+        self._conns: dict[str, object] = {}
+        self._gateway = None
+        self._lock = threading.Lock()
+        self._node_locks: dict[str, threading.Lock] = {}
+
+    def _connection(self, node: Node):
+        from .. import ssh  # Fabric/paramiko only where SSH is really used
+        with self._lock:
+            conn = self._conns.get(node.name)
+            if conn is not None:
+                return conn
+            gateway = None
+            host = node.address
+            if self.gateway_host and not node.public_ip and host != self.gateway_host:
+                if self._gateway is None:
+                    self._gateway = ssh.connect(host=self.gateway_host, user=self.ssh_user,
+                                                key_filename=self.key_filename,
+                                                timeout=self.connect_timeout)
+                gateway = self._gateway
+                host = node.private_ip
+        conn = ssh.connect(host=host, user=self.ssh_user, key_filename=self.key_filename,
+                           gateway=gateway, timeout=self.connect_timeout)
+        with self._lock:
+            self._conns[node.name] = conn
+            self._node_locks.setdefault(node.name, threading.Lock())
+        return conn
+
+    def _as_service_user(self, command: str) -> str:
+        inner = f"bash -lc {shlex.quote(command)}"
+        if self.ssh_user == SERVICE_USER:
+            return inner
+        return f"cd / && sudo -n -u {SERVICE_USER} -H {inner}"
+
+    def run_as_root(self, node: Node, command: str, *, timeout: float | None = None,
+                    check: bool = True) -> CommandResult:
+        wrapped = command if self.ssh_user == "root" else f"sudo -n bash -c {shlex.quote(command)}"
+        return self._raw(node, wrapped, timeout=timeout, check=check)
+
+    def run(self, node: Node, command: str, *, timeout: float | None = None,
+            check: bool = True) -> CommandResult:
+        return self._raw(node, self._as_service_user(command), timeout=timeout, check=check)
+
+    def _raw(self, node: Node, command: str, *, timeout, check) -> CommandResult:
+        from .. import ssh
+        conn = self._connection(node)
+        with self._node_locks[node.name]:
+            result = ssh.run(conn, command, warn=not check, timeout=timeout)
+        return CommandResult(result.stdout or "", result.stderr or "", result.exited)
+
+    def put_files(self, node: Node, files: dict[str, tuple[str | bytes, int]], *,
+                  owner: str = SERVICE_USER) -> None:
+        """Upload once (a private temp file), unpack as root, hand to ``owner``."""
+        if not files:
+            return
+        conn = self._connection(node)
+        with self._node_locks[node.name]:
+            from .. import ssh
+            tmp = ssh.run(conn, "mktemp /tmp/spark-openstack.XXXXXXXX.tgz").stdout.strip()
+            try:
+                conn.put(io.BytesIO(tar_bytes(files)), remote=tmp)
+            except Exception as exc:  # noqa: BLE001
+                raise SSHError(f"{node.name}: upload to {tmp} failed: {exc}") from exc
+        try:
+            self.run_as_root(node, _extract_command(tmp, files, owner))
+        finally:
+            self._raw(node, f"rm -f {shlex.quote(tmp)}", timeout=30, check=False)
+
+    def close(self) -> None:
+        with self._lock:
+            conns, self._conns = list(self._conns.values()), {}
+            gateway, self._gateway = self._gateway, None
+        for conn in conns:
+            conn.close()
+        if gateway is not None:
+            gateway.close()
+
+
+# ----------------------------------------------------------------------------- on the master
+class MasterRunner:
+    """On the master itself (``fab``, run as hduser): a local shell for the master, and
+    ``ssh`` with the cluster's hduser key to every other node."""
+
+    SSH_OPTIONS = ("-o", "BatchMode=yes", "-o", "StrictHostKeyChecking=accept-new",
+                   "-o", "ConnectTimeout=10")
+
+    def __init__(self, *, facts: ClusterFacts):
+        self.facts = facts
+
+    def _argv(self, node: Node, command: str) -> list[str]:
+        if node.name == self.facts.master.name:
+            return ["bash", "-lc", command]
+        return ["ssh", *self.SSH_OPTIONS, f"{SERVICE_USER}@{node.private_ip}",
+                f"bash -lc {shlex.quote(command)}"]
+
+    def _exec(self, node: Node, argv: list[str], *, stdin: bytes | None, timeout,
+              check: bool, shown: str) -> CommandResult:
+        try:
+            proc = subprocess.run(argv, input=stdin, capture_output=True, timeout=timeout)
+        except subprocess.TimeoutExpired as exc:
+            raise TimeoutError_(f"{node.name}: `{shown}` did not finish in {timeout}s") from exc
+        result = CommandResult(proc.stdout.decode(errors="replace"),
+                               proc.stderr.decode(errors="replace"), proc.returncode)
+        if check and result.exited != 0:
+            tail = "\n".join((result.stderr or result.stdout).strip().splitlines()[-15:])
+            raise SSHError(f"{node.name}: `{shown}` exited {result.exited}"
+                           + (f":\n{tail}" if tail else ""))
+        return result
+
+    def run(self, node: Node, command: str, *, timeout: float | None = None,
+            check: bool = True) -> CommandResult:
+        return self._exec(node, self._argv(node, command), stdin=None, timeout=timeout,
+                          check=check, shown=command)
+
+    def put_files(self, node: Node, files: dict[str, tuple[str | bytes, int]], *,
+                  owner: str = SERVICE_USER) -> None:
+        if not files:
+            return
+        if owner != SERVICE_USER:
+            raise DeployError(f"{node.name}: fab runs as {SERVICE_USER} and cannot write "
+                              f"files owned by {owner}",
+                              hint="re-run `spark-openstack launch`'s deploy from your machine")
+        command = "tar -xzf - -C / --no-same-owner --no-overwrite-dir"
+        self._exec(node, self._argv(node, command), stdin=tar_bytes(files), timeout=120,
+                   check=True, shown=command)
+
+    def close(self) -> None:
+        pass
+
+
+# ----------------------------------------------------------------------------- health
+@dataclass
+class Health:
+    """One service's readiness: ``actual`` of ``expected`` members up."""
+
+    service: str
+    expected: int
+    actual: int
+    detail: str = ""
+    urls: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def ok(self) -> bool:
+        return self.actual == self.expected
+
+    def line(self) -> str:
+        state = "ok" if self.ok else "NOT READY"
+        return f"{self.service}: {self.actual}/{self.expected} {self.detail} [{state}]".strip()
+
+
+class Service:
+    """Base for hdfs/yarn/spark: configure, start, stop, health — from the master."""
+
+    name = ""
+    daemons: tuple[str, ...] = ()
+    config_names: tuple[str, ...] = ()   # file names (under the conf dir) this service needs
+
+    def __init__(self, *, facts: ClusterFacts, runner: Runner,
+                 on_node_done: Callable | None = None):
+        self.facts = facts
+        self.runner = runner
+        self.on_node_done = on_node_done
+
+    @property
+    def master(self) -> Node:
+        return self.facts.master
+
+    @property
+    def workers(self) -> tuple[Node, ...]:
+        return self.facts.workers
+
+    def on_master(self, command: str, *, timeout: float | None = 300,
+                  check: bool = True) -> CommandResult:
+        return self.runner.run(self.master, command, timeout=timeout, check=check)
+
+    def on_workers(self, command: str, *, what: str, timeout: float | None = 300) -> None:
+        """The same command on every worker at once; every failure is reported per node."""
+        run_per_node(lambda node: self.runner.run(node, command, timeout=timeout),
+                     self.workers, what=f"{self.name}: {what}", on_done=self.on_node_done)
+
+    # -- configure
+    def config_files(self, node: Node) -> dict[str, tuple[str, int]]:
+        rendered = render_node_configs(facts=self.facts, node=node)
+        return {path: (text, config_file_mode(path)) for path, text in rendered.items()
+                if path.rsplit("/", 1)[-1] in self.config_names}
+
+    def configure(self) -> None:
+        """Write this service's config files on every node (in parallel)."""
+        run_per_node(lambda node: self.runner.put_files(node, self.config_files(node)),
+                     self.facts.nodes, what=f"{self.name}: write configs",
+                     on_done=self.on_node_done)
+
+    # -- lifecycle (subclasses)
+    def start(self) -> None:
+        raise NotImplementedError
+
+    def stop(self) -> None:
+        raise NotImplementedError
+
+    def health(self) -> Health:
+        raise NotImplementedError
+
+    def wait_healthy(self, *, timeout: float = 180, interval: float = 2.0) -> Health:
+        """Poll ``health`` until every member is up; ``DeployError`` naming what is missing."""
+        deadline = time.monotonic() + timeout
+        last: Health | None = None
+        last_error = ""
+        while True:
+            try:
+                last = self.health()
+                if last.ok:
+                    return last
+            except (SSHError, DeployError, TimeoutError_) as exc:
+                last_error = exc.message
+            if time.monotonic() + interval > deadline:
+                seen = last.line() if last else f"{self.name}: no answer ({last_error})"
+                raise DeployError(f"{self.name} not ready after {timeout:.0f}s: {seen}",
+                                  hint=f"look at the logs on {self.master.name}: "
+                                       f"{self.log_hint()}")
+            time.sleep(interval)
+
+    def log_hint(self) -> str:
+        return "/var/log"
+
+
+def quoted(*parts: str) -> str:
+    return " ".join(shlex.quote(p) for p in parts)

@@ -1,0 +1,77 @@
+"""HDFS: a NameNode on the master, a DataNode on every worker."""
+from __future__ import annotations
+
+import re
+import shlex
+
+from ..errors import DeployError
+from ..render import cluster_dirs
+from .base import SERVICE_USER, Health, Service
+
+_LIVE = re.compile(r"Live datanodes \((\d+)\)")
+
+
+class HDFS(Service):
+    name = "hdfs"
+    daemons = ("namenode", "datanode")
+    config_names = ("core-site.xml", "hdfs-site.xml", "hadoop-env.sh", "workers")
+
+    @property
+    def _version_file(self) -> str:
+        return f"{cluster_dirs(self.facts).namenode[0]}/current/VERSION"
+
+    def is_formatted(self) -> bool:
+        """A formatted NameNode has ``current/VERSION`` in its first name dir."""
+        result = self.on_master(f"test -f {shlex.quote(self._version_file)}", check=False)
+        return result.exited == 0
+
+    def format(self, *, force: bool = False) -> bool:
+        """Format the NameNode once. Reformatting erases HDFS, so it needs ``force``.
+
+        Returns True when it formatted, and raises ``DeployError`` when the NameNode is
+        already formatted and ``force`` is not set.
+        """
+        if self.is_formatted() and not force:
+            raise DeployError(
+                f"HDFS on {self.master.name} is already formatted ({self._version_file}); "
+                "formatting again erases every file stored in HDFS",
+                hint="to really start over: `fab format_hdfs --force` on the master "
+                     "(stop HDFS first)")
+        command = (f"hdfs namenode -format -nonInteractive "
+                   f"-clusterid {shlex.quote('spark-openstack-' + self.facts.cluster_name)}")
+        if force:
+            command += " -force"
+        self.on_master(command, timeout=300)
+        return True
+
+    def start(self) -> None:
+        """NameNode first (DataNodes register with it), then all DataNodes at once."""
+        self.on_master("hdfs --daemon status namenode >/dev/null 2>&1 "
+                       "|| hdfs --daemon start namenode")
+        self.on_workers("hdfs --daemon status datanode >/dev/null 2>&1 "
+                        "|| hdfs --daemon start datanode", what="start datanode")
+
+    def stop(self) -> None:
+        """DataNodes first, then the NameNode; stopping a stopped daemon is not an error."""
+        self.on_workers("hdfs --daemon stop datanode || true", what="stop datanode")
+        self.on_master("hdfs --daemon stop namenode || true")
+
+    def create_user_dir(self, *, user: str = SERVICE_USER) -> None:
+        """``/user/<user>`` owned by that user, once the NameNode has left safe mode."""
+        home = shlex.quote(f"/user/{user}")
+        self.on_master("hdfs dfsadmin -safemode wait", timeout=300)
+        self.on_master(f"hdfs dfs -mkdir -p {home} && "
+                       f"hdfs dfs -chown {shlex.quote(user)}:{shlex.quote(user)} {home}")
+
+    def health(self) -> Health:
+        out = self.on_master("hdfs dfsadmin -report -live", timeout=60).stdout
+        match = _LIVE.search(out)
+        if not match:
+            raise DeployError(f"hdfs: cannot read the live DataNode count from "
+                              f"`hdfs dfsadmin -report -live`: {out.strip()[:200]!r}")
+        return Health(service=self.name, expected=len(self.workers), actual=int(match[1]),
+                      detail="DataNodes live",
+                      urls={"NameNode UI": f"http://{self.master.private_ip}:9870/"})
+
+    def log_hint(self) -> str:
+        return "/var/log/hadoop/*namenode*.log and, on workers, *datanode*.log"

@@ -1,0 +1,81 @@
+"""Spark standalone: a Master on the master, a Worker on every worker, bound to private IPs."""
+from __future__ import annotations
+
+import json
+import shlex
+
+from ..errors import DeployError
+from ..render import PORTS
+from .base import Health, Service
+
+MASTER_CLASS = "org.apache.spark.deploy.master.Master"
+WORKER_CLASS = "org.apache.spark.deploy.worker.Worker"
+
+
+class Spark(Service):
+    name = "spark"
+    daemons = ("master", "worker")
+    config_names = ("spark-env.sh", "spark-defaults.conf", "workers")
+
+    @property
+    def master_url(self) -> str:
+        return f"spark://{self.master.private_ip}:{PORTS['spark_master']}"
+
+    @property
+    def ui_url(self) -> str:
+        return f"http://{self.master.private_ip}:{PORTS['spark_master_ui']}"
+
+    def _sbin(self, script: str) -> str:
+        return shlex.quote(f"{self.facts.spark_home}/sbin/{script}")
+
+    def _running(self, cls: str) -> str:
+        return f"{self._sbin('spark-daemon.sh')} status {cls} 1 >/dev/null 2>&1"
+
+    def start(self) -> None:
+        """Master, wait for its UI to answer, then every Worker at once."""
+        self.on_master(f"{self._running(MASTER_CLASS)} || {self._sbin('start-master.sh')}")
+        self.wait_master_ui()
+        self.on_workers(f"{self._running(WORKER_CLASS)} || "
+                        f"{self._sbin('start-worker.sh')} {shlex.quote(self.master_url)}",
+                        what="start worker")
+
+    def wait_master_ui(self, *, timeout: int = 120) -> None:
+        url = shlex.quote(self.ui_url + "/json/")
+        probe = (f"for i in $(seq 1 {timeout * 2}); do python3 -c "
+                 f"\"import sys,urllib.request; urllib.request.urlopen(sys.argv[1], timeout=2)\" "
+                 f"{url} 2>/dev/null && exit 0; sleep 0.5; done; exit 1")
+        result = self.on_master(probe, timeout=timeout + 30, check=False)
+        if result.exited != 0:
+            log = self.on_master("tail -n 30 /var/log/spark/*Master*.out 2>/dev/null",
+                                 check=False).stdout
+            raise DeployError(f"spark: the master UI {self.ui_url} did not answer in "
+                              f"{timeout}s\n{log.strip()}",
+                              hint=f"see /var/log/spark on {self.master.name}")
+
+    def stop(self) -> None:
+        self.on_workers(f"{self._sbin('stop-worker.sh')} || true", what="stop worker")
+        self.on_master(f"{self._sbin('stop-master.sh')} || true")
+
+    def master_state(self) -> dict:
+        """The master's JSON status (workers, apps), fetched on the master itself."""
+        fetch = ("python3 -c \"import sys,urllib.request; "
+                 "sys.stdout.write(urllib.request.urlopen(sys.argv[1], timeout=10)"
+                 ".read().decode())\" " + shlex.quote(self.ui_url + "/json/"))
+        out = self.on_master(fetch, timeout=60).stdout
+        try:
+            return json.loads(out)
+        except ValueError as exc:
+            raise DeployError(f"spark: {self.ui_url}/json/ did not return JSON: "
+                              f"{out.strip()[:200]!r}") from exc
+
+    def health(self) -> Health:
+        state = self.master_state()
+        alive = sorted({w.get("host", "?") for w in state.get("workers", [])
+                        if w.get("state") == "ALIVE"})
+        return Health(service=self.name, expected=len(self.workers), actual=len(alive),
+                      detail=f"workers ALIVE ({', '.join(alive) or 'none'})",
+                      urls={"Spark master UI": self.ui_url + "/",
+                            "Spark master": self.master_url})
+
+    def log_hint(self) -> str:
+        return "/var/log/spark/*Master*.out and, on workers, /var/log/spark/*Worker*.out"

@@ -1,0 +1,151 @@
+"""Every config template rendered for 1 and several workers, checked for what it must say."""
+from __future__ import annotations
+
+import xml.etree.ElementTree as ET
+
+import jinja2
+import pytest
+
+from deploy_facts import make_facts
+from spark_openstack import render
+from spark_openstack.errors import ValidationError
+
+
+def _props(xml_text: str) -> dict[str, str]:
+    root = ET.fromstring(xml_text)
+    return {p.findtext("name"): p.findtext("value") for p in root.iter("property")}
+
+
+def _conf(text: str) -> dict[str, str]:
+    out = {}
+    for line in text.splitlines():
+        if line.strip() and not line.startswith("#"):
+            key, _, value = line.strip().partition(" ")
+            out[key] = value.strip()
+    return out
+
+
+def _env(text: str) -> dict[str, str]:
+    return {line[len("export "):].split("=", 1)[0]: line.split("=", 1)[1]
+            for line in text.splitlines() if line.startswith("export ")}
+
+
+@pytest.mark.parametrize("workers", [1, 3])
+def test_every_template_renders_for_every_node(workers):
+    facts = make_facts(workers=workers)
+    names = render.template_names()
+    expected = {f"/opt/hadoop/etc/hadoop/{n[:-3]}" for n in names["hadoop"]}
+    expected |= {f"/opt/spark/conf/{n[:-3]}" for n in names["spark"]}
+    assert {"core-site.xml.j2", "hdfs-site.xml.j2", "yarn-site.xml.j2", "mapred-site.xml.j2",
+            "workers.j2", "hadoop-env.sh.j2"} <= set(names["hadoop"])
+    assert {"spark-env.sh.j2", "spark-defaults.conf.j2", "workers.j2"} <= set(names["spark"])
+    for node in facts.nodes:
+        files = render.render_node_configs(facts=facts, node=node)
+        assert set(files) == expected
+        for path, text in files.items():
+            assert "{{" not in text and "{%" not in text, path
+            if path.endswith(".xml"):
+                ET.fromstring(text)  # well-formed
+    hosts = render.render_etc_hosts(facts=facts)
+    for node in facts.nodes:
+        assert f"{node.private_ip}\t{node.name}" in hosts.splitlines()
+    assert "127.0.1.1" not in hosts
+
+
+@pytest.mark.parametrize("workers", [1, 2, 5])
+def test_hadoop_files_name_the_master_and_bind_private_addresses(workers):
+    facts = make_facts(workers=workers)
+    worker = facts.workers[-1]
+    files = render.render_node_configs(facts=facts, node=worker)
+    core = _props(files["/opt/hadoop/etc/hadoop/core-site.xml"])
+    hdfs = _props(files["/opt/hadoop/etc/hadoop/hdfs-site.xml"])
+    yarn = _props(files["/opt/hadoop/etc/hadoop/yarn-site.xml"])
+    assert core["fs.defaultFS"] == "hdfs://demo-master:9000"
+    assert core["hadoop.http.authentication.simple.anonymous.allowed"] == "false"
+    assert hdfs["dfs.replication"] == str(min(3, workers))
+    assert hdfs["dfs.datanode.address"] == f"{worker.private_ip}:9866"
+    assert hdfs["dfs.namenode.http-address"] == "10.213.0.10:9870"
+    assert hdfs["dfs.namenode.name.dir"] == "file:///data/hdfs/namenode"
+    assert yarn["yarn.resourcemanager.hostname"] == "demo-master"
+    assert yarn["yarn.resourcemanager.bind-host"] == "10.213.0.10"
+    assert yarn["yarn.nodemanager.bind-host"] == worker.private_ip
+    assert files["/opt/hadoop/etc/hadoop/workers"].split() == [w.name for w in facts.workers]
+    assert files["/opt/spark/conf/workers"].split() == [w.private_ip for w in facts.workers]
+    assert ("dfs.client.block.write.replace-datanode-on-failure.policy" in hdfs) == (workers < 3)
+
+
+def test_several_data_dirs_are_listed():
+    facts = make_facts(data_dirs=("/data/a", "/data/b"))
+    hdfs = _props(render.render_node_configs(facts=facts, node=facts.workers[0])
+                  ["/opt/hadoop/etc/hadoop/hdfs-site.xml"])
+    assert hdfs["dfs.datanode.data.dir"] == "file:///data/a/datanode,file:///data/b/datanode"
+
+
+def test_spark_binds_private_addresses_and_authenticates():
+    facts = make_facts(workers=2)
+    for node in facts.nodes:
+        files = render.render_node_configs(facts=facts, node=node)
+        env = _env(files["/opt/spark/conf/spark-env.sh"])
+        assert env["SPARK_LOCAL_IP"] == node.private_ip
+        assert env["SPARK_MASTER_HOST"] == facts.master.private_ip
+        assert env["SPARK_PID_DIR"] == "/var/lib/spark/pids"       # per host, not /tmp
+        assert env["JAVA_HOME"] == facts.java_home
+        defaults = _conf(files["/opt/spark/conf/spark-defaults.conf"])
+        assert defaults["spark.authenticate"] == "true"
+        assert defaults["spark.authenticate.secret"] == "test-secret-value"
+        assert defaults["spark.master"] == "spark://10.213.0.10:7077"
+        assert defaults["spark.master.rest.enabled"] == "false"
+    assert render.config_file_mode("/opt/spark/conf/spark-defaults.conf") == 0o600
+    assert render.config_file_mode("/opt/spark/conf/spark-env.sh") == 0o755
+    assert render.config_file_mode("/opt/hadoop/etc/hadoop/core-site.xml") == 0o644
+
+
+def test_memory_and_cores_come_from_the_flavor():
+    small = make_facts(worker_ram_mb=2048, worker_vcpus=1)
+    large = make_facts(worker_ram_mb=16384, worker_vcpus=8)
+    env_small = _env(render.render_node_configs(facts=small, node=small.workers[0])
+                     ["/opt/spark/conf/spark-env.sh"])
+    env_large = _env(render.render_node_configs(facts=large, node=large.workers[0])
+                     ["/opt/spark/conf/spark-env.sh"])
+    assert env_small["SPARK_WORKER_CORES"] == "1" and env_large["SPARK_WORKER_CORES"] == "8"
+    mem_small = int(env_small["SPARK_WORKER_MEMORY"].rstrip("m"))
+    mem_large = int(env_large["SPARK_WORKER_MEMORY"].rstrip("m"))
+    assert 512 <= mem_small < 2048 and mem_small < mem_large < 16384
+    assert env_small["SPARK_DAEMON_MEMORY"] == "256m"     # small hosts keep daemons small
+    yarn = _props(render.render_node_configs(facts=large, node=large.workers[0])
+                  ["/opt/hadoop/etc/hadoop/yarn-site.xml"])
+    sizing = render.node_sizing(node=large.workers[0], services=large.services,
+                                worker_count=2)
+    assert int(yarn["yarn.nodemanager.resource.memory-mb"]) == sizing.yarn_nodemanager_mb
+    assert yarn["yarn.nodemanager.resource.cpu-vcores"] == "8"
+    # OS + daemon heaps + Spark + YARN never exceed the flavor's RAM
+    total = (sizing.os_reserve_mb + 3 * sizing.daemon_heap_mb + sizing.spark_worker_mb
+             + sizing.yarn_nodemanager_mb)
+    assert total <= 16384
+
+
+def test_spark_alone_gets_the_whole_container_share_and_no_hadoop_files():
+    facts = make_facts(services=("spark",))
+    files = render.render_node_configs(facts=facts, node=facts.workers[0])
+    assert not any(p.startswith("/opt/hadoop") for p in files)
+    assert "HADOOP_CONF_DIR" not in files["/opt/spark/conf/spark-env.sh"]
+    both = render.node_sizing(node=facts.workers[0], services=("spark", "yarn"), worker_count=2)
+    alone = render.node_sizing(node=facts.workers[0], services=("spark",), worker_count=2)
+    assert alone.spark_worker_mb > both.spark_worker_mb
+
+
+def test_missing_secret_or_foreign_node_is_refused():
+    facts = make_facts(secret="")
+    with pytest.raises(ValidationError, match="secret"):
+        render.render_node_configs(facts=facts, node=facts.master)
+    other = make_facts(workers=1)
+    stranger = make_facts(workers=3).workers[2]
+    with pytest.raises(ValidationError, match="not part of cluster"):
+        render.render_node_configs(facts=other, node=stranger)
+
+
+def test_templates_use_strict_undefined(tmp_path):
+    env = render._environment(tmp_path)
+    (tmp_path / "t.j2").write_text("{{ nothing_here }}")
+    with pytest.raises(jinja2.UndefinedError):
+        env.get_template("t.j2").render()

@@ -1,0 +1,135 @@
+"""The builder's user-data: valid #cloud-config, a shell script that parses, and a
+downloader that refuses any tarball whose SHA-512 does not match (run for real against a
+local HTTP server)."""
+from __future__ import annotations
+
+import functools
+import hashlib
+import http.server
+import subprocess
+import sys
+import threading
+
+import pytest
+import yaml
+
+from spark_openstack import paths
+from spark_openstack.errors import ValidationError
+from spark_openstack.userdata import (render_bake_userdata, render_node_userdata,
+                                      spark_tarball_url, hadoop_tarball_url)
+
+FETCH = paths.cloud_init_dir() / "fetch_verified.py"
+
+
+def _files(userdata: str) -> dict[str, str]:
+    doc = yaml.safe_load(userdata)
+    return {f["path"]: f["content"] for f in doc["write_files"]}
+
+
+@pytest.mark.parametrize("hadoop_version", [None, "3.4.1"])
+def test_bake_userdata_is_cloud_config_with_a_valid_script(tmp_path, hadoop_version):
+    text = render_bake_userdata(spark_version="4.3.0", hadoop_version=hadoop_version,
+                                mirror="http://10.213.0.1:8099/", python_packages=["numpy"])
+    assert text.startswith("#cloud-config\n")
+    doc = yaml.safe_load(text)
+    assert any(isinstance(u, dict) and u["name"] == "hduser" for u in doc["users"])
+    assert "default" in doc["users"]
+    assert doc["runcmd"] == [["/usr/local/lib/spark-openstack/bake.sh"]]
+    files = _files(text)
+    script = files["/usr/local/lib/spark-openstack/bake.sh"]
+    assert files["/usr/local/lib/spark-openstack/fetch_verified.py"] == FETCH.read_text()
+    (tmp_path / "bake.sh").write_text(script)
+    subprocess.run(["bash", "-n", str(tmp_path / "bake.sh")], check=True)
+    assert "set -Eeuo pipefail" in script
+    assert "command -v java" in script          # Java only when missing
+    assert "MIRROR=http://10.213.0.1:8099\n" in script
+    assert ("HADOOP_VERSION=3.4.1" in script) == bool(hadoop_version)
+    assert "/opt/spark" in script and "/etc/spark-openstack/image.json" in script
+    assert "pip install --break-system-packages numpy" in script
+    # nothing secret goes into the image
+    for word in ("spark.authenticate.secret", "\n    passwd:", "hashed_passwd", "password:", "PRIVATE KEY",
+                 "OS_PASSWORD", "ssh_authorized_keys", "clouds.yaml"):
+        assert word not in text
+
+
+def test_urls_follow_apaches_layout():
+    assert spark_tarball_url(mirror="https://archive.apache.org/dist/", spark_version="4.0.1") \
+        == "https://archive.apache.org/dist/spark/spark-4.0.1/spark-4.0.1-bin-hadoop3.tgz"
+    assert hadoop_tarball_url(mirror="http://m", hadoop_version="3.4.1") \
+        == "http://m/hadoop/common/hadoop-3.4.1/hadoop-3.4.1.tar.gz"
+
+
+@pytest.mark.parametrize("kwargs, option", [
+    (dict(spark_version="4.3; rm -rf /"), "--spark-version"),
+    (dict(hadoop_version="latest"), "--hadoop-version"),
+    (dict(mirror="ftp://mirror"), "--mirror"),
+    (dict(java_package="openjdk 17"), "--java-package"),
+    (dict(python_packages=["numpy; curl evil"]), "--python-packages"),
+])
+def test_bad_inputs_are_refused_by_name(kwargs, option):
+    args = dict(spark_version="4.3.0", hadoop_version=None, mirror="http://m")
+    args.update(kwargs)
+    with pytest.raises(ValidationError, match=option):
+        render_bake_userdata(**args)
+
+
+def test_node_userdata_sets_the_hostname():
+    doc = yaml.safe_load(render_node_userdata(node_name="demo-worker-1"))
+    assert doc["hostname"] == "demo-worker-1" and doc["manage_etc_hosts"] is False
+
+
+@pytest.fixture
+def mirror(tmp_path):
+    root = tmp_path / "mirror"
+    root.mkdir()
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(root))
+    handler.log_message = lambda *a, **k: None
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield root, f"http://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+
+
+def _fetch(url, out):
+    return subprocess.run([sys.executable, str(FETCH), url, str(out)],
+                          capture_output=True, text=True, timeout=60)
+
+
+@pytest.mark.parametrize("style", ["sha512sum", "bsd-tag", "gpg-print-md"])
+def test_fetch_accepts_each_published_checksum_format(mirror, tmp_path, style):
+    root, url = mirror
+    payload = b"spark tarball bytes" * 1000
+    digest = hashlib.sha512(payload).hexdigest()
+    (root / "spark.tgz").write_bytes(payload)
+    if style == "sha512sum":
+        checksum = f"{digest}  spark.tgz\n"
+    elif style == "bsd-tag":
+        checksum = f"SHA512 (spark.tgz) = {digest}\n"
+    else:
+        groups = [digest[i:i + 8].upper() for i in range(0, 128, 8)]
+        checksum = "spark.tgz: " + " ".join(groups[:8]) + "\n           " \
+            + " ".join(groups[8:]) + "\n"
+    (root / "spark.tgz.sha512").write_text(checksum)
+    result = _fetch(f"{url}/spark.tgz", tmp_path / "out.tgz")
+    assert result.returncode == 0, result.stderr
+    assert (tmp_path / "out.tgz").read_bytes() == payload
+
+
+def test_fetch_refuses_a_mismatch_and_leaves_nothing(mirror, tmp_path):
+    root, url = mirror
+    (root / "spark.tgz").write_bytes(b"tampered")
+    (root / "spark.tgz.sha512").write_text(hashlib.sha512(b"original").hexdigest()
+                                           + "  spark.tgz\n")
+    result = _fetch(f"{url}/spark.tgz", tmp_path / "out.tgz")
+    assert result.returncode != 0
+    assert "MISMATCH" in result.stderr
+    assert not (tmp_path / "out.tgz").exists()
+
+
+def test_fetch_fails_clearly_without_a_checksum(mirror, tmp_path):
+    root, url = mirror
+    (root / "spark.tgz").write_bytes(b"x")
+    result = _fetch(f"{url}/spark.tgz", tmp_path / "out.tgz")
+    assert result.returncode != 0 and "cannot download" in result.stderr
+    assert not (tmp_path / "out.tgz").exists()
