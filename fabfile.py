@@ -47,6 +47,17 @@ def _print_health(health) -> bool:
     return all(item.ok for item in health.values())
 
 
+def _start(names):
+    """Start the named services (all deployed ones when None) and print their health."""
+    _run(lambda facts, runner: _print_health(
+        deploy.start_services(facts=facts, runner=runner, names=names)))
+
+
+def _stop(names):
+    """Stop the named services (all deployed ones when None)."""
+    _run(lambda facts, runner: deploy.stop_services(facts=facts, runner=runner, names=names))
+
+
 @task
 def test_conn(c):
     """Check the master reaches every node over SSH as hduser."""
@@ -74,15 +85,13 @@ def format_hdfs(c, force=False):
 @task
 def start_hadoop(c):
     """Start HDFS (NameNode, then DataNodes) and wait for every DataNode."""
-    _run(lambda facts, runner: _print_health(
-        deploy.start_services(facts=facts, runner=runner, names=["hdfs"])))
+    _start(["hdfs"])
 
 
 @task
 def stop_hadoop(c):
     """Stop HDFS (DataNodes, then the NameNode)."""
-    _run(lambda facts, runner: deploy.stop_services(facts=facts, runner=runner,
-                                                    names=["hdfs"]))
+    _stop(["hdfs"])
 
 
 @task
@@ -94,42 +103,37 @@ def create_hdfs_user(c):
 @task
 def start_yarn(c):
     """Start YARN (ResourceManager, then NodeManagers) and wait for every NodeManager."""
-    _run(lambda facts, runner: _print_health(
-        deploy.start_services(facts=facts, runner=runner, names=["yarn"])))
+    _start(["yarn"])
 
 
 @task
 def stop_yarn(c):
     """Stop YARN (NodeManagers, then the ResourceManager)."""
-    _run(lambda facts, runner: deploy.stop_services(facts=facts, runner=runner,
-                                                    names=["yarn"]))
+    _stop(["yarn"])
 
 
 @task
 def start_spark(c):
     """Start the Spark standalone master, then the workers; wait until all are ALIVE."""
-    _run(lambda facts, runner: _print_health(
-        deploy.start_services(facts=facts, runner=runner, names=["spark"])))
+    _start(["spark"])
 
 
 @task
 def stop_spark(c):
     """Stop the Spark workers, then the master."""
-    _run(lambda facts, runner: deploy.stop_services(facts=facts, runner=runner,
-                                                    names=["spark"]))
+    _stop(["spark"])
 
 
 @task
 def start_all(c):
     """Start every deployed service in order (HDFS, YARN, Spark) and check health."""
-    _run(lambda facts, runner: _print_health(
-        deploy.start_services(facts=facts, runner=runner)))
+    _start(None)
 
 
 @task
 def stop_all(c):
     """Stop every deployed service (Spark, YARN, then HDFS)."""
-    _run(lambda facts, runner: deploy.stop_services(facts=facts, runner=runner))
+    _stop(None)
 
 
 @task

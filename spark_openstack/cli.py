@@ -499,28 +499,38 @@ def login(app: AppContext, cluster, forward_ui, identity_file, ssh_user, print_o
 @cli.command(name="create-image", context_settings=CONTEXT_SETTINGS, epilog="""\b
 Examples:
   spark-openstack create-image -n spark-4 --base-image debian-12 --flavor m1.small \\
-      -k mykey --identity-file ~/.ssh/id_ed25519 --spark-version 4.0.0
+      -k mykey --identity-file ~/.ssh/id_ed25519 --allowed-cidr 203.0.113.7/32
   spark-openstack create-image -n spark-only --base-image debian-12 --flavor m1.small \\
-      -k mykey --no-hadoop --mirror http://10.213.0.1:8099/""")
+      -k mykey --allowed-cidr 10.213.0.1/32 --no-hadoop --mirror http://10.213.0.1:8099
+      # the second one is the sandbox cloud: its mirror serves Spark only""")
 @click.option("-n", "--name", metavar="NAME", required=True, help="Name of the new image.")
 @click.option("--base-image", metavar="IMAGE", help="Image to start the builder from.")
 @click.option("--flavor", metavar="FLAVOR", help="Flavor of the builder server.")
-@click.option("-k", "--keypair", metavar="NAME")
-@click.option("--identity-file", metavar="PATH")
-@click.option("--spark-version", metavar="V")
-@click.option("--hadoop-version", metavar="V")
-@click.option("--no-hadoop", is_flag=True, default=None, help="Spark only, no Hadoop.")
-@click.option("--mirror", metavar="URL", help="Apache-layout download mirror.")
+@click.option("-k", "--keypair", metavar="NAME", help="Nova keypair for SSH to the builder.")
+@click.option("--identity-file", metavar="PATH",
+              help="Private key of the keypair (default: the matching one in ~/.ssh).")
+@click.option("--spark-version", metavar="V",
+              help=f"Spark release to install (default {BUILTIN_DEFAULTS['spark_version']}).")
+@click.option("--hadoop-version", metavar="V",
+              help=f"Hadoop release to install (default {BUILTIN_DEFAULTS['hadoop_version']}).")
+@click.option("--no-hadoop", is_flag=True, default=None,
+              help="Spark only, no Hadoop (the cluster then runs Spark standalone only).")
+@click.option("--mirror", metavar="URL",
+              help="Apache-layout download mirror (default https://archive.apache.org/dist); "
+                   "every download is checked against its published .sha512.")
 @click.option("--java-package", metavar="PKG", help="Debian package providing Java.")
 @click.option("--python-packages", metavar="LIST", help="Comma-separated pip packages.")
-@click.option("--network", metavar="NET")
+@click.option("--network", metavar="NET",
+              help="Network of the builder (default: the project's only one).")
 @click.option("--allowed-cidr", multiple=True, metavar="CIDR",
               help="Who may SSH to the builder (repeatable; required).")
 @click.option("--floating-ip/--no-floating-ip", default=False,
               help="Reach the builder through a floating IP (default: its fixed IP).")
-@click.option("--floating-ip-pool", metavar="NET")
-@click.option("--ssh-user", metavar="USER")
-@click.option("--timeout", type=int, metavar="SECONDS")
+@click.option("--floating-ip-pool", metavar="NET",
+              help="External network for the builder's floating IP (with --floating-ip).")
+@click.option("--ssh-user", metavar="USER", help="Login user of the base image (default debian).")
+@click.option("--timeout", type=int, metavar="SECONDS",
+              help="Limit for the whole bake (default 1800).")
 @pass_app
 def create_image(app: AppContext, name, python_packages, **flags):
     """Bake an image with Java, Spark (and Hadoop) installed by cloud-init."""

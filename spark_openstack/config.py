@@ -53,8 +53,8 @@ BUILTIN_DEFAULTS: dict[str, Any] = {
     "services": ("hdfs", "yarn", "spark"),
     # create-image (DEPLOY's command; same layering)
     "base_image": None,
-    "spark_version": None,
-    "hadoop_version": None,
+    "spark_version": "4.3.0",      # the Spark release the image gets unless told
+    "hadoop_version": "3.5.0",     # the Hadoop client line that Spark 4.3 is built against
     "no_hadoop": False,
     "mirror": None,
     "java_package": None,
