@@ -234,6 +234,12 @@ def launch(*, provider: OpenStackProvider, spec: LaunchSpec,
                                         progress=progress)
             if deploy_result and isinstance(deploy_result.get("facts"), ClusterFacts):
                 facts = deploy_result["facts"]
+            if facts.services != tuple(spec.services):
+                # the image decided (e.g. no Hadoop): the cloud records what really runs
+                services = ",".join(facts.services)
+                run_per_node(lambda n: provider.set_server_metadata(
+                    n.server_id, {META_SERVICES: services}), facts.nodes,
+                    what="record deployed services")
     except KeyboardInterrupt:
         summary = _fail_cleanup(provider=provider, spec=spec, created=created,
                                 progress=progress)

@@ -544,6 +544,11 @@ class OpenStackProvider:
         self.conn.compute.update_server(server_id, name=name)
 
     @translate_errors
+    def set_server_metadata(self, server_id: str, metadata: dict[str, str]) -> None:
+        """Add or replace these metadata keys (others stay)."""
+        self.conn.compute.set_server_metadata(server_id, **metadata)
+
+    @translate_errors
     def list_servers(self, *, name_regex: str | None = None) -> list:
         """One (paginated) detailed listing; ``name_regex`` is Nova's server-side filter."""
         query = {"name": name_regex} if name_regex else {}
