@@ -15,6 +15,15 @@ def ssh(key, address, command, *, user="root", timeout=30):
         capture_output=True, text=True, timeout=timeout)
 
 
+def ssh_answers(key, address, *, user="root", timeout=15) -> bool:
+    """True when a fresh SSH login runs a command; a refused, unreachable or stalled
+    connection (an in-flight one cut by a dataplane change) is False."""
+    try:
+        return ssh(key, address, "true", user=user, timeout=timeout).returncode == 0
+    except subprocess.TimeoutExpired:
+        return False
+
+
 def wait_ssh(key, address, *, user="root", limit=90):
     deadline = time.time() + limit
     while True:
