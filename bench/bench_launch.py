@@ -58,6 +58,16 @@ def bench_launch(*, cloud, n, keypair, key, image, flavor, allowed) -> dict:
             "destroy_s": destroy_s, "destroy_requests": destroy_requests}
 
 
+def host_ready(ip: str, key: str) -> None:
+    """SSH answers and cloud-init has finished: what 'ready' means in every column."""
+    ssh.wait_for_ssh(host=ip, user="debian", key_filename=key, timeout=300)
+    conn = ssh.connect(host=ip, user="debian", key_filename=key)
+    try:
+        ssh.wait_for_cloud_init(conn, timeout=300)
+    finally:
+        conn.close()
+
+
 def bench_sequential(*, cloud, n, keypair, key, image, flavor, allowed) -> dict:
     """The naive way: one blocking create per server, then SSH to each in turn."""
     provider = OpenStackProvider.connect(cloud=cloud)
@@ -72,14 +82,8 @@ def bench_sequential(*, cloud, n, keypair, key, image, flavor, allowed) -> dict:
                 f"{name}-{i}", image=image, flavor=flavor, network=None, key_name=keypair,
                 security_groups=[group.name], wait=True, timeout=600, auto_ip=False))
         for srv in servers:
-            ip = srv.private_v4 or next(a["addr"] for addrs in srv.addresses.values()
-                                        for a in addrs if a.get("version") == 4)
-            ssh.wait_for_ssh(host=ip, user="debian", key_filename=key, timeout=300)
-            conn = ssh.connect(host=ip, user="debian", key_filename=key)
-            try:
-                ssh.wait_for_cloud_init(conn, timeout=300)
-            finally:
-                conn.close()
+            host_ready(srv.private_v4 or next(a["addr"] for addrs in srv.addresses.values()
+                                              for a in addrs if a.get("version") == 4), key)
         ready = time.monotonic() - t0
         requests = provider.request_count
     finally:
@@ -119,16 +123,8 @@ def bench_cloud_floor(*, cloud, n, keypair, key, image, flavor, allowed) -> dict
                 elif srv.id in pending and srv.status == "ERROR":
                     raise RuntimeError(f"{srv.name} went to ERROR")
             time.sleep(0.5)
-
-        def ready(ip):
-            ssh.wait_for_ssh(host=ip, user="debian", key_filename=key, timeout=300)
-            c = ssh.connect(host=ip, user="debian", key_filename=key)
-            try:
-                ssh.wait_for_cloud_init(c, timeout=300)
-            finally:
-                c.close()
         with ThreadPoolExecutor(max_workers=len(ips)) as pool:
-            list(pool.map(ready, ips.values()))
+            list(pool.map(lambda ip: host_ready(ip, key), ips.values()))
         return {"n": n, "ready": time.monotonic() - t0}
     finally:
         provider.delete_servers(server_ids=ids, wait=True)
