@@ -96,6 +96,10 @@ def main() -> int:
     image = conn.image.find_image("debian-12")
     flavor = conn.compute.find_flavor("m1.tiny")
     net = conn.network.find_network("private")
+    group = conn.network.create_security_group(name="bench-sandbox-ssh")   # groups are enforced
+    conn.network.create_security_group_rule(
+        security_group_id=group.id, direction="ingress", ethertype="IPv4", protocol="tcp",
+        port_range_min=22, port_range_max=22, remote_ip_prefix="10.213.0.1/32")
     user_data = base64.b64encode(b"#cloud-config\nruncmd:\n  - [touch, /opt/ok]\n").decode()
     results: dict[str, tuple[float, float]] = {}
 
@@ -103,7 +107,8 @@ def main() -> int:
         t0 = time.monotonic()
         srv = conn.compute.create_server(name=f"bench-{i}", image_id=image.id,
                                          flavor_id=flavor.id, networks=[{"uuid": net.id}],
-                                         key_name=kp.name, user_data=user_data)
+                                         key_name=kp.name, user_data=user_data,
+                                         security_groups=[{"name": group.name}])
         srv = conn.compute.wait_for_server(srv, wait=300, interval=0.25)
         t_active = time.monotonic()
         ip = srv.addresses["private"][0]["addr"]
@@ -126,7 +131,9 @@ def main() -> int:
     for srv in list(conn.compute.servers()):
         if srv.name.startswith("bench-"):
             conn.compute.delete_server(srv)
+            conn.compute.wait_for_delete(srv, wait=120)
     conn.compute.delete_keypair(kp)
+    conn.network.delete_security_group(group)
     shutil.rmtree(tmp)
 
     t_down = timed([str(ROOT / "sandbox" / "down")])
