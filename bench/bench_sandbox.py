@@ -113,6 +113,8 @@ def main() -> int:
         t_active = time.monotonic()
         ip = srv.addresses["private"][0]["addr"]
         while not ssh_ok(key, ip):
+            if time.monotonic() - t_active > 120:
+                raise SystemExit(f"no SSH to {srv.name} ({ip}) 120 s after ACTIVE")
             time.sleep(0.1)
         results[srv.id] = (t_active - t0, time.monotonic() - t_active)
 
