@@ -9,6 +9,7 @@ whose commands run locally against stand-in executables.
 from __future__ import annotations
 
 import io
+import re
 import shlex
 import subprocess
 import tarfile
@@ -301,6 +302,47 @@ class Service:
 
     def log_hint(self) -> str:
         return "/var/log"
+
+
+class HadoopService(Service):
+    """HDFS and YARN share one shape: a daemon on the master (``daemons[0]``) and one on
+    every worker (``daemons[1]``), both driven by ``<name> --daemon``, and a command on the
+    master whose output counts the worker daemons that joined."""
+
+    count_command = ""      # run on the master; its output holds the count
+    count_source = ""       # how an error names that command
+    count_pattern = re.compile("")
+    count_noun = ""         # e.g. "live DataNode"
+    health_detail = ""      # e.g. "DataNodes live"
+    ui_label = ""
+    ui_port = 0
+
+    def start(self) -> None:
+        """The master daemon first (workers register with it), then every worker at once."""
+        master_daemon, worker_daemon = self.daemons
+        tool = self.name
+        self.on_master(f"{tool} --daemon status {master_daemon} >/dev/null 2>&1 "
+                       f"|| {tool} --daemon start {master_daemon}")
+        self.on_workers(f"{tool} --daemon status {worker_daemon} >/dev/null 2>&1 "
+                        f"|| {tool} --daemon start {worker_daemon}",
+                        what=f"start {worker_daemon}")
+
+    def stop(self) -> None:
+        """Workers first, then the master; stopping a stopped daemon is not an error."""
+        master_daemon, worker_daemon = self.daemons
+        self.on_workers(f"{self.name} --daemon stop {worker_daemon} || true",
+                        what=f"stop {worker_daemon}")
+        self.on_master(f"{self.name} --daemon stop {master_daemon} || true")
+
+    def health(self) -> Health:
+        out = self.on_master(self.count_command, timeout=60).stdout
+        match = self.count_pattern.search(out)
+        if not match:
+            raise DeployError(f"{self.name}: cannot read the {self.count_noun} count from "
+                              f"`{self.count_source}`: {out.strip()[:200]!r}")
+        return Health(service=self.name, expected=len(self.workers), actual=int(match[1]),
+                      detail=self.health_detail,
+                      urls={self.ui_label: f"http://{self.master.private_ip}:{self.ui_port}/"})
 
 
 def quoted(*parts: str) -> str:

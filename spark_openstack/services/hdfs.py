@@ -6,15 +6,18 @@ import shlex
 
 from ..errors import DeployError
 from ..render import cluster_dirs
-from .base import SERVICE_USER, Health, Service
-
-_LIVE = re.compile(r"Live datanodes \((\d+)\)")
+from .base import SERVICE_USER, HadoopService
 
 
-class HDFS(Service):
+class HDFS(HadoopService):
     name = "hdfs"
     daemons = ("namenode", "datanode")
     config_names = ("core-site.xml", "hdfs-site.xml", "hadoop-env.sh", "workers")
+    count_command = count_source = "hdfs dfsadmin -report -live"
+    count_pattern = re.compile(r"Live datanodes \((\d+)\)")
+    count_noun = "live DataNode"
+    health_detail = "DataNodes live"
+    ui_label, ui_port = "NameNode UI", 9870
 
     @property
     def _version_file(self) -> str:
@@ -44,34 +47,12 @@ class HDFS(Service):
         self.on_master(command, timeout=300)
         return True
 
-    def start(self) -> None:
-        """NameNode first (DataNodes register with it), then all DataNodes at once."""
-        self.on_master("hdfs --daemon status namenode >/dev/null 2>&1 "
-                       "|| hdfs --daemon start namenode")
-        self.on_workers("hdfs --daemon status datanode >/dev/null 2>&1 "
-                        "|| hdfs --daemon start datanode", what="start datanode")
-
-    def stop(self) -> None:
-        """DataNodes first, then the NameNode; stopping a stopped daemon is not an error."""
-        self.on_workers("hdfs --daemon stop datanode || true", what="stop datanode")
-        self.on_master("hdfs --daemon stop namenode || true")
-
     def create_user_dir(self, *, user: str = SERVICE_USER) -> None:
         """``/user/<user>`` owned by that user, once the NameNode has left safe mode."""
         home = shlex.quote(f"/user/{user}")
         self.on_master("hdfs dfsadmin -safemode wait", timeout=300)
         self.on_master(f"hdfs dfs -mkdir -p {home} && "
                        f"hdfs dfs -chown {shlex.quote(user)}:{shlex.quote(user)} {home}")
-
-    def health(self) -> Health:
-        out = self.on_master("hdfs dfsadmin -report -live", timeout=60).stdout
-        match = _LIVE.search(out)
-        if not match:
-            raise DeployError(f"hdfs: cannot read the live DataNode count from "
-                              f"`hdfs dfsadmin -report -live`: {out.strip()[:200]!r}")
-        return Health(service=self.name, expected=len(self.workers), actual=int(match[1]),
-                      detail="DataNodes live",
-                      urls={"NameNode UI": f"http://{self.master.private_ip}:9870/"})
 
     def log_hint(self) -> str:
         return "/var/log/hadoop/*namenode*.log and, on workers, *datanode*.log"
