@@ -47,8 +47,7 @@ def _bake_failure(conn, host: str, status_text: str) -> DeployError:
 
 def wait_for_bake(conn, *, host: str, timeout: float) -> str:
     """Block on ``cloud-init status --wait``; raise with cloud-init's output if it failed."""
-    result = conn.run("cloud-init status --wait --long", hide=True, warn=True,
-                      timeout=int(timeout), in_stream=False)
+    result = ssh.cloud_init_status(conn, timeout=timeout)
     text = (result.stdout or "") + (result.stderr or "")
     # exit 0 = done; 2 = done with recoverable warnings (cloud-init >= 23.4); 1 = error
     if result.exited not in (0, 2) or "status: error" in text:

@@ -97,20 +97,27 @@ def run(conn: fabric.Connection, command: str, *, hide: bool = True, warn: bool 
     return result
 
 
+def cloud_init_status(conn: fabric.Connection, *, timeout: float):
+    """Run ``cloud-init status --wait --long`` and return fabric's result, whatever its
+    exit code; ``TimeoutError_`` when cloud-init did not finish in time, ``SSHError``
+    when the command could not be run. Callers judge the exit code and text."""
+    try:
+        return conn.run("cloud-init status --wait --long", hide=True, warn=True,
+                        timeout=int(timeout), in_stream=False)
+    except Exception as exc:  # noqa: BLE001
+        if "timed out" in str(exc).lower() or "CommandTimedOut" in type(exc).__name__:
+            raise TimeoutError_(f"{conn.host}: cloud-init did not finish within {timeout:.0f}s",
+                                hint="raise --timeout; look at /var/log/cloud-init-output.log")
+        raise SSHError(f"{conn.host}: cannot wait for cloud-init: {_describe(exc)}") from exc
+
+
 def wait_for_cloud_init(conn: fabric.Connection, *, timeout: float) -> str:
     """Block until cloud-init finished on the node (sshd starts before user-data ends).
 
     Returns cloud-init's status text; raises ``SSHError`` with its own error output when
     cloud-init failed, ``TimeoutError_`` when it did not finish in time.
     """
-    try:
-        result = conn.run("cloud-init status --wait --long", hide=True, warn=True,
-                          timeout=int(timeout), in_stream=False)
-    except Exception as exc:  # noqa: BLE001
-        if "timed out" in str(exc).lower() or "CommandTimedOut" in type(exc).__name__:
-            raise TimeoutError_(f"{conn.host}: cloud-init did not finish within {timeout:.0f}s",
-                                hint="raise --timeout; look at /var/log/cloud-init-output.log")
-        raise SSHError(f"{conn.host}: cannot wait for cloud-init: {_describe(exc)}") from exc
+    result = cloud_init_status(conn, timeout=timeout)
     text = (result.stdout or "").strip()
     if result.exited == 127 or "command not found" in (result.stderr or ""):
         return "cloud-init not installed"
