@@ -49,12 +49,8 @@ def run_one(provider, args, workers: int) -> tuple[float, dict, list[str]]:
         servers = provider.wait_for_servers(server_ids=ids, timeout=600)
         nodes = [provider.node_from_server(servers[i], flavor=flavor) for i in ids]
         for node in nodes:   # boot + cloud-init are launch's business, not deploy's
-            ssh.wait_for_ssh(host=node.private_ip, user=args.ssh_user,
-                             key_filename=args.identity_file, timeout=300)
-            conn = ssh.connect(host=node.private_ip, user=args.ssh_user,
-                               key_filename=args.identity_file)
-            ssh.wait_for_cloud_init(conn, timeout=300)
-            conn.close()
+            ssh.wait_until_booted(host=node.private_ip, user=args.ssh_user,
+                                  key_filename=args.identity_file, timeout=600)
         facts = ClusterFacts(cluster_name=cluster, master=nodes[0], workers=tuple(nodes[1:]),
                              ssh_user=args.ssh_user)
         started = time.monotonic()

@@ -60,12 +60,7 @@ def bench_launch(*, cloud, n, keypair, key, image, flavor, allowed) -> dict:
 
 def host_ready(ip: str, key: str) -> None:
     """SSH answers and cloud-init has finished: what 'ready' means in every column."""
-    ssh.wait_for_ssh(host=ip, user="debian", key_filename=key, timeout=300)
-    conn = ssh.connect(host=ip, user="debian", key_filename=key)
-    try:
-        ssh.wait_for_cloud_init(conn, timeout=300)
-    finally:
-        conn.close()
+    ssh.wait_until_booted(host=ip, user="debian", key_filename=key, timeout=600)
 
 
 def bench_sequential(*, cloud, n, keypair, key, image, flavor, allowed) -> dict:

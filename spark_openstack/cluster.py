@@ -411,16 +411,10 @@ def wait_until_reachable(*, facts: ClusterFacts, key_filename: str, timeout: flo
     master = facts.master
 
     def node_ready(node: Node, gateway=None):
-        progress.node_status(node.name, "waiting for ssh")
         host = node.address if node is master or gateway is None else node.private_ip
-        ssh.wait_for_ssh(host=host, user=user, key_filename=key_filename, gateway=gateway,
-                         timeout=max(5, deadline - time.monotonic()))
-        progress.node_status(node.name, "waiting for cloud-init")
-        conn = ssh.connect(host=host, user=user, key_filename=key_filename, gateway=gateway)
-        try:
-            ssh.wait_for_cloud_init(conn, timeout=max(5, deadline - time.monotonic()))
-        finally:
-            conn.close()
+        ssh.wait_until_booted(host=host, user=user, key_filename=key_filename,
+                              gateway=gateway, timeout=max(5, deadline - time.monotonic()),
+                              on_step=lambda step: progress.node_status(node.name, step))
         progress.node_status(node.name, "ready")
 
     via_master = master.public_ip is not None

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import socket
 import time
+from typing import Callable
 
 import fabric
 import paramiko
@@ -95,6 +96,26 @@ def run(conn: fabric.Connection, command: str, *, hide: bool = True, warn: bool 
         raise SSHError(f"{conn.host}: `{command}` exited {result.exited}"
                        + (f":\n{tail}" if tail else ""))
     return result
+
+
+def wait_until_booted(*, host: str, user: str, key_filename: str | None,
+                      gateway: "fabric.Connection | None" = None, timeout: float,
+                      on_step: Callable[[str], None] | None = None) -> None:
+    """A node is booted when SSH logs in AND cloud-init has finished there: the one
+    definition of "ready" that launch and the benchmarks share. ``on_step`` hears
+    "waiting for ssh" and "waiting for cloud-init" as each wait begins."""
+    deadline = time.monotonic() + timeout
+    if on_step:
+        on_step("waiting for ssh")
+    wait_for_ssh(host=host, user=user, key_filename=key_filename, gateway=gateway,
+                 timeout=max(5, deadline - time.monotonic()))
+    if on_step:
+        on_step("waiting for cloud-init")
+    conn = connect(host=host, user=user, key_filename=key_filename, gateway=gateway)
+    try:
+        wait_for_cloud_init(conn, timeout=max(5, deadline - time.monotonic()))
+    finally:
+        conn.close()
 
 
 def cloud_init_status(conn: fabric.Connection, *, timeout: float):
