@@ -29,8 +29,8 @@ from .errors import DeployError, SparkOpenstackError, ValidationError
 from .executor import run_per_node
 from .model import FACTS_PATH_ON_MASTER, ClusterFacts, Node
 from .progress import PhaseTimer, ensure
-from .render import (ALL_SERVICES, HADOOP_SERVICES, cluster_dirs, config_file_mode,
-                     render_etc_hosts, render_node_configs, uses_hadoop)
+from .render import (ALL_SERVICES, HADOOP_SERVICES, cluster_dirs, node_config_files,
+                     render_etc_hosts, uses_hadoop)
 from .services import SERVICE_CLASSES, START_ORDER, Health, Service, SSHRunner
 from .services.base import SERVICE_USER, Runner
 from .services.hdfs import HDFS
@@ -103,8 +103,7 @@ def services_for(*, facts: ClusterFacts, runner: Runner, names: Iterable[str] | 
 def push_configs(*, facts: ClusterFacts, runner: Runner, on_node_done=None) -> None:
     """Every node's Hadoop/Spark config files, all nodes in parallel (``fab init_cluster``)."""
     def write(node: Node) -> None:
-        rendered = render_node_configs(facts=facts, node=node)
-        runner.put_files(node, {p: (t, config_file_mode(p)) for p, t in rendered.items()})
+        runner.put_files(node, node_config_files(facts=facts, node=node))
     run_per_node(write, facts.nodes, what="write configs", on_done=on_node_done)
 
 
@@ -173,8 +172,7 @@ def _prepare_node(*, facts: ClusterFacts, runner: SSHRunner, node: Node,
             "Host *\n  BatchMode yes\n  StrictHostKeyChecking accept-new\n"
             "  ConnectTimeout 10\n", 0o600),
     }
-    rendered = render_node_configs(facts=facts, node=node)
-    files.update({p: (t, config_file_mode(p)) for p, t in rendered.items()})
+    files.update(node_config_files(facts=facts, node=node))
     runner.put_files(node, files)
 
 

@@ -249,6 +249,12 @@ def render_etc_hosts(*, facts: ClusterFacts) -> str:
     return env.get_template("hosts.j2").render(facts=facts)
 
 
+def node_config_files(*, facts: ClusterFacts, node: Node) -> dict[str, tuple[str, int]]:
+    """``render_node_configs`` with each file's mode: what a runner's ``put_files`` takes."""
+    return {path: (text, config_file_mode(path))
+            for path, text in render_node_configs(facts=facts, node=node).items()}
+
+
 def config_file_mode(path: str) -> int:
     """0600 for files holding the cluster secret, 0755 for scripts, 0644 otherwise."""
     name = path.rsplit("/", 1)[-1]

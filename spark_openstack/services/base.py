@@ -21,7 +21,7 @@ from typing import Callable, Protocol
 from ..errors import DeployError, SSHError, TimeoutError_
 from ..executor import run_per_node
 from ..model import ClusterFacts, Node
-from ..render import config_file_mode, render_node_configs
+from ..render import node_config_files
 
 SERVICE_USER = "hduser"
 
@@ -261,8 +261,8 @@ class Service:
 
     # -- configure
     def config_files(self, node: Node) -> dict[str, tuple[str, int]]:
-        rendered = render_node_configs(facts=self.facts, node=node)
-        return {path: (text, config_file_mode(path)) for path, text in rendered.items()
+        return {path: entry for path, entry in
+                node_config_files(facts=self.facts, node=node).items()
                 if path.rsplit("/", 1)[-1] in self.config_names}
 
     def configure(self) -> None:
