@@ -47,15 +47,29 @@ def _print_health(health) -> bool:
     return all(item.ok for item in health.values())
 
 
+def _absent(names) -> bool:
+    """Say so plainly (and succeed) when the cluster does not run these services."""
+    note = deploy.not_deployed_note(facts=_facts(), names=names) if names else ""
+    if note:
+        print(note)
+    return bool(note)
+
+
 def _start(names):
     """Start the named services (all deployed ones when None) and print their health."""
-    _run(lambda facts, runner: _print_health(
-        deploy.start_services(facts=facts, runner=runner, names=names)))
+    if _absent(names):
+        return
+    if not _run(lambda facts, runner: _print_health(
+            deploy.start_services(facts=facts, runner=runner, names=names))):
+        sys.exit(1)
 
 
 def _stop(names):
     """Stop the named services (all deployed ones when None)."""
+    if _absent(names):
+        return
     _run(lambda facts, runner: deploy.stop_services(facts=facts, runner=runner, names=names))
+    print(f"stopped: {', '.join(names) if names else 'all services'}")
 
 
 @task

@@ -306,9 +306,13 @@ this launch made is deleted again (unless --keep-on-failure).""")
               help="Soft anti-affinity server group (default on).")
 @click.option("--volume-size", type=int, metavar="GB",
               help="A Cinder volume per node for HDFS data (needs a volume service).")
+@click.option("--data-dir", multiple=True, metavar="DIR",
+              help="Where HDFS keeps its data on every node (repeatable, one per disk; "
+                   "default /var/lib/hadoop/hdfs).")
 @click.option("--ssh-user", metavar="USER", help="Login user of the image (default debian).")
 @click.option("--services", metavar="LIST",
-              help=f"Comma-separated subset of {','.join(KNOWN_SERVICES)} (default all).")
+              help=f"Comma-separated subset of {','.join(KNOWN_SERVICES)} (default all that "
+                   "the image can run).")
 @click.option("--deploy/--no-deploy", default=None,
               help="Deploy Hadoop/Spark after boot (default) or stop at SSH-ready servers.")
 @click.option("--keep-on-failure", is_flag=True, default=None,
@@ -357,6 +361,51 @@ def _print_launch_summary(result) -> None:
     for label, url in (deployed.get("urls") or {}).items():
         stdout.print(f"{label}: {url}  (reach it with `spark-openstack login -c {name} -L`)")
     for message in deployed.get("messages", []):
+        stdout.print(message)
+
+
+# --------------------------------------------------------------------------- deploy
+
+@cli.command(context_settings=CONTEXT_SETTINGS, epilog="""\b
+Examples:
+  spark-openstack deploy -c demo                 # re-deploy: configs, start, health
+  spark-openstack launch -c lab -s 2 --no-deploy && spark-openstack deploy -c lab
+  spark-openstack deploy -c lab --no-start       # prepare nodes + fab; start with fab
+""")
+@click.option("-c", "--cluster", metavar="NAME", required=True)
+@click.option("--identity-file", metavar="PATH",
+              help="Private key of the cluster's keypair (default: config/~/.ssh).")
+@click.option("--services", metavar="LIST",
+              help=f"Comma-separated subset of {','.join(KNOWN_SERVICES)} (default: the "
+                   "cluster's).")
+@click.option("--start/--no-start", default=True,
+              help="Start the services and check health (default), or only configure the "
+                   "nodes and install `fab` on the master.")
+@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON on stdout.")
+@pass_app
+def deploy(app: AppContext, cluster, identity_file, services, start, as_json):
+    """(Re)deploy an existing cluster: configs, HDFS/YARN/Spark, health.
+
+    Idempotent: never formats a NameNode that holds data, keeps the cluster's Spark
+    secret, leaves running daemons running.
+    """
+    from . import cluster as cluster_mod
+    validate_cluster_name(cluster)
+    wanted = tuple(s.strip() for s in services.split(",") if s.strip()) if services else None
+    with RichProgress(title=f"deploy {cluster}") as progress:
+        result = cluster_mod.deploy_existing(
+            provider=app.provider, cluster=cluster,
+            identity_file=identity_file or app.file_values.get("identity_file"),
+            services=wanted, start=start, progress=progress)
+    summary = cluster_mod.deploy_summary(result)
+    if as_json:
+        stdout.print_json(json.dumps(summary))
+        return
+    for line in summary["health"]:
+        stdout.print(line)
+    for label, url in summary["urls"].items():
+        stdout.print(f"{label}: {url}  (reach it with `spark-openstack login -c {cluster} -L`)")
+    for message in summary["messages"]:
         stdout.print(message)
 
 
@@ -469,19 +518,16 @@ def login(app: AppContext, cluster, forward_ui, identity_file, ssh_user, print_o
     provider = app.provider
     servers = provider.cluster_servers(cluster)
     facts = cluster_mod.cluster_facts(provider=provider, cluster=cluster, servers=servers)
-    key = identity_file or app.file_values.get("identity_file")
-    if not key:
-        master = next(s for s in servers if s.id == facts.master.server_id)
-        if master.key_name:
-            try:
-                key = cluster_mod.resolve_identity_file(
-                    identity_file=None, keypair=provider.find_keypair(master.key_name))
-            except errors.SparkOpenstackError as exc:
-                stderr.print(f"note: {exc.message}; letting ssh pick a key "
-                             "(pass --identity-file PATH)")
-                key = None
-    argv = cluster_mod.login_command(facts=facts, key_filename=key and str(
-        Path(key).expanduser()), forward_ui=forward_ui, user=ssh_user) + list(command)
+    try:
+        key = cluster_mod.cluster_identity_file(
+            provider=provider, facts=facts, servers=servers,
+            identity_file=identity_file or app.file_values.get("identity_file"))
+    except errors.SparkOpenstackError as exc:
+        stderr.print(f"note: {exc.message}; letting ssh pick a key "
+                     "(pass --identity-file PATH)")
+        key = None
+    argv = cluster_mod.login_command(facts=facts, key_filename=key, forward_ui=forward_ui,
+                                     user=ssh_user) + list(command)
     if print_only:
         stdout.print(shlex.join(argv), soft_wrap=True)
         return

@@ -21,13 +21,15 @@ import paramiko
 from . import errors
 from .config import LaunchSpec, WEB_UI_PORTS
 from .executor import run_per_node
-from .model import (META_CLUSTER, ROLE_MASTER, ROLE_WORKER, ClusterFacts, Node, master_name,
+from .model import (DEFAULT_DATA_DIR, META_CLUSTER, ROLE_MASTER, ROLE_WORKER, ClusterFacts, Node, master_name,
                     worker_name)
 from .progress import PhaseTimer, Progress, ensure
 from .provider import (OpenStackProvider, QuotaNeed, security_group_name, server_group_name)
+from .render import HADOOP_SERVICES, check_memory_plan, image_hadoop_services
 
 META_SSH_USER = "spark_openstack_ssh_user"
 META_SERVICES = "spark_openstack_services"
+META_DATA_DIRS = "spark_openstack_data_dirs"
 DEFAULT_IDENTITY_FILES = ("~/.ssh/id_ed25519", "~/.ssh/id_rsa", "~/.ssh/id_ecdsa")
 
 
@@ -122,10 +124,10 @@ class LaunchResult:
                 "master": _node_dict(self.facts.master),
                 "workers": [_node_dict(w) for w in self.facts.workers],
                 "identity_file": self.identity_file, "api_requests": self.requests,
-                "deploy": _jsonable_deploy(self.deploy), "notes": self.notes}
+                "deploy": deploy_summary(self.deploy), "notes": self.notes}
 
 
-def _jsonable_deploy(result: dict | None) -> dict | None:
+def deploy_summary(result: dict | None) -> dict | None:
     """deploy_cluster's result without objects (and never the Spark secret)."""
     if not result:
         return None
@@ -189,6 +191,8 @@ def validate_launch(*, provider: OpenStackProvider, spec: LaunchSpec,
                 f"flavor {flav.name!r} ({option}) is too small for image {image.name!r} "
                 f"(image needs {min_disk} GB disk / {min_ram} MB RAM; flavor has "
                 f"{flav.disk} GB / {flav.ram} MB)", hint="choose a bigger flavor")
+    if spec.deploy:
+        _check_memory_plan(spec=spec, image=image, flavor=flavor, master_flavor=master_flavor)
     servers = spec.workers + 1
     server_group = spec.anti_affinity
     rules = provider.security_group_rule_count(
@@ -208,6 +212,24 @@ def validate_launch(*, provider: OpenStackProvider, spec: LaunchSpec,
     return LaunchPlan(spec=spec, image=image, flavor=flavor, master_flavor=master_flavor,
                       keypair=keypair, network=network, floating_pool=pool,
                       identity_file=identity, server_group=server_group, notes=notes)
+
+
+def _check_memory_plan(*, spec: LaunchSpec, image, flavor, master_flavor) -> None:
+    """Refuse flavors whose RAM cannot hold the daemons the image will really run."""
+    props = dict(getattr(image, "properties", None) or {})
+    services = spec.services
+    if props.get("hadoop_version"):      # an image create-image made says what it holds
+        can_run = image_hadoop_services(props)
+        services = tuple(s for s in services if s not in HADOOP_SERVICES or s in can_run)
+    if not services:
+        return
+    check_memory_plan(
+        master=Node(name=master_name(spec.cluster_name), role=ROLE_MASTER,
+                    ram_mb=master_flavor.ram, vcpus=master_flavor.vcpus),
+        worker=Node(name=worker_name(spec.cluster_name, 1), role=ROLE_WORKER,
+                    ram_mb=flavor.ram, vcpus=flavor.vcpus),
+        services=services, worker_count=spec.workers,
+        flavor_names=(spec.master_flavor or "", flavor.name))
 
 
 def launch(*, provider: OpenStackProvider, spec: LaunchSpec,
@@ -283,7 +305,8 @@ def _create_and_reach(*, provider, plan: LaunchPlan, created: _Created, timings,
 
         def create(node_name, role, flavor, count=1):
             metadata = {**provider.cluster_metadata(name, role),
-                        META_SSH_USER: spec.ssh_user, META_SERVICES: ",".join(spec.services)}
+                        META_SSH_USER: spec.ssh_user, META_SERVICES: ",".join(spec.services),
+                        META_DATA_DIRS: ",".join(spec.data_dirs)}
             return provider.create_server(
                 name=node_name, image_id=plan.image.id, flavor_id=flavor.id,
                 network_id=plan.network.id, keypair=plan.keypair.name,
@@ -351,6 +374,7 @@ def _create_and_reach(*, provider, plan: LaunchPlan, created: _Created, timings,
                                key=lambda n: int(n.name.rsplit("-", 1)[1])))
         facts = ClusterFacts(cluster_name=name, master=master, workers=workers,
                              services=spec.services, ssh_user=spec.ssh_user,
+                             data_dirs=spec.data_dirs,
                              spark_secret=secrets.token_urlsafe(32))
     phase[0] = "ssh"
     with PhaseTimer(progress, "ssh", timings):
@@ -568,8 +592,55 @@ def cluster_facts(*, provider: OpenStackProvider, cluster: str,
     workers = tuple(sorted((n for n in nodes if n.role == ROLE_WORKER),
                            key=lambda n: (len(n.name), n.name)))
     services = tuple(s for s in (meta.get(META_SERVICES) or "hdfs,yarn,spark").split(",") if s)
+    data_dirs = tuple(d for d in (meta.get(META_DATA_DIRS) or "").split(",") if d)
     return ClusterFacts(cluster_name=cluster, master=masters[0], workers=workers,
-                        services=services, ssh_user=meta.get(META_SSH_USER) or "debian")
+                        services=services, ssh_user=meta.get(META_SSH_USER) or "debian",
+                        data_dirs=data_dirs or (DEFAULT_DATA_DIR,))
+
+
+def cluster_identity_file(*, provider: OpenStackProvider, facts: ClusterFacts, servers,
+                          identity_file: str | None) -> str | None:
+    """The private key for a cluster: the one given, else the one matching the master's
+    keypair in ~/.ssh (``resolve_identity_file``); None lets ssh choose."""
+    if identity_file:
+        return str(Path(identity_file).expanduser())
+    master = next((s for s in servers if s.id == facts.master.server_id), None)
+    if master is None or not master.key_name:
+        return None
+    return resolve_identity_file(identity_file=None,
+                                 keypair=provider.find_keypair(master.key_name))
+
+
+def deploy_existing(*, provider: OpenStackProvider, cluster: str,
+                    identity_file: str | None = None, services=None, start: bool = True,
+                    progress: Progress | None = None) -> dict:
+    """(Re)deploy a running cluster from the cloud's facts (``spark-openstack deploy``).
+
+    Idempotent: configs are rewritten, running daemons are left running, a formatted
+    NameNode is never formatted again and the cluster's Spark secret is kept. With
+    ``start=False`` the nodes are prepared and ``fab`` installed, and nothing is started:
+    the services are then started with the Fabric tasks on the master.
+    """
+    from . import deploy as deploy_module
+    progress = ensure(progress)
+    servers = provider.cluster_servers(cluster)
+    facts = cluster_facts(provider=provider, cluster=cluster, servers=servers)
+    not_active = [n.name for n in facts.nodes if n.status != "ACTIVE"]
+    if not_active:
+        raise errors.ValidationError(
+            f"cluster {cluster!r} has servers that are not ACTIVE: {', '.join(not_active)}",
+            hint="start them first; `spark-openstack describe` shows their state")
+    key = cluster_identity_file(provider=provider, facts=facts, servers=servers,
+                                identity_file=identity_file)
+    result = deploy_module.deploy_cluster(facts=facts, key_filename=key,
+                                          gateway_host=facts.master.address,
+                                          progress=progress, services=services, start=start)
+    deployed = result["facts"]
+    if deployed.services != facts.services:
+        run_per_node(lambda n: provider.set_server_metadata(
+            n.server_id, {META_SERVICES: ",".join(deployed.services)}), deployed.nodes,
+            what="record deployed services")
+    return result
 
 
 def describe(*, provider: OpenStackProvider, cluster: str) -> dict:
@@ -622,6 +693,6 @@ def login_command(*, facts: ClusterFacts, key_filename: str | None,
 
 
 __all__ = ["launch", "validate_launch", "destroy", "describe", "list_clusters",
-           "cluster_facts", "login_command", "wait_until_reachable", "LaunchResult",
+           "cluster_facts", "login_command", "deploy_existing", "cluster_identity_file", "wait_until_reachable", "LaunchResult",
            "LaunchPlan", "public_key_blob", "resolve_identity_file", "META_CLUSTER",
            "server_group_name"]

@@ -17,6 +17,7 @@ from typing import Any
 import yaml
 
 from .errors import ConfigError, UsageError
+from .model import DEFAULT_DATA_DIR
 
 DEFAULT_CONFIG_PATH = Path("~/.config/spark-openstack/config.yaml")
 CONFIG_ENV = "SPARK_OPENSTACK_CONFIG"
@@ -46,6 +47,7 @@ BUILTIN_DEFAULTS: dict[str, Any] = {
     "open_ui_cidr": (),
     "anti_affinity": True,
     "volume_size": None,
+    "data_dir": (),
     "ssh_user": "debian",
     "deploy": True,
     "keep_on_failure": False,
@@ -60,7 +62,7 @@ BUILTIN_DEFAULTS: dict[str, Any] = {
     "java_package": None,
     "python_packages": (),
 }
-_LIST_KEYS = {"allowed_cidr", "open_ui_cidr", "services", "python_packages"}
+_LIST_KEYS = {"allowed_cidr", "open_ui_cidr", "services", "python_packages", "data_dir"}
 _BOOL_KEYS = {"floating_ip", "anti_affinity", "deploy", "keep_on_failure", "no_hadoop"}
 _INT_KEYS = {"slaves", "volume_size", "timeout"}
 
@@ -217,6 +219,31 @@ def validate_cluster_name(name: str | None, *, source: str = "--cluster/-c") -> 
     return name
 
 
+_DATA_DIR_RE = re.compile(r"^/[A-Za-z0-9._/-]*$")
+
+
+def _parse_data_dirs(values: tuple[str, ...], *, source: str) -> tuple[str, ...]:
+    """HDFS data directories: absolute, plain characters (they go into XML, shell and
+    server metadata), never the root or a system directory."""
+    dirs = []
+    for raw in values:
+        path = raw.rstrip("/") or raw
+        if not _DATA_DIR_RE.match(path) or "/.." in path or path.count("/") < 2 and \
+                path in ("/", "/etc", "/usr", "/bin", "/sbin", "/lib", "/proc", "/sys", "/dev",
+                         "/boot", "/run", "/tmp"):
+            raise UsageError(
+                f"--data-dir {raw!r} ({source}) is not usable for HDFS data",
+                hint="give an absolute directory of letters, digits, '.', '_', '-' and '/', "
+                     f"e.g. {DEFAULT_DATA_DIR} or /srv/hdfs (repeatable for several disks)")
+        if path not in dirs:
+            dirs.append(path)
+    if len(",".join(dirs)) > 255:
+        raise UsageError(f"--data-dir ({source}): the directories add up to more than 255 "
+                         "characters, more than a server's metadata value holds",
+                         hint="use shorter paths")
+    return tuple(dirs) or (DEFAULT_DATA_DIR,)
+
+
 def _parse_cidrs(values: tuple[str, ...], *, source: str) -> tuple[str, ...]:
     out = []
     for value in values:
@@ -247,6 +274,7 @@ class LaunchSpec:
     open_ui_cidrs: tuple[str, ...] = ()
     anti_affinity: bool = True
     volume_size: int | None = None
+    data_dirs: tuple[str, ...] = (DEFAULT_DATA_DIR,)
     ssh_user: str = "debian"
     deploy: bool = True
     keep_on_failure: bool = False
@@ -294,6 +322,7 @@ def launch_spec_from(resolved: Resolved, *, cluster_name: str | None) -> LaunchS
     if unknown or not services:
         raise UsageError(f"--services ({src('services')}) has {', '.join(unknown) or 'nothing'}",
                          hint=f"choose among {', '.join(KNOWN_SERVICES)}, comma-separated")
+    data_dirs = _parse_data_dirs(tuple(v.get("data_dir") or ()), source=src("data_dir"))
     identity = v.get("identity_file")
     if identity:
         identity = str(Path(identity).expanduser())
@@ -306,6 +335,6 @@ def launch_spec_from(resolved: Resolved, *, cluster_name: str | None) -> LaunchS
         network=v.get("network"), floating_ip_pool=v.get("floating_ip_pool"),
         floating_ip=bool(v.get("floating_ip", True)), allowed_cidrs=allowed,
         open_ui_cidrs=open_ui, anti_affinity=bool(v.get("anti_affinity", True)),
-        volume_size=volume_size, ssh_user=v.get("ssh_user") or "debian",
+        volume_size=volume_size, data_dirs=data_dirs, ssh_user=v.get("ssh_user") or "debian",
         deploy=bool(v.get("deploy", True)), keep_on_failure=bool(v.get("keep_on_failure")),
         timeout=timeout, services=tuple(dict.fromkeys(services)))

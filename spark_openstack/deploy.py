@@ -29,8 +29,8 @@ from .errors import DeployError, SparkOpenstackError, ValidationError
 from .executor import run_per_node
 from .model import FACTS_PATH_ON_MASTER, ClusterFacts, Node
 from .progress import PhaseTimer, ensure
-from .render import (ALL_SERVICES, HADOOP_SERVICES, cluster_dirs, node_config_files,
-                     render_etc_hosts, uses_hadoop)
+from .render import (ALL_SERVICES, HADOOP_SERVICES, cluster_dirs, image_hadoop_services,
+                     node_config_files, render_etc_hosts, uses_hadoop)
 from .services import SERVICE_CLASSES, START_ORDER, Health, Service, SSHRunner
 from .services.base import SERVICE_USER, Runner
 from .services.hdfs import HDFS
@@ -65,15 +65,27 @@ def reconcile_facts(*, facts: ClusterFacts, image_marker: dict | None,
         raise ValidationError(f"--services: unknown service(s) {', '.join(unknown)}; "
                               f"choose among {', '.join(ALL_SERVICES)}")
     wanted = tuple(s for s in START_ORDER if s in wanted)
-    if not image_marker.get("hadoop_version") and uses_hadoop(wanted):
-        dropped = [s for s in wanted if s in HADOOP_SERVICES]
-        wanted = tuple(s for s in wanted if s not in HADOOP_SERVICES)
+    can_run = image_hadoop_services(image_marker)
+    dropped = tuple(s for s in wanted if s in HADOOP_SERVICES and s not in can_run)
+    if dropped:
+        wanted = tuple(s for s in wanted if s not in dropped)
         if not wanted:
             raise ValidationError(
-                f"the image has no Hadoop, so {', '.join(dropped)} cannot run",
+                f"the image cannot run {', '.join(dropped)} ("
+                + ("it has no Hadoop" if not can_run else
+                   f"its Hadoop {image_marker.get('hadoop_version')} has only "
+                   f"{', '.join(can_run)}") + ")",
                 hint="rebuild the image with --hadoop-version, or deploy --services spark")
-        messages.append(f"the image has no Hadoop (built with --no-hadoop): deploying "
-                        f"{', '.join(wanted)} only, not {', '.join(dropped)}")
+        if not can_run:
+            messages.append(f"the image has no Hadoop (built with --no-hadoop): deploying "
+                            f"{', '.join(wanted)} only, not {', '.join(dropped)}")
+        else:
+            messages.append(
+                f"the image's Hadoop {image_marker.get('hadoop_version')} has no "
+                f"{'/'.join(d.upper() for d in dropped)} daemons: deploying "
+                f"{describe_services(wanted)}")
+    else:
+        messages.append(f"deploying {describe_services(wanted)}")
     secret = facts.spark_secret or existing_secret or secrets.token_urlsafe(32)
     replaced = dataclasses.replace(
         facts,
@@ -81,9 +93,31 @@ def reconcile_facts(*, facts: ClusterFacts, image_marker: dict | None,
         java_home=image_marker.get("java_home") or facts.java_home,
         spark_home=image_marker.get("spark_home") or facts.spark_home,
         hadoop_home=image_marker.get("hadoop_home") or facts.hadoop_home,
+        hadoop_version=str(image_marker.get("hadoop_version") or ""),
+        java_version=str(image_marker.get("java_version") or ""),
         spark_secret=secret,
     )
     return replaced, messages
+
+
+def describe_services(services: Iterable[str]) -> str:
+    """"HDFS + YARN + Spark (standalone)": what a cluster runs, in one phrase."""
+    names = {"hdfs": "HDFS", "yarn": "YARN", "spark": "Spark standalone"}
+    return " + ".join(names[s] for s in START_ORDER if s in services)
+
+
+def not_deployed_note(*, facts: ClusterFacts, names: Iterable[str]) -> str:
+    """A plain sentence when none of ``names`` runs on this cluster ("" otherwise)."""
+    names = list(names)
+    if any(name in facts.services for name in names):
+        return ""
+    why = ("its image has no YARN daemons" if "yarn" in names and facts.hadoop_version
+           else "its image has no Hadoop" if not facts.hadoop_version
+           and any(n in HADOOP_SERVICES for n in names)
+           else "it was deployed without it")
+    return (f"{'/'.join(n.upper() if n != 'spark' else 'Spark' for n in names)} is not part "
+            f"of cluster {facts.cluster_name} ({why}; it runs {describe_services(facts.services)}): "
+            "nothing to do")
 
 
 def services_for(*, facts: ClusterFacts, runner: Runner, names: Iterable[str] | None = None,
@@ -149,7 +183,8 @@ def cluster_health(*, facts: ClusterFacts, runner: Runner,
             out[service.name] = service.health()
         except SparkOpenstackError as exc:
             out[service.name] = Health(service=service.name, expected=len(facts.workers),
-                                       actual=0, detail=f"unreachable: {exc.message}")
+                                       actual=0, detail=f"unreachable: {exc.message}",
+                                       missing=tuple(w.name for w in facts.workers))
     return out
 
 
@@ -299,8 +334,11 @@ def write_facts_file(*, runner: Runner, facts: ClusterFacts) -> None:
 def deploy_cluster(*, facts: ClusterFacts, key_filename: str | None,
                    gateway_host: str | None = None, progress=None,
                    services: Iterable[str] | None = None, install_fab: bool = True,
-                   health_timeout: float = 240) -> dict:
+                   health_timeout: float = 240, start: bool = True) -> dict:
     """Configure every node and start the services; returns what was deployed.
+
+    ``start=False`` stops after the configs, the facts file and ``fab``: the Fabric tasks
+    on the master (``fab format_hdfs``, ``fab start_hadoop`` ...) start the services.
 
     Result keys: ``facts`` (as deployed), ``services``, ``health`` ({name: Health}),
     ``urls`` ({label: url} on private addresses), ``timings`` ({phase: seconds}),
@@ -355,9 +393,16 @@ def deploy_cluster(*, facts: ClusterFacts, key_filename: str | None,
 
             fab_thread = threading.Thread(target=install, name="install-fab", daemon=True)
             fab_thread.start()
+        health: dict[str, Health] = {}
         try:
-            health = start_services(facts=facts, runner=runner, progress=progress,
-                                    timings=timings, health_timeout=health_timeout)
+            if start:
+                health = start_services(facts=facts, runner=runner, progress=progress,
+                                        timings=timings, health_timeout=health_timeout)
+            else:
+                note = ("nothing started (--no-start): on the master, `fab format_hdfs`, "
+                        "`fab start_hadoop`, `fab start_spark` ... start the services")
+                progress.message(note)
+                messages.append(note)
         finally:
             if fab_thread is not None:
                 fab_thread.join()

@@ -63,6 +63,7 @@ def image_properties(marker: dict) -> dict[str, str]:
     return {
         "spark_version": str(marker.get("spark_version") or ""),
         "hadoop_version": str(marker.get("hadoop_version") or "none"),
+        "hadoop_services": ",".join(marker.get("hadoop_services") or ()) or "none",
         "java_version": str(marker.get("java_version") or ""),
         "built_by": str(marker.get("built_by") or f"spark-openstack {__version__}"),
     }
@@ -146,7 +147,10 @@ def create_image(*, conn_provider, name: str, base_image: str, flavor: str, keyp
                                       f"{marker_text[:200]!r}") from exc
                 progress.message(
                     f"baked: Spark {marker.get('spark_version')}, Hadoop "
-                    f"{marker.get('hadoop_version') or 'none'}, Java {marker.get('java_version')}")
+                    f"{marker.get('hadoop_version') or 'none'}"
+                    + (f" ({' + '.join(x.upper() for x in marker.get('hadoop_services') or ())})"
+                       if marker.get("hadoop_version") else "")
+                    + f", Java {marker.get('java_version')}")
             ssh.run(conn, f"sudo -n sh -c {shlex.quote(SCRUB_COMMAND)}", timeout=120)
         finally:
             conn.close()

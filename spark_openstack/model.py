@@ -24,6 +24,10 @@ ROLE_WORKER = "worker"
 # Where the facts file lives on the master (read by fabfile.py).
 FACTS_PATH_ON_MASTER = "/etc/spark-openstack/cluster.json"
 
+# Where HDFS keeps its blocks and metadata unless --data-dir says otherwise: under /var/lib,
+# which hosts with a read-only root (and the sandbox) still let the service user write.
+DEFAULT_DATA_DIR = "/var/lib/hadoop/hdfs"
+
 
 def master_name(cluster: str) -> str:
     return f"{cluster}-master"
@@ -66,13 +70,29 @@ class ClusterFacts:
     spark_home: str = "/opt/spark"
     hadoop_home: str = "/opt/hadoop"
     java_home: str = "/usr/lib/jvm/default-java"
-    data_dirs: tuple[str, ...] = ("/data/hdfs",)
+    data_dirs: tuple[str, ...] = (DEFAULT_DATA_DIR,)
     spark_secret: str = ""         # per-cluster spark.authenticate secret
+    hadoop_version: str = ""       # from the image marker ("" = unknown / no Hadoop)
+    java_version: str = ""         # from the image marker, e.g. "17.0.15"
     extra: dict = field(default_factory=dict)
 
     @property
     def nodes(self) -> tuple[Node, ...]:
         return (self.master, *self.workers)
+
+    @property
+    def hadoop_major(self) -> int:
+        """2 or 3 (0 when unknown): Hadoop 2 and 3 differ in ports, scripts and env names."""
+        head = self.hadoop_version.split(".", 1)[0]
+        return int(head) if head.isdigit() else 0
+
+    @property
+    def java_major(self) -> int:
+        """8, 11, 17, ... (0 when unknown); "1.8.0_392" is Java 8."""
+        parts = self.java_version.split(".")
+        if parts and parts[0] == "1" and len(parts) > 1:
+            parts = parts[1:]
+        return int(parts[0]) if parts and parts[0].isdigit() else 0
 
     def to_json(self) -> str:
         return json.dumps(dataclasses.asdict(self), indent=2, sort_keys=True)
@@ -82,6 +102,8 @@ class ClusterFacts:
         raw = json.loads(text)
         raw["master"] = Node(**raw["master"])
         raw["workers"] = tuple(Node(**w) for w in raw["workers"])
+        known = {f.name for f in dataclasses.fields(cls)}
+        raw = {k: v for k, v in raw.items() if k in known}   # facts from an older tool
         for key in ("services", "data_dirs"):
             raw[key] = tuple(raw[key])
         return cls(**raw)

@@ -14,7 +14,7 @@ import jinja2
 
 from . import paths
 from .errors import ValidationError
-from .model import ClusterFacts, Node
+from .model import DEFAULT_DATA_DIR, ClusterFacts, Node
 
 HADOOP_SERVICES = ("hdfs", "yarn")
 ALL_SERVICES = ("hdfs", "yarn", "spark")
@@ -37,9 +37,18 @@ PORTS = {
 SECRET_FILE_NAMES = ("spark-defaults.conf",)
 
 # Flavor-derived sizing (MB). A node needs room for the OS and for each daemon's heap.
-MIN_RAM_MB = 1024            # below this, the numbers are clamped to the minimums
+MIN_RAM_MB = 1024            # a node reporting less (or nothing) is sized as this
 MIN_SPARK_WORKER_MB = 512    # Spark refuses executors below ~450 MB
 MIN_YARN_NODEMANAGER_MB = 1024
+MIN_DRIVER_MB = 512
+MIN_EXECUTOR_OVERHEAD_MB = 384   # Spark on YARN adds max(384 MB, 10%) to every executor
+
+#: The long-running JVMs each role runs, per service (what the memory plan budgets for).
+ROLE_DAEMONS = {
+    "master": {"hdfs": ("NameNode", "SecondaryNameNode"), "yarn": ("ResourceManager",),
+               "spark": ("Spark Master",)},
+    "worker": {"hdfs": ("DataNode",), "yarn": ("NodeManager",), "spark": ("Spark Worker",)},
+}
 
 
 @dataclass(frozen=True)
@@ -71,7 +80,7 @@ class Dirs:
 
 
 def cluster_dirs(facts: ClusterFacts) -> Dirs:
-    data = facts.data_dirs or ("/data/hdfs",)
+    data = facts.data_dirs or (DEFAULT_DATA_DIR,)
     return Dirs(
         hadoop_conf=f"{facts.hadoop_home}/etc/hadoop",
         spark_conf=f"{facts.spark_home}/conf",
@@ -97,9 +106,34 @@ class NodeSizing:
     vcores: int
     os_reserve_mb: int
     daemon_heap_mb: int
-    spark_worker_mb: int
-    yarn_nodemanager_mb: int
+    daemons: tuple[str, ...]
+    spark_worker_mb: int         # workers: SPARK_WORKER_MEMORY; master: room for the driver
+    yarn_nodemanager_mb: int     # workers with YARN: yarn.nodemanager.resource.memory-mb
     dfs_replication: int
+
+    @property
+    def needed_mb(self) -> int:
+        """The least RAM this node's plan works with (the minimums, not the shares)."""
+        wants = self.os_reserve_mb + self.daemon_heap_mb * len(self.daemons)
+        if "Spark Worker" in self.daemons:
+            wants += MIN_SPARK_WORKER_MB
+        if "NodeManager" in self.daemons:
+            wants += MIN_YARN_NODEMANAGER_MB
+        if "Spark Master" in self.daemons:
+            wants += MIN_DRIVER_MB
+        return wants
+
+    def breakdown(self) -> str:
+        parts = [f"OS {self.os_reserve_mb}",
+                 f"{len(self.daemons)} daemon heap(s) x {self.daemon_heap_mb} "
+                 f"({', '.join(self.daemons)})"]
+        if "Spark Worker" in self.daemons:
+            parts.append(f"Spark executors >= {MIN_SPARK_WORKER_MB}")
+        if "NodeManager" in self.daemons:
+            parts.append(f"YARN containers >= {MIN_YARN_NODEMANAGER_MB}")
+        if "Spark Master" in self.daemons:
+            parts.append(f"Spark driver >= {MIN_DRIVER_MB}")
+        return " + ".join(parts) + f" = {self.needed_mb} MB"
 
 
 def daemon_heap_mb(ram_mb: int) -> int:
@@ -111,32 +145,84 @@ def daemon_heap_mb(ram_mb: int) -> int:
     return 1024
 
 
-def node_sizing(*, node: Node, services: tuple[str, ...], worker_count: int) -> NodeSizing:
-    """Split a node's RAM between the OS, the daemons and Spark/YARN containers.
+def _round64(mb: int) -> int:
+    return max(0, mb) // 64 * 64
 
-    The OS keeps a fifth of RAM (384 MB .. 4 GB); each daemon on the node gets
-    ``daemon_heap_mb``; what remains goes to Spark workers and YARN NodeManagers, shared
-    evenly when both run. Results never go below the minimums Spark/YARN need to start.
+
+def node_sizing(*, node: Node, services: tuple[str, ...], worker_count: int) -> NodeSizing:
+    """Split a node's RAM between the OS, its daemons and Spark/YARN containers.
+
+    The OS keeps a fifth of RAM (384 MB .. 4 GB); each daemon the node runs gets
+    ``daemon_heap_mb``. On a worker the rest goes to the Spark worker and the YARN
+    NodeManager (YARN takes half, at least its minimum, when both run); on the master the
+    rest is room for drivers. Nothing is rounded up past the RAM: ``needed_mb`` says what
+    the minimums need, and ``check_memory_plan`` refuses a flavor that is too small.
     """
     ram = max(node.ram_mb or 0, MIN_RAM_MB)
     vcores = max(node.vcpus or 0, 1)
     os_reserve = min(4096, max(384, ram // 5))
     heap = daemon_heap_mb(ram)
-    # Daemons a worker runs: Spark Worker, DataNode, NodeManager (per service present).
-    daemons = sum(1 for s in ("spark", "hdfs", "yarn") if s in services)
-    usable = max(0, ram - os_reserve - heap * daemons)
-    both = "spark" in services and "yarn" in services
-    spark_share = usable // 2 if both else usable
-    yarn_share = usable - spark_share if both else usable
+    role = "master" if node.role == "master" else "worker"
+    daemons = tuple(d for s in ("hdfs", "yarn", "spark") if s in services
+                    for d in ROLE_DAEMONS[role][s])
+    usable = max(0, ram - os_reserve - heap * len(daemons))
+    spark_mb = yarn_mb = 0
+    if role == "master":
+        spark_mb = _round64(usable)
+    elif "spark" in services and "yarn" in services:
+        yarn_mb = _round64(max(MIN_YARN_NODEMANAGER_MB, usable // 2))
+        spark_mb = _round64(usable - yarn_mb)
+    elif "yarn" in services:
+        yarn_mb = _round64(usable)
+    elif "spark" in services:
+        spark_mb = _round64(usable)
     return NodeSizing(
-        ram_mb=ram,
-        vcores=vcores,
-        os_reserve_mb=os_reserve,
-        daemon_heap_mb=heap,
-        spark_worker_mb=max(MIN_SPARK_WORKER_MB, spark_share // 64 * 64),
-        yarn_nodemanager_mb=max(MIN_YARN_NODEMANAGER_MB, yarn_share // 64 * 64),
+        ram_mb=ram, vcores=vcores, os_reserve_mb=os_reserve, daemon_heap_mb=heap,
+        daemons=daemons, spark_worker_mb=spark_mb, yarn_nodemanager_mb=yarn_mb,
         dfs_replication=max(1, min(3, worker_count)),
     )
+
+
+def executor_overhead_mb(executor_mb: int) -> int:
+    """What YARN adds to a Spark executor's heap (spark.executor.memoryOverhead default)."""
+    return max(MIN_EXECUTOR_OVERHEAD_MB, executor_mb // 10)
+
+
+def largest_executor_within(container_mb: int) -> int:
+    """The largest executor heap (multiple of 64 MB) whose heap + overhead fits a container."""
+    mb = _round64(container_mb)
+    while mb > 0 and mb + executor_overhead_mb(mb) > container_mb:
+        mb -= 64
+    return mb
+
+
+def memory_plan_problems(*, master: Node, worker: Node, services: tuple[str, ...],
+                         worker_count: int) -> list[str]:
+    """Why a flavor cannot hold its role's daemons (empty when the plan fits)."""
+    problems = []
+    for node, role in ((master, "master"), (worker, "worker")):
+        plan = node_sizing(node=node, services=services, worker_count=worker_count)
+        if (node.ram_mb or 0) < plan.needed_mb:
+            problems.append(f"the {role} needs {plan.breakdown()}; its flavor has "
+                            f"{node.ram_mb} MB")
+    return problems
+
+
+def check_memory_plan(*, master: Node, worker: Node, services: tuple[str, ...],
+                      worker_count: int, flavor_names: tuple[str, str] = ("", "")) -> None:
+    """``ValidationError`` with the numbers when a flavor cannot hold the services."""
+    problems = memory_plan_problems(master=master, worker=worker, services=services,
+                                    worker_count=worker_count)
+    if problems:
+        master_flavor, worker_flavor = flavor_names
+        named = f" (--flavor {worker_flavor}" + (
+            f", --master-flavor {master_flavor})" if master_flavor else ")") \
+            if worker_flavor else ""
+        raise ValidationError(
+            f"the flavor is too small for {', '.join(services)}{named}: "
+            + "; ".join(problems),
+            hint="choose a flavor with more RAM (--flavor for workers, --master-flavor for "
+                 "the master), or run fewer services (e.g. --services hdfs,spark)")
 
 
 @dataclass(frozen=True)
@@ -153,26 +239,50 @@ class ClusterSizing:
 
 
 def cluster_sizing(*, facts: ClusterFacts) -> ClusterSizing:
+    """Executor, driver and container sizes every node agrees on.
+
+    One ``spark.executor.memory`` serves both masters: it fits the smallest Spark worker
+    (standalone) and, with YARN, heap + overhead fits the largest container YARN grants.
+    """
     workers = facts.workers or (facts.master,)
     per_worker = [node_sizing(node=w, services=facts.services, worker_count=len(workers))
                   for w in workers]
-    smallest_spark = min(s.spark_worker_mb for s in per_worker)
-    smallest_nm = min(s.yarn_nodemanager_mb for s in per_worker)
-    fewest_cores = min(s.vcores for s in per_worker)
     master = node_sizing(node=facts.master, services=facts.services,
                          worker_count=len(workers))
-    # The driver runs on the master next to the master daemons: half of what is left there.
-    driver = max(512, min(4096, master.spark_worker_mb // 2 // 64 * 64))
-    task = max(512, min(2048, smallest_nm // 2 // 64 * 64))
+    fewest_cores = min(s.vcores for s in per_worker)
+    yarn = "yarn" in facts.services
+    smallest_nm = min(s.yarn_nodemanager_mb for s in per_worker) if yarn else 0
+    yarn_executor = largest_executor_within(smallest_nm) if yarn else 0
+    if "spark" in facts.services:
+        executor = min(s.spark_worker_mb for s in per_worker)
+        if yarn:
+            executor = min(executor, yarn_executor)
+    else:
+        executor = yarn_executor
+    executor = max(MIN_SPARK_WORKER_MB, executor)
+    # The driver runs on the master next to its daemons (client mode): half of the room
+    # there, and in YARN cluster mode it must fit a container like an executor.
+    driver = max(MIN_DRIVER_MB, min(4096, _round64(master.spark_worker_mb // 2)))
+    if yarn:
+        driver = max(MIN_DRIVER_MB, min(driver, yarn_executor))
+    task = max(512, min(2048, _round64(smallest_nm // 2))) if yarn else 512
     return ClusterSizing(
-        spark_executor_mb=smallest_spark,
+        spark_executor_mb=executor,
         spark_driver_mb=driver,
-        yarn_min_allocation_mb=min(512, smallest_nm),
-        yarn_max_allocation_mb=smallest_nm,
+        yarn_min_allocation_mb=min(512, smallest_nm) if yarn else 512,
+        yarn_max_allocation_mb=smallest_nm if yarn else MIN_YARN_NODEMANAGER_MB,
         yarn_max_allocation_vcores=fewest_cores,
         mapreduce_task_mb=task,
         mapreduce_task_heap_mb=task * 4 // 5,
     )
+
+
+#: ``--add-opens`` for Hadoop's daemons on Java >= 17 (the packages Spark's launcher opens).
+JAVA_MODULE_OPENS = " ".join(
+    f"--add-opens=java.base/{package}=ALL-UNNAMED" for package in (
+        "java.lang", "java.lang.invoke", "java.lang.reflect", "java.io", "java.net",
+        "java.nio", "java.util", "java.util.concurrent", "java.util.concurrent.atomic",
+        "sun.nio.ch", "sun.nio.cs", "sun.security.action", "sun.util.calendar"))
 
 
 def _file_url(path: str) -> str:
@@ -201,6 +311,23 @@ def uses_hadoop(services) -> bool:
     return any(s in HADOOP_SERVICES for s in services)
 
 
+def image_hadoop_services(image_marker: dict) -> tuple[str, ...]:
+    """The Hadoop services an image can run, from its marker (or its Glance properties).
+
+    Images baked since ``hadoop_services`` exists say it (the bake looks for YARN's
+    ResourceManager jar); older ones with a Hadoop are assumed to hold HDFS and YARN.
+    """
+    version = image_marker.get("hadoop_version")
+    if not version or version == "none":
+        return ()
+    recorded = image_marker.get("hadoop_services")
+    if recorded is None:
+        return HADOOP_SERVICES
+    if isinstance(recorded, str):
+        recorded = recorded.split(",")
+    return tuple(s for s in HADOOP_SERVICES if s in recorded)
+
+
 def _context(*, facts: ClusterFacts, node: Node) -> dict:
     if node.name not in {n.name for n in facts.nodes}:
         raise ValidationError(f"node {node.name!r} is not part of cluster {facts.cluster_name!r}")
@@ -220,6 +347,7 @@ def _context(*, facts: ClusterFacts, node: Node) -> dict:
         "cluster_sizing": cluster_sizing(facts=facts),
         "dirs": cluster_dirs(facts),
         "ports": PORTS,
+        "java_module_opens": JAVA_MODULE_OPENS,
     }
 
 

@@ -9,7 +9,6 @@ whose commands run locally against stand-in executables.
 from __future__ import annotations
 
 import io
-import re
 import shlex
 import subprocess
 import tarfile
@@ -18,10 +17,10 @@ import time
 from dataclasses import dataclass, field
 from typing import Callable, Protocol
 
-from ..errors import DeployError, SSHError, TimeoutError_
+from ..errors import DeployError, SparkOpenstackError, SSHError, TimeoutError_
 from ..executor import run_per_node
 from ..model import ClusterFacts, Node
-from ..render import node_config_files
+from ..render import cluster_dirs, node_config_files
 
 SERVICE_USER = "hduser"
 
@@ -177,7 +176,9 @@ class MasterRunner:
     def _exec(self, node: Node, argv: list[str], *, stdin: bytes | None, timeout,
               check: bool, shown: str) -> CommandResult:
         try:
-            proc = subprocess.run(argv, input=stdin, capture_output=True, timeout=timeout)
+            # Never the caller's stdin: `fab` run from a piped script must not eat the rest.
+            proc = subprocess.run(argv, input=stdin, capture_output=True, timeout=timeout,
+                                  **({} if stdin is not None else {"stdin": subprocess.DEVNULL}))
         except subprocess.TimeoutExpired as exc:
             raise TimeoutError_(f"{node.name}: `{shown}` did not finish in {timeout}s") from exc
         result = CommandResult(proc.stdout.decode(errors="replace"),
@@ -219,6 +220,7 @@ class Health:
     actual: int
     detail: str = ""
     urls: dict[str, str] = field(default_factory=dict)
+    missing: tuple[str, ...] = ()      # expected members (node names) that are not up
 
     @property
     def ok(self) -> bool:
@@ -226,7 +228,9 @@ class Health:
 
     def line(self) -> str:
         state = "ok" if self.ok else "NOT READY"
-        return f"{self.service}: {self.actual}/{self.expected} {self.detail} [{state}]".strip()
+        missing = f"; missing: {', '.join(self.missing)}" if self.missing else ""
+        return (f"{self.service}: {self.actual}/{self.expected} {self.detail}{missing} "
+                f"[{state}]").strip()
 
 
 class Service:
@@ -295,53 +299,118 @@ class Service:
                 last_error = exc.message
             if time.monotonic() + interval > deadline:
                 seen = last.line() if last else f"{self.name}: no answer ({last_error})"
-                raise DeployError(f"{self.name} not ready after {timeout:.0f}s: {seen}",
+                why = self.diagnose()
+                raise DeployError(f"{self.name} not ready after {timeout:.0f}s: {seen}"
+                                  + (f"\n{why}" if why else ""),
                                   hint=f"look at the logs on {self.master.name}: "
                                        f"{self.log_hint()}")
             time.sleep(interval)
+
+    def diagnose(self) -> str:
+        """Why members are missing (dead daemons and their last log lines); "" if unknown."""
+        return ""
 
     def log_hint(self) -> str:
         return "/var/log"
 
 
 class HadoopService(Service):
-    """HDFS and YARN share one shape: a daemon on the master (``daemons[0]``) and one on
-    every worker (``daemons[1]``), both driven by ``<name> --daemon``, and a command on the
-    master whose output counts the worker daemons that joined."""
+    """HDFS and YARN share one shape: daemons on the master, one daemon on every worker,
+    all driven by ``<name> --daemon start|stop``, and a command on the master that lists
+    the worker daemons that joined.
 
-    count_command = ""      # run on the master; its output holds the count
-    count_source = ""       # how an error names that command
-    count_pattern = re.compile("")
-    count_noun = ""         # e.g. "live DataNode"
+    Whether a daemon runs is decided from its pid file and that process's command line
+    (``-Dproc_<daemon>``, which Hadoop's launchers put there), never from
+    ``--daemon status``: Hadoop 3.4's prints "namenode is stopped." and exits 0.
+    """
+
+    master_daemons: tuple[str, ...] = ()
+    worker_daemons: tuple[str, ...] = ()
+    members_command = ""    # run on the master; its output names the joined workers
+    member_noun = ""        # e.g. "live DataNode"
     health_detail = ""      # e.g. "DataNodes live"
     ui_label = ""
     ui_port = 0
 
+    @property
+    def daemons(self) -> tuple[str, ...]:   # type: ignore[override]
+        return (*self.master_daemons, *self.worker_daemons)
+
+    # -- processes
+    def pid_file(self, daemon: str) -> str:
+        return f"{cluster_dirs(self.facts).hadoop_pids}/hadoop-{self.facts.hadoop_user}-{daemon}.pid"
+
+    def running_test(self, daemon: str) -> str:
+        """A shell test that is true while ``daemon``'s JVM runs on the node."""
+        return (f"{{ p=$(cat {shlex.quote(self.pid_file(daemon))} 2>/dev/null) && "
+                f"[ -n \"$p\" ] && tr '\\0' ' ' < /proc/$p/cmdline 2>/dev/null "
+                f"| grep -q -- '-Dproc_{daemon} '; }}")
+
+    def start_command(self, daemon: str) -> str:
+        """Start unless running; a stale pid file (its pid reused by another process after
+        a reboot) is removed first, or Hadoop would refuse with "Stop it first"."""
+        return (f"{self.running_test(daemon)} || {{ rm -f {shlex.quote(self.pid_file(daemon))}"
+                f" && {self.name} --daemon start {daemon}; }}")
+
+    def stop_command(self, daemon: str) -> str:
+        """Ask Hadoop to stop it, then make sure it is gone (30 s, then SIGKILL)."""
+        return (f"{self.name} --daemon stop {daemon} >/dev/null 2>&1; "
+                f"for i in $(seq 1 30); do {self.running_test(daemon)} || exit 0; sleep 1; "
+                f"done; kill -9 \"$p\" 2>/dev/null; sleep 1; ! {self.running_test(daemon)}")
+
     def start(self) -> None:
-        """The master daemon first (workers register with it), then every worker at once."""
-        master_daemon, worker_daemon = self.daemons
-        tool = self.name
-        self.on_master(f"{tool} --daemon status {master_daemon} >/dev/null 2>&1 "
-                       f"|| {tool} --daemon start {master_daemon}")
-        self.on_workers(f"{tool} --daemon status {worker_daemon} >/dev/null 2>&1 "
-                        f"|| {tool} --daemon start {worker_daemon}",
-                        what=f"start {worker_daemon}")
+        """The master's daemons first (workers register with them), then every worker."""
+        for daemon in self.master_daemons:
+            self.on_master(self.start_command(daemon))
+        for daemon in self.worker_daemons:
+            self.on_workers(self.start_command(daemon), what=f"start {daemon}")
 
     def stop(self) -> None:
         """Workers first, then the master; stopping a stopped daemon is not an error."""
-        master_daemon, worker_daemon = self.daemons
-        self.on_workers(f"{self.name} --daemon stop {worker_daemon} || true",
-                        what=f"stop {worker_daemon}")
-        self.on_master(f"{self.name} --daemon stop {master_daemon} || true")
+        for daemon in self.worker_daemons:
+            self.on_workers(self.stop_command(daemon), what=f"stop {daemon}")
+        for daemon in reversed(self.master_daemons):
+            self.on_master(self.stop_command(daemon))
+
+    def running(self, node: Node, daemon: str) -> bool:
+        return self.runner.run(node, self.running_test(daemon), timeout=30,
+                               check=False).exited == 0
+
+    def diagnose(self) -> str:
+        """Every daemon that is not running, with the last error lines of its log."""
+        dead: list[str] = []
+        logs = cluster_dirs(self.facts).hadoop_logs
+        for node, daemons in ((self.master, self.master_daemons),
+                              *((w, self.worker_daemons) for w in self.workers)):
+            for daemon in daemons:
+                try:
+                    if self.running(node, daemon):
+                        continue
+                    pattern = shlex.quote(f"{logs}/hadoop-{self.facts.hadoop_user}-{daemon}-")
+                    tail = self.runner.run(node, (
+                        f"for f in $(ls -t {pattern}*.log {pattern}*.out 2>/dev/null | head -2); "
+                        f"do grep -E -A4 'ERROR|FATAL|Exception' \"$f\" | tail -n 8; done"),
+                        timeout=30, check=False).stdout.strip()
+                except SparkOpenstackError as exc:
+                    dead.append(f"[{node.name}] {daemon}: cannot check ({exc.message})")
+                    continue
+                dead.append(f"[{node.name}] {daemon} is not running"
+                            + (f"; its log says:\n{tail}" if tail else " (its log is empty)"))
+        return "\n".join(dead)
+
+    # -- health
+    def parse_members(self, text: str) -> set[str]:
+        """Host names and addresses of the worker daemons that joined."""
+        raise NotImplementedError
 
     def health(self) -> Health:
-        out = self.on_master(self.count_command, timeout=60).stdout
-        match = self.count_pattern.search(out)
-        if not match:
-            raise DeployError(f"{self.name}: cannot read the {self.count_noun} count from "
-                              f"`{self.count_source}`: {out.strip()[:200]!r}")
-        return Health(service=self.name, expected=len(self.workers), actual=int(match[1]),
-                      detail=self.health_detail,
+        out = self.on_master(self.members_command, timeout=60).stdout
+        joined = self.parse_members(out)
+        up = [w.name for w in self.workers if w.name in joined or w.private_ip in joined]
+        missing = tuple(w.name for w in self.workers if w.name not in up)
+        return Health(service=self.name, expected=len(self.workers), actual=len(up),
+                      detail=self.health_detail + (f" ({', '.join(up)})" if up else ""),
+                      missing=missing,
                       urls={self.ui_label: f"http://{self.master.private_ip}:{self.ui_port}/"})
 
 

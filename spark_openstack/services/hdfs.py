@@ -5,19 +5,41 @@ import re
 import shlex
 
 from ..errors import DeployError
-from ..render import cluster_dirs
+from ..render import PORTS, cluster_dirs
 from .base import SERVICE_USER, HadoopService
+
+_REPORT_NAME = re.compile(r"^Name:\s*(?P<ip>[^:\s]+):\d+(?:\s*\((?P<host>[^)]+)\))?", re.M)
+_REPORT_HOSTNAME = re.compile(r"^Hostname:\s*(?P<host>\S+)", re.M)
+
+
+def live_datanodes(report: str) -> set[str]:
+    """Names and addresses of the DataNodes in ``hdfs dfsadmin -report -live`` output.
+
+    Each DataNode block has ``Name: <ip>:<port> (<host>)`` and ``Hostname: <host>``; the
+    host is the one it registered with (``dfs.datanode.hostname``, its node name here).
+    """
+    found: set[str] = set()
+    for match in _REPORT_NAME.finditer(report):
+        found.add(match["ip"])
+        if match["host"]:
+            found.add(match["host"])
+    found.update(m["host"] for m in _REPORT_HOSTNAME.finditer(report))
+    return found
 
 
 class HDFS(HadoopService):
     name = "hdfs"
-    daemons = ("namenode", "datanode")
-    config_names = ("core-site.xml", "hdfs-site.xml", "hadoop-env.sh", "workers")
-    count_command = count_source = "hdfs dfsadmin -report -live"
-    count_pattern = re.compile(r"Live datanodes \((\d+)\)")
-    count_noun = "live DataNode"
+    master_daemons = ("namenode", "secondarynamenode")
+    worker_daemons = ("datanode",)
+    config_names = ("core-site.xml", "hdfs-site.xml", "hadoop-env.sh", "workers",
+                    "dfs.exclude")
+    members_command = "hdfs dfsadmin -report -live"
+    member_noun = "live DataNode"
     health_detail = "DataNodes live"
-    ui_label, ui_port = "NameNode UI", 9870
+    ui_label, ui_port = "NameNode UI", PORTS["namenode_http"]
+
+    def parse_members(self, text: str) -> set[str]:
+        return live_datanodes(text)
 
     @property
     def _version_file(self) -> str:
@@ -55,4 +77,5 @@ class HDFS(HadoopService):
                        f"hdfs dfs -chown {shlex.quote(user)}:{shlex.quote(user)} {home}")
 
     def log_hint(self) -> str:
-        return "/var/log/hadoop/*namenode*.log and, on workers, *datanode*.log"
+        logs = cluster_dirs(self.facts).hadoop_logs
+        return f"{logs}/*namenode*.log and, on workers, {logs}/*datanode*.log"

@@ -3,20 +3,32 @@ from __future__ import annotations
 
 import re
 
+from ..render import PORTS, cluster_dirs
 from .base import HadoopService
+
+# `yarn node -list` rows: "<host>:<port>  RUNNING  <host>:<http port>  <containers>"
+_NODE_ROW = re.compile(r"^\s*(?P<host>[^\s:]+):\d+\s+RUNNING\b", re.M)
+
+
+def running_nodemanagers(listing: str) -> set[str]:
+    """Host names of the RUNNING NodeManagers in ``yarn node -list`` output."""
+    return {m["host"] for m in _NODE_ROW.finditer(listing)}
 
 
 class YARN(HadoopService):
     name = "yarn"
-    daemons = ("resourcemanager", "nodemanager")
+    master_daemons = ("resourcemanager",)
+    worker_daemons = ("nodemanager",)
     config_names = ("yarn-site.xml", "mapred-site.xml", "core-site.xml", "hadoop-env.sh",
-                    "workers")
-    count_command = "yarn node -list -states RUNNING"
-    count_source = "yarn node -list"
-    count_pattern = re.compile(r"Total Nodes:\s*(\d+)")
-    count_noun = "running NodeManager"
+                    "workers", "yarn.exclude")
+    members_command = "yarn node -list -states RUNNING"
+    member_noun = "running NodeManager"
     health_detail = "NodeManagers running"
-    ui_label, ui_port = "ResourceManager UI", 8088
+    ui_label, ui_port = "ResourceManager UI", PORTS["resourcemanager_http"]
+
+    def parse_members(self, text: str) -> set[str]:
+        return running_nodemanagers(text)
 
     def log_hint(self) -> str:
-        return "/var/log/hadoop/*resourcemanager*.log and, on workers, *nodemanager*.log"
+        logs = cluster_dirs(self.facts).hadoop_logs
+        return f"{logs}/*resourcemanager*.log and, on workers, {logs}/*nodemanager*.log"

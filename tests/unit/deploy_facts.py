@@ -1,12 +1,12 @@
 """Hand-made cluster facts for the deploy helper's unit tests (no cloud involved)."""
 from __future__ import annotations
 
-from spark_openstack.model import ClusterFacts, Node
+from spark_openstack.model import DEFAULT_DATA_DIR, ClusterFacts, Node
 
 
 def make_facts(*, workers: int = 2, worker_ram_mb: int = 4096, worker_vcpus: int = 2,
                master_ram_mb: int = 2048, services=("hdfs", "yarn", "spark"),
-               data_dirs=("/data/hdfs",), secret: str = "test-secret-value") -> ClusterFacts:
+               data_dirs=(DEFAULT_DATA_DIR,), secret: str = "test-secret-value") -> ClusterFacts:
     master = Node(name="demo-master", role="master", server_id="m", private_ip="10.213.0.10",
                   public_ip="10.214.0.5", vcpus=1, ram_mb=master_ram_mb)
     nodes = tuple(Node(name=f"demo-worker-{i}", role="worker", server_id=f"w{i}",

@@ -39,6 +39,8 @@ HDFS_DEFAULT_NAMES = frozenset({
     "dfs.datanode.ipc.address",
     "dfs.datanode.data.dir",
     "dfs.datanode.data.dir.perm",
+    "dfs.datanode.hostname",
+    "dfs.hosts.exclude",
     "dfs.replication",
     "dfs.blocksize",
     "dfs.permissions.enabled",

@@ -1,14 +1,20 @@
-"""HDFS/YARN start, stop and format: the exact commands and their order.
+"""Hadoop service start/stop/health logic: the exact commands, their order, and what the
+tool concludes from what the daemons really do.
 
-Hadoop cannot run here (no distribution is reachable from these machines), so the
-commands run against clearly named stand-in ``hdfs``/``yarn`` executables
-(tests/unit/standins/) that log their argv per node and keep a little state. Spark's
-commands run for real in tests/integration/test_e2e.py.
+YARN's daemons are on no registry these machines reach, so YARN runs against a stand-in
+``yarn`` (tests/unit/standins/yarn) that behaves as Hadoop 3.4 does where the tool must
+care: ``--daemon status`` exits 0 even for a stopped daemon, ``--daemon start`` refuses
+while the pid file's process lives, daemons are processes carrying ``-Dproc_<name>``.
+HDFS is never a stand-in: its start/format/health run on Apache's real NameNode and
+DataNodes in tests/integration (the sandbox) and tests/unit/test_sandbox_hadoop.py.
 """
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
+import sys
+import textwrap
 from pathlib import Path
 
 import pytest
@@ -16,30 +22,40 @@ import pytest
 from deploy_facts import make_facts
 from spark_openstack import deploy
 from spark_openstack.errors import DeployError, NodeErrors
-from spark_openstack.services import HDFS, YARN, MasterRunner
+from spark_openstack.services import YARN, MasterRunner
 from spark_openstack.services.base import CommandResult, tar_bytes
+from spark_openstack.services.hdfs import live_datanodes
+from spark_openstack.services.yarn import running_nodemanagers
 
 STANDINS = Path(__file__).parent / "standins"
+PIDS, LOGS = "/var/lib/hadoop/pids", "/var/log/hadoop"
 
 
 class StandInRunner:
-    """Runs each node's command in a local bash with the stand-ins first on PATH."""
+    """Runs each node's command in a local bash with the stand-ins first on PATH; each
+    node's pid and log directories are its own folder under ``state``."""
 
-    def __init__(self, tmp_path: Path, facts):
+    def __init__(self, tmp_path: Path):
         self.log = tmp_path / "argv.log"
         self.state = tmp_path / "state"
         self.state.mkdir()
-        self.name_dir = f"{facts.data_dirs[0]}/namenode"
         self.fail_on: dict[str, str] = {}
+        self.env: dict[str, str] = {}
+
+    def node_dir(self, node, kind: str) -> Path:
+        return self.state / node.name / kind
 
     def run(self, node, command, *, timeout=None, check=True):
+        pids, logs = self.node_dir(node, "pids"), self.node_dir(node, "logs")
+        command = command.replace(PIDS, str(pids)).replace(LOGS, str(logs))
         env = dict(os.environ, PATH=f"{STANDINS}:{os.environ['PATH']}", NODE=node.name,
                    STANDIN_LOG=str(self.log), STANDIN_STATE=str(self.state),
-                   HDFS_NAME_DIR=self.name_dir)
+                   HADOOP_PID_DIR=str(pids), HADOOP_LOG_DIR=str(logs),
+                   HADOOP_IDENT_STRING="hduser", **self.env)
         if node.name in self.fail_on and self.fail_on[node.name] in command:
             command = "echo 'disk full' >&2; exit 3"
         proc = subprocess.run(["bash", "-c", command], env=env, capture_output=True,
-                              text=True, timeout=timeout)
+                              text=True, timeout=timeout, stdin=subprocess.DEVNULL)
         if check and proc.returncode != 0:
             raise DeployError(f"{node.name}: `{command}` exited {proc.returncode}: "
                               f"{proc.stderr.strip()}")
@@ -54,104 +70,197 @@ class StandInRunner:
     def calls(self) -> list[str]:
         return self.log.read_text().splitlines() if self.log.exists() else []
 
+    def kill_all(self) -> None:
+        for pid_file in self.state.glob("*/pids/*.pid"):
+            try:
+                os.kill(int(pid_file.read_text()), signal.SIGKILL)
+            except (ValueError, ProcessLookupError):
+                pass
+
 
 @pytest.fixture
 def cluster(tmp_path):
-    facts = make_facts(workers=2, data_dirs=(str(tmp_path / "data"),))
-    return facts, StandInRunner(tmp_path, facts)
+    facts = make_facts(workers=2, services=("yarn", "spark"))
+    runner = StandInRunner(tmp_path)
+    yield facts, runner
+    runner.kill_all()
 
 
-def _without_status(calls):
-    return [c for c in calls if "--daemon status" not in c]
-
-
-def test_first_start_formats_then_starts_namenode_then_datanodes(cluster):
+def test_first_start_starts_the_resourcemanager_then_every_nodemanager(cluster):
     facts, runner = cluster
-    health = deploy.start_services(facts=facts, runner=runner, names=["hdfs", "yarn"],
+    health = deploy.start_services(facts=facts, runner=runner, names=["yarn"],
                                    health_timeout=10)
-    calls = _without_status(runner.calls())
-    assert calls[:2] == [
-        "demo-master hdfs namenode -format -nonInteractive -clusterid spark-openstack-demo",
-        "demo-master hdfs --daemon start namenode",
-    ]
-    assert sorted(calls[2:4]) == ["demo-worker-1 hdfs --daemon start datanode",
-                                  "demo-worker-2 hdfs --daemon start datanode"]
-    assert calls[4:8] == [
-        "demo-master hdfs dfsadmin -report -live",
-        "demo-master hdfs dfsadmin -safemode wait",
-        "demo-master hdfs dfs -mkdir -p /user/hduser",
-        "demo-master hdfs dfs -chown hduser:hduser /user/hduser",
-    ]
-    assert calls[8] == "demo-master yarn --daemon start resourcemanager"
-    assert sorted(calls[9:11]) == ["demo-worker-1 yarn --daemon start nodemanager",
-                                   "demo-worker-2 yarn --daemon start nodemanager"]
-    assert calls[11:] == ["demo-master yarn node -list -states RUNNING"]
-    assert health["hdfs"].ok and health["hdfs"].actual == 2
+    calls = runner.calls()
+    assert calls[0] == "demo-master yarn --daemon start resourcemanager"
+    assert sorted(calls[1:3]) == ["demo-worker-1 yarn --daemon start nodemanager",
+                                  "demo-worker-2 yarn --daemon start nodemanager"]
+    assert calls[3:] == ["demo-master yarn node -list -states RUNNING"]
+    assert not any("--daemon status" in c for c in calls)   # its exit code lies
     assert health["yarn"].ok and health["yarn"].actual == 2
+    assert health["yarn"].missing == ()
+    assert "demo-worker-1, demo-worker-2" in health["yarn"].line()
 
 
-def test_second_start_neither_reformats_nor_restarts(cluster):
+def test_a_stopped_daemon_is_started_although_status_exits_0(cluster):
+    """Hadoop 3.4: `--daemon status` says "is stopped" and exits 0. A tool that trusted
+    it (`status || start`) never started anything on a real cluster."""
     facts, runner = cluster
-    deploy.start_services(facts=facts, runner=runner, names=["hdfs", "yarn"], health_timeout=10)
+    status = runner.run(facts.master, "yarn --daemon status resourcemanager")
+    assert status.exited == 0 and "resourcemanager is stopped." in status.stdout
+    YARN(facts=facts, runner=runner).start()
+    assert YARN(facts=facts, runner=runner).running(facts.master, "resourcemanager")
+    assert "is running as process" in runner.run(
+        facts.master, "yarn --daemon status resourcemanager").stdout
+
+
+def test_second_start_does_not_restart_running_daemons(cluster):
+    facts, runner = cluster
+    deploy.start_services(facts=facts, runner=runner, names=["yarn"], health_timeout=10)
     before = len(runner.calls())
-    deploy.start_services(facts=facts, runner=runner, names=["hdfs", "yarn"], health_timeout=10)
-    again = runner.calls()[before:]
-    assert not any("-format" in c or "--daemon start" in c for c in again)
+    deploy.start_services(facts=facts, runner=runner, names=["yarn"], health_timeout=10)
+    assert not any("--daemon start" in c for c in runner.calls()[before:])
 
 
-def test_format_refuses_a_formatted_namenode_unless_forced(cluster):
+def test_a_stale_pid_file_does_not_block_the_start(cluster):
+    """After a reboot the pid in the file may belong to another process: Hadoop's start
+    would refuse ("Stop it first"); the tool sees no -Dproc_ JVM and starts it."""
     facts, runner = cluster
-    assert deploy.format_hdfs(facts=facts, runner=runner) is True
-    with pytest.raises(DeployError, match="already formatted"):
-        deploy.format_hdfs(facts=facts, runner=runner)
-    assert sum("-format" in c for c in runner.calls()) == 1   # refused before running hdfs
-    deploy.format_hdfs(facts=facts, runner=runner, force=True)
-    assert runner.calls()[-1].endswith("-format -nonInteractive "
-                                       "-clusterid spark-openstack-demo -force")
+    pid_dir = runner.node_dir(facts.master, "pids")
+    pid_dir.mkdir(parents=True)
+    (pid_dir / "hadoop-hduser-resourcemanager.pid").write_text(str(os.getpid()))
+    refused = runner.run(facts.master, "yarn --daemon start resourcemanager", check=False)
+    assert refused.exited == 1 and "Stop it first" in refused.stderr
+    YARN(facts=facts, runner=runner).start()
+    assert YARN(facts=facts, runner=runner).running(facts.master, "resourcemanager")
 
 
-def test_stop_goes_in_reverse_order(cluster):
+def test_stop_goes_workers_first_and_leaves_no_process(cluster):
     facts, runner = cluster
-    deploy.start_services(facts=facts, runner=runner, names=["hdfs", "yarn"], health_timeout=10)
+    yarn = YARN(facts=facts, runner=runner)
+    deploy.start_services(facts=facts, runner=runner, names=["yarn"], health_timeout=10)
     before = len(runner.calls())
-    deploy.stop_services(facts=facts, runner=runner, names=["hdfs", "yarn"])
-    calls = runner.calls()[before:]
+    deploy.stop_services(facts=facts, runner=runner, names=["yarn"])
+    calls = [c for c in runner.calls()[before:] if "--daemon stop" in c]
     assert sorted(calls[0:2]) == ["demo-worker-1 yarn --daemon stop nodemanager",
                                   "demo-worker-2 yarn --daemon stop nodemanager"]
     assert calls[2] == "demo-master yarn --daemon stop resourcemanager"
-    assert sorted(calls[3:5]) == ["demo-worker-1 hdfs --daemon stop datanode",
-                                  "demo-worker-2 hdfs --daemon stop datanode"]
-    assert calls[5] == "demo-master hdfs --daemon stop namenode"
-    health = deploy.cluster_health(facts=facts, runner=runner, names=["hdfs", "yarn"])
-    assert health["hdfs"].actual == 0 and health["yarn"].actual == 0
-    assert not health["hdfs"].ok
+    assert not yarn.running(facts.master, "resourcemanager")
+    assert not any(yarn.running(w, "nodemanager") for w in facts.workers)
+    health = deploy.cluster_health(facts=facts, runner=runner, names=["yarn"])
+    assert health["yarn"].actual == 0 and not health["yarn"].ok
+    assert health["yarn"].missing == ("demo-worker-1", "demo-worker-2")
+    deploy.stop_services(facts=facts, runner=runner, names=["yarn"])   # stopping again: fine
 
 
 def test_every_failing_worker_is_named(cluster):
     facts, runner = cluster
-    HDFS(facts=facts, runner=runner).format()
-    runner.fail_on = {"demo-worker-1": "datanode", "demo-worker-2": "datanode"}
+    runner.fail_on = {"demo-worker-1": "nodemanager", "demo-worker-2": "nodemanager"}
     with pytest.raises(NodeErrors) as info:
-        HDFS(facts=facts, runner=runner).start()
+        YARN(facts=facts, runner=runner).start()
     assert set(info.value.failures) == {"demo-worker-1", "demo-worker-2"}
     assert "[demo-worker-1]" in str(info.value) and "disk full" in str(info.value)
 
 
-def test_health_timeout_says_what_is_missing(cluster):
+def test_health_timeout_names_the_missing_node_and_the_dead_daemons_cause(cluster):
+    facts, runner = cluster
+    runner.env = {"STANDIN_DIE": "resourcemanager"}
+    runner.run(facts.workers[0], "yarn --daemon start nodemanager")
+    with pytest.raises(DeployError) as info:
+        deploy.start_services(facts=facts, runner=runner, names=["yarn"], health_timeout=3)
+    message = str(info.value)
+    assert "[demo-master] resourcemanager is not running" in message
+    assert "InaccessibleObjectException" in message
+
+
+def test_health_says_which_worker_is_missing(cluster):
     facts, runner = cluster
     yarn = YARN(facts=facts, runner=runner)
-    runner.run(facts.master, "yarn --daemon start resourcemanager")
-    runner.run(facts.workers[0], "yarn --daemon start nodemanager")
-    with pytest.raises(DeployError, match=r"yarn not ready .*1/2 NodeManagers"):
+    runner.run(facts.master, yarn.start_command("resourcemanager"))
+    runner.run(facts.workers[1], yarn.start_command("nodemanager"))
+    with pytest.raises(DeployError, match=r"yarn not ready .*1/2 NodeManagers running "
+                                          r"\(demo-worker-2\); missing: demo-worker-1"):
         yarn.wait_healthy(timeout=1, interval=0.2)
+
+
+REPORT_2_7_3 = textwrap.dedent("""\
+    Configured Capacity: 269490393088 (250.98 GB)
+    DFS Used: 57344 (56 KB)
+    -------------------------------------------------
+    Live datanodes (2):
+
+    Name: 10.213.0.21:9866 (demo-worker-1)
+    Hostname: demo-worker-1
+    Decommission Status : Normal
+    Configured Capacity: 134745196544 (125.49 GB)
+
+    Name: 10.213.0.22:9866 (10.213.0.22)
+    Hostname: demo-worker-2
+    Decommission Status : Normal
+    """)
+
+
+def test_live_datanodes_are_read_by_name_and_address():
+    assert live_datanodes(REPORT_2_7_3) >= {"demo-worker-1", "demo-worker-2", "10.213.0.21",
+                                            "10.213.0.22"}
+    assert live_datanodes("Live datanodes (0):\n") == set()
+
+
+def test_running_nodemanagers_are_read_from_the_node_list():
+    listing = ("Total Nodes:2\n         Node-Id\t     Node-State\tNode-Http-Address\t"
+               "Number-of-Running-Containers\n"
+               "demo-worker-1:40123\t        RUNNING\tdemo-worker-1:8042\t   0\n"
+               "demo-worker-2:40123\t      UNHEALTHY\tdemo-worker-2:8042\t   0\n")
+    assert running_nodemanagers(listing) == {"demo-worker-1"}
+
+
+def test_yarn_tasks_on_an_image_without_yarn_say_there_is_nothing_to_do():
+    facts = deploy.reconcile_facts(
+        facts=make_facts(), image_marker={"hadoop_version": "2.7.3",
+                                          "hadoop_services": ["hdfs"]})[0]
+    assert facts.services == ("hdfs", "spark")
+    note = deploy.not_deployed_note(facts=facts, names=["yarn"])
+    assert "YARN is not part of cluster demo" in note and "no YARN daemons" in note
+    assert deploy.not_deployed_note(facts=facts, names=["hdfs"]) == ""
+
+
+def test_an_hdfs_only_image_drops_yarn_with_one_clear_line():
+    facts, messages = deploy.reconcile_facts(
+        facts=make_facts(), image_marker={"hadoop_version": "2.7.3",
+                                          "hadoop_services": ["hdfs"],
+                                          "java_version": "17.0.15"})
+    assert facts.services == ("hdfs", "spark")
+    assert facts.hadoop_version == "2.7.3" and facts.java_major == 17
+    assert messages == ["the image's Hadoop 2.7.3 has no YARN daemons: deploying "
+                        "HDFS + Spark standalone"]
+    full, messages = deploy.reconcile_facts(facts=make_facts(),
+                                            image_marker={"hadoop_version": "3.4.1"})
+    assert full.services == ("hdfs", "yarn", "spark")
+    assert messages == ["deploying HDFS + YARN + Spark standalone"]
+
+
+def test_master_runner_never_hands_its_stdin_to_commands(tmp_path):
+    """`fab` run from a piped script must not swallow the rest of that script."""
+    child = textwrap.dedent("""\
+        import sys
+        from deploy_facts import make_facts
+        from spark_openstack.services import MasterRunner
+        facts = make_facts()
+        MasterRunner(facts=facts).run(facts.master, "cat > /dev/null", timeout=10)
+        sys.stdout.write(sys.stdin.read())
+        """)
+    proc = subprocess.run([sys.executable, "-c", child], input="echo the rest\n",
+                          capture_output=True, text=True, timeout=60,
+                          env=dict(os.environ, PYTHONPATH=str(Path(__file__).parent)))
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout == "echo the rest\n"
 
 
 def test_services_option_rejects_services_not_deployed(cluster):
     facts, runner = cluster
     spark_only = deploy.reconcile_facts(facts=facts, image_marker={"hadoop_version": None},
-                                        services=["hdfs", "spark"])[0]
+                                        services=["yarn", "spark"])[0]
     with pytest.raises(Exception, match="not deployed"):
-        deploy.services_for(facts=spark_only, runner=runner, names=["hdfs"])
+        deploy.services_for(facts=spark_only, runner=runner, names=["yarn"])
 
 
 def test_image_without_hadoop_means_spark_only_with_a_message(cluster):

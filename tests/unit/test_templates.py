@@ -61,11 +61,17 @@ def test_hadoop_files_name_the_master_and_bind_private_addresses(workers):
     hdfs = _props(files["/opt/hadoop/etc/hadoop/hdfs-site.xml"])
     yarn = _props(files["/opt/hadoop/etc/hadoop/yarn-site.xml"])
     assert core["fs.defaultFS"] == "hdfs://demo-master:9000"
-    assert core["hadoop.http.authentication.simple.anonymous.allowed"] == "false"
+    # anonymous web callers are the unprivileged dr.who, never the HDFS superuser
+    assert core["hadoop.http.staticuser.user"] == "dr.who"
+    assert facts.hadoop_user not in core.values()
     assert hdfs["dfs.replication"] == str(min(3, workers))
     assert hdfs["dfs.datanode.address"] == f"{worker.private_ip}:9866"
     assert hdfs["dfs.namenode.http-address"] == "10.213.0.10:9870"
-    assert hdfs["dfs.namenode.name.dir"] == "file:///data/hdfs/namenode"
+    assert hdfs["dfs.namenode.name.dir"] == "file:///var/lib/hadoop/hdfs/namenode"
+    assert hdfs["dfs.datanode.hostname"] == worker.name
+    assert hdfs["dfs.hosts.exclude"] == "/opt/hadoop/etc/hadoop/dfs.exclude"
+    assert "/opt/hadoop/etc/hadoop/dfs.exclude" in files
+    assert hdfs["dfs.namenode.secondary.http-address"] == "10.213.0.10:9868"
     assert yarn["yarn.resourcemanager.hostname"] == "demo-master"
     assert yarn["yarn.resourcemanager.bind-host"] == "10.213.0.10"
     assert yarn["yarn.nodemanager.bind-host"] == worker.private_ip
@@ -101,7 +107,7 @@ def test_spark_binds_private_addresses_and_authenticates():
 
 
 def test_memory_and_cores_come_from_the_flavor():
-    small = make_facts(worker_ram_mb=2048, worker_vcpus=1)
+    small = make_facts(worker_ram_mb=4096, worker_vcpus=1)
     large = make_facts(worker_ram_mb=16384, worker_vcpus=8)
     env_small = _env(render.render_node_configs(facts=small, node=small.workers[0])
                      ["/opt/spark/conf/spark-env.sh"])
@@ -110,7 +116,7 @@ def test_memory_and_cores_come_from_the_flavor():
     assert env_small["SPARK_WORKER_CORES"] == "1" and env_large["SPARK_WORKER_CORES"] == "8"
     mem_small = int(env_small["SPARK_WORKER_MEMORY"].rstrip("m"))
     mem_large = int(env_large["SPARK_WORKER_MEMORY"].rstrip("m"))
-    assert 512 <= mem_small < 2048 and mem_small < mem_large < 16384
+    assert 512 <= mem_small < 4096 and mem_small < mem_large < 16384
     assert env_small["SPARK_DAEMON_MEMORY"] == "256m"     # small hosts keep daemons small
     yarn = _props(render.render_node_configs(facts=large, node=large.workers[0])
                   ["/opt/hadoop/etc/hadoop/yarn-site.xml"])
@@ -149,3 +155,78 @@ def test_templates_use_strict_undefined(tmp_path):
     (tmp_path / "t.j2").write_text("{{ nothing_here }}")
     with pytest.raises(jinja2.UndefinedError):
         env.get_template("t.j2").render()
+
+
+@pytest.mark.parametrize("ram", [2048, 3072, 4096, 6144, 8192, 16384, 65536])
+@pytest.mark.parametrize("services", [("hdfs", "spark"), ("hdfs", "yarn", "spark"),
+                                      ("spark",), ("hdfs", "yarn")])
+def test_a_plan_that_is_accepted_fits_the_flavor(ram, services):
+    """OS + daemon heaps + Spark + YARN never exceed a node's RAM when launch accepts it;
+    when it refuses, the message carries the numbers."""
+    facts = make_facts(worker_ram_mb=ram, master_ram_mb=ram, services=services)
+    problems = render.memory_plan_problems(master=facts.master, worker=facts.workers[0],
+                                           services=services, worker_count=2)
+    if problems:
+        with pytest.raises(ValidationError, match=r"= \d+ MB; its flavor has \d+ MB"):
+            render.check_memory_plan(master=facts.master, worker=facts.workers[0],
+                                     services=services, worker_count=2,
+                                     flavor_names=("", "m1.x"))
+        return
+    for node in facts.nodes:
+        plan = render.node_sizing(node=node, services=services, worker_count=2)
+        total = (plan.os_reserve_mb + plan.daemon_heap_mb * len(plan.daemons)
+                 + plan.spark_worker_mb + plan.yarn_nodemanager_mb)
+        assert total <= ram, (node.name, plan)
+    sizing = render.cluster_sizing(facts=facts)
+    worker = render.node_sizing(node=facts.workers[0], services=services, worker_count=2)
+    if "spark" in services:
+        assert sizing.spark_executor_mb <= worker.spark_worker_mb
+    if "yarn" in services:
+        # Spark on YARN: executor + overhead must fit the largest container YARN grants
+        overhead = max(384, sizing.spark_executor_mb // 10)
+        assert sizing.spark_executor_mb + overhead <= sizing.yarn_max_allocation_mb
+        assert sizing.spark_driver_mb + max(384, sizing.spark_driver_mb // 10) \
+            <= sizing.yarn_max_allocation_mb
+        assert sizing.yarn_max_allocation_mb <= worker.yarn_nodemanager_mb
+
+
+def test_two_gb_workers_cannot_hold_yarn_and_spark_and_say_why():
+    facts = make_facts(worker_ram_mb=2048, master_ram_mb=2048)
+    with pytest.raises(ValidationError) as info:
+        render.check_memory_plan(master=facts.master, worker=facts.workers[0],
+                                 services=facts.services, worker_count=2,
+                                 flavor_names=("", "m1.small"))
+    message = str(info.value)
+    assert "m1.small" in message and "2713 MB" in message and "2048 MB" in message
+    assert "DataNode, NodeManager, Spark Worker" in message
+    # the same flavor is fine for HDFS + Spark standalone (what an HDFS-only image runs)
+    render.check_memory_plan(master=facts.master, worker=facts.workers[0],
+                             services=("hdfs", "spark"), worker_count=2)
+
+
+def test_spark_defaults_point_at_hdfs_and_size_executors_for_yarn():
+    facts = make_facts(worker_ram_mb=4096)
+    conf = _conf(render.render_node_configs(facts=facts, node=facts.master)
+                 ["/opt/spark/conf/spark-defaults.conf"])
+    assert conf["spark.hadoop.fs.defaultFS"] == "hdfs://demo-master:9000"
+    yarn = _props(render.render_node_configs(facts=facts, node=facts.workers[0])
+                  ["/opt/hadoop/etc/hadoop/yarn-site.xml"])
+    executor = int(conf["spark.executor.memory"].rstrip("m"))
+    assert executor + max(384, executor // 10) <= \
+        int(yarn["yarn.scheduler.maximum-allocation-mb"])
+    assert "yarn.nodemanager.aux-services" not in yarn    # nothing listens on 0.0.0.0:13562
+    no_hdfs = make_facts(services=("spark",))
+    assert "fs.defaultFS" not in render.render_node_configs(
+        facts=no_hdfs, node=no_hdfs.master)["/opt/spark/conf/spark-defaults.conf"]
+
+
+@pytest.mark.parametrize("java, flagged", [("17.0.15", True), ("21.0.2", True),
+                                           ("11.0.22", False), ("1.8.0_392", False)])
+def test_hadoop_env_opens_java_base_on_java_17(java, flagged):
+    import dataclasses
+    facts = dataclasses.replace(make_facts(), java_version=java, hadoop_version="3.4.1")
+    env = render.render_node_configs(facts=facts, node=facts.master)[
+        "/opt/hadoop/etc/hadoop/hadoop-env.sh"]
+    assert ("--add-opens=java.base/java.lang=ALL-UNNAMED" in env) == flagged
+    assert "export HADOOP_IDENT_STRING=hduser" in env
+    assert "export HADOOP_PID_DIR=/var/lib/hadoop/pids" in env
