@@ -5,15 +5,39 @@
 # jars, examples, data; lib/ holds pyspark.zip and py4j). The pyspark distribution has no
 # start-master.sh / start-worker.sh / stop-*.sh (only spark-daemon.sh): small scripts over
 # spark-daemon.sh are added, marked as the sandbox's own.
-# Hadoop: no Hadoop distribution is reachable from these machines (not on PyPI, Debian or
-# npm); the mirror's index says so and nothing stands in for it.
-# Usage: build_mirror.sh SDIST MIRROR_DIR   (idempotent: skips when the tarball exists)
+# Hadoop is not built here: sandbox/up puts one release under MIRROR/hadoop/common/ (by
+# default build_hadoop.sh's HDFS-only 2.7.3) and passes its version and a note for the index.
+# Usage: build_mirror.sh SDIST MIRROR_DIR [HADOOP_VERSION [HADOOP_NOTE]]
+# (idempotent: skips the Spark build when the tarball exists; index.html is written every run)
 set -euo pipefail
-SDIST=$1; MIRROR=$2
+SDIST=$1; MIRROR=$2; HADOOP_VERSION=${3:-}; HADOOP_NOTE=${4:-}
 VER=$(basename "$SDIST" | sed -E 's/^pyspark-(.*)\.tar\.gz$/\1/')
 NAME=spark-$VER-bin-hadoop3
 OUT=$MIRROR/spark/spark-$VER
+
+write_index() {  # index.html: the Spark release and the one Hadoop release served
+  local hadoop
+  if [ -n "$HADOOP_VERSION" ]; then
+    hadoop="<li><a href=\"hadoop/common/hadoop-$HADOOP_VERSION/\">hadoop/common/hadoop-$HADOOP_VERSION/</a>:
+hadoop-$HADOOP_VERSION.tar.gz and its .sha512 (Hadoop $HADOOP_VERSION): ${HADOOP_NOTE:-an Apache Hadoop release}.</li>"
+  else
+    hadoop="<li>No Hadoop in this mirror (images baked from it use <code>--no-hadoop</code>).</li>"
+  fi
+  cat > "$MIRROR/index.html.part" <<EOS
+<!doctype html><title>spark-openstack sandbox mirror</title>
+<h1>spark-openstack sandbox mirror</h1>
+<p>Laid out like the Apache download site. Hosts of the sandbox cloud have no internet; this
+mirror is how software reaches them.</p>
+<ul><li><a href="spark/spark-$VER/">spark/spark-$VER/</a>: $NAME.tgz and its .sha512, repackaged
+from the PyPI pyspark $VER release, with the sandbox's own start/stop scripts for the
+standalone master and workers.</li>
+$hadoop</ul>
+EOS
+  mv "$MIRROR/index.html.part" "$MIRROR/index.html"
+}
+
 if [ -s "$OUT/$NAME.tgz" ] && [ -s "$OUT/$NAME.tgz.sha512" ]; then
+  write_index
   echo "mirror: $OUT/$NAME.tgz already built"; exit 0
 fi
 WORK=$(mktemp -d "${MIRROR%/}.build.XXXXXX"); trap 'rm -rf "$WORK"' EXIT
@@ -56,16 +80,5 @@ mkdir -p "$OUT"
 tar -C "$WORK" -czf "$OUT/$NAME.tgz.part" "$NAME"
 mv "$OUT/$NAME.tgz.part" "$OUT/$NAME.tgz"
 (cd "$OUT" && sha512sum "$NAME.tgz" > "$NAME.tgz.sha512")
-cat > "$MIRROR/index.html" <<EOS
-<!doctype html><title>spark-openstack sandbox mirror</title>
-<h1>spark-openstack sandbox mirror</h1>
-<p>Laid out like the Apache download site. Hosts of the sandbox cloud have no internet; this
-mirror is how software reaches them.</p>
-<ul><li><a href="spark/spark-$VER/">spark/spark-$VER/</a>: $NAME.tgz and its .sha512, repackaged
-from the PyPI pyspark $VER release, with the sandbox's own start/stop scripts for the
-standalone master and workers.</li></ul>
-<p><b>No Hadoop.</b> There is no hadoop/ directory: no Hadoop distribution (HDFS, YARN) is
-reachable from these machines (not on PyPI, Debian or npm). Images baked here use
-<code>--no-hadoop</code>; HDFS and YARN are verified on real clouds only.</p>
-EOS
+write_index
 echo "mirror: built $OUT/$NAME.tgz ($(du -h "$OUT/$NAME.tgz" | cut -f1))"

@@ -18,6 +18,9 @@ def pytest_configure(config):
     config.addinivalue_line(
         "markers", "sandbox: needs the local sandbox cloud (sudo sandbox/up writes "
                    ".sandbox/clouds.yaml)")
+    config.addinivalue_line(
+        "markers", "e2e: the end-to-end flow; runs on a real cloud instead of the sandbox "
+                   "when SPARK_OPENSTACK_E2E_CLOUD names one (the devstack workflow)")
 
 
 def _sandbox_down_reason() -> str | None:
@@ -37,7 +40,10 @@ def pytest_collection_modifyitems(config, items):
     items.sort(key=lambda item: "destroys_sandbox" in item.keywords)
     reason = None
     checked = False
+    real_cloud = bool(os.environ.get("SPARK_OPENSTACK_E2E_CLOUD"))
     for item in items:
+        if real_cloud and "e2e" in item.keywords:
+            continue          # runs against that cloud; no sandbox needed
         if "sandbox" in item.keywords:
             if not checked:
                 reason, checked = _sandbox_down_reason(), True
