@@ -278,9 +278,10 @@ Examples:
   spark-openstack launch -c big -s 8 --flavor m1.large --master-flavor m1.medium
   spark-openstack launch -c lab -s 1 --no-floating-ip --no-deploy
   spark-openstack launch -c ui -s 2 --open-ui-cidr 203.0.113.7/32   # open web UIs to you
+  spark-openstack launch -c disks -s 4 --data-dir /srv/disk1 --data-dir /srv/disk2
 
 Nothing is created until every input checks out against the cloud (names, keypair vs
-identity file, quotas). If anything fails afterwards, or you press Ctrl-C, everything
+identity file, quotas, and flavors with room for the daemons the image runs). If anything fails afterwards, or you press Ctrl-C, everything
 this launch made is deleted again (unless --keep-on-failure).""")
 @click.option("-c", "--cluster", "cluster", metavar="NAME", required=True,
               help="Cluster name (a-z, 0-9, '-'; starts with a letter; <= 40 chars).")

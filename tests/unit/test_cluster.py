@@ -244,3 +244,38 @@ def test_keep_on_failure_keeps_and_says_how_to_clean_up(key):
         cluster.launch(provider=provider, spec=_spec(key, keep_on_failure=True))
     assert provider.deleted == {}
     assert "destroy -c demo" in str(err.value)
+
+
+class _ImageFlavorProvider(FakeProvider):
+    """An image baked by create-image (its properties) and flavors of a given RAM."""
+
+    def __init__(self, *, image_props, ram, **kw):
+        super().__init__(**kw)
+        self.image_props, self.ram = image_props, ram
+
+    def find_image(self, name):
+        return types.SimpleNamespace(id="img", name=name, min_disk=0, min_ram=0,
+                                     properties=self.image_props)
+
+    def find_flavor(self, name, option="--flavor"):
+        return types.SimpleNamespace(id=f"fl-{name}", name=name, vcpus=2, ram=self.ram,
+                                     disk=20)
+
+
+def test_a_flavor_too_small_for_the_images_daemons_is_refused_before_creating(key):
+    yarn_image = {"hadoop_version": "3.4.1", "hadoop_services": "hdfs,yarn"}
+    provider = _ImageFlavorProvider(key_pub=key.with_name("id_a.pub").read_text(),
+                                    image_props=yarn_image, ram=2048)
+    with pytest.raises(errors.ValidationError) as info:
+        cluster.launch(provider=provider, spec=_spec(key, deploy=True))
+    assert "--flavor m1.small" in str(info.value) and "2713 MB" in str(info.value)
+    assert not [c for c in provider.calls if c.startswith("create")]
+
+
+def test_an_hdfs_only_image_fits_two_gb_workers(key):
+    """The plan follows what the image can run: no YARN daemons, no YARN memory."""
+    hdfs_image = {"hadoop_version": "2.7.3", "hadoop_services": "hdfs"}
+    provider = _ImageFlavorProvider(key_pub=key.with_name("id_a.pub").read_text(),
+                                    image_props=hdfs_image, ram=2048)
+    plan = cluster.validate_launch(provider=provider, spec=_spec(key, deploy=True))
+    assert plan.flavor.ram == 2048

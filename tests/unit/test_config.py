@@ -131,6 +131,10 @@ def test_launch_spec_defaults():
     ({"services": ("spark", "mesos")}, "mesos"),
     ({"floating_ip": False, "floating_ip_pool": "public"}, "contradict"),
     ({"name": "Bad"}, "not usable"),
+    ({"data_dir": ("relative/dir",)}, "--data-dir 'relative/dir'"),
+    ({"data_dir": ("/srv/a b",)}, "not usable for HDFS data"),
+    ({"data_dir": ("/etc",)}, "not usable for HDFS data"),
+    ({"data_dir": ("/srv/../etc",)}, "not usable for HDFS data"),
 ])
 def test_launch_spec_refuses_bad_input(flags, needle):
     with pytest.raises(UsageError) as err:
@@ -142,3 +146,8 @@ def test_cidrs_are_normalised_and_deduplicated():
     spec = _spec(allowed_cidr=("10.1.2.3/8", "10.0.0.0/8"), open_ui_cidr=("192.0.2.1",))
     assert spec.allowed_cidrs == ("10.0.0.0/8",)
     assert spec.open_ui_cidrs == ("192.0.2.1/32",)
+
+
+def test_data_dirs_default_under_var_lib_and_repeat_for_disks():
+    assert _spec().data_dirs == ("/var/lib/hadoop/hdfs",)
+    assert _spec(data_dir=("/srv/d1/", "/srv/d2", "/srv/d1")).data_dirs == ("/srv/d1", "/srv/d2")
