@@ -20,6 +20,7 @@ from pathlib import Path
 import click
 from rich.console import Console
 from rich.live import Live
+from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
 
@@ -147,9 +148,9 @@ class RichProgress(Progress):
 
     def message(self, text):
         if self.live is not None:
-            self.live.console.print(f"[yellow]{text}[/yellow]")
+            self.live.console.print(f"[yellow]{escape(text)}[/yellow]")
         else:
-            self.console.print(text)
+            self.console.print(text, markup=False)
 
 
 def _node_sort_key(name: str):
@@ -358,11 +359,11 @@ def _print_launch_summary(result) -> None:
     stdout.print(table)
     deployed = result.to_dict().get("deploy") or {}
     for line in deployed.get("health", []):
-        stdout.print(line)
+        stdout.print(line, markup=False)     # "[ok]" is no markup tag
     for label, url in (deployed.get("urls") or {}).items():
         stdout.print(f"{label}: {url}  (reach it with `spark-openstack login -c {name} -L`)")
     for message in deployed.get("messages", []):
-        stdout.print(message)
+        stdout.print(message, markup=False)
 
 
 # --------------------------------------------------------------------------- deploy
@@ -403,11 +404,11 @@ def deploy(app: AppContext, cluster, identity_file, services, start, as_json):
         stdout.print_json(json.dumps(summary))
         return
     for line in summary["health"]:
-        stdout.print(line)
+        stdout.print(line, markup=False)
     for label, url in summary["urls"].items():
         stdout.print(f"{label}: {url}  (reach it with `spark-openstack login -c {cluster} -L`)")
     for message in summary["messages"]:
-        stdout.print(message)
+        stdout.print(message, markup=False)
 
 
 # --------------------------------------------------------------------------- destroy

@@ -70,10 +70,12 @@ class Spark(Service):
 
     def health(self) -> Health:
         state = self.master_state()
-        alive = sorted({w.get("host", "?") for w in state.get("workers", [])
-                        if w.get("state") == "ALIVE"})
+        hosts = {w.get("host", "?") for w in state.get("workers", [])
+                 if w.get("state") == "ALIVE"}
+        alive = [n.name for n in self.workers if n.private_ip in hosts or n.name in hosts]
+        missing = tuple(n.name for n in self.workers if n.name not in alive)
         return Health(service=self.name, expected=len(self.workers), actual=len(alive),
-                      detail=f"workers ALIVE ({', '.join(alive) or 'none'})",
+                      detail=f"workers ALIVE ({', '.join(alive) or 'none'})", missing=missing,
                       urls={"Spark master UI": self.ui_url + "/",
                             "Spark master": self.master_url})
 
