@@ -276,6 +276,8 @@ def _library_files() -> dict[str, tuple[bytes, int]]:
     root = paths.templates_root()
     files: dict[str, tuple[bytes, int]] = {}
     for path in sorted(package.rglob("*.py")):
+        if paths.PACKAGE_DATA_DIR in path.parents:
+            continue    # a wheel's copies of the templates/fabfile: they go below, once
         files[f"{REMOTE_LIB}/spark_openstack/{path.relative_to(package)}"] = \
             (path.read_bytes(), 0o644)
     for path in sorted((root / "config_files").rglob("*.j2")):
