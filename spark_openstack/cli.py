@@ -25,8 +25,9 @@ from rich.table import Table
 from rich.text import Text
 
 from . import __version__, errors
-from .config import (BUILTIN_DEFAULTS, KNOWN_SERVICES, WEB_UI_PORTS, _parse_cidrs, config_path,
-                     launch_spec_from, load_config_file, resolve, validate_cluster_name,
+from .config import (BUILTIN_DEFAULTS, KNOWN_SERVICES, SAFE_UI_PORTS, UNSAFE_UI_PORTS,
+                     WEB_UI_PORTS, _parse_cidrs, config_path, launch_spec_from,
+                     load_config_file, resolve, validate_cluster_name, validate_ssh_user,
                      write_config_file)
 from .progress import Progress
 
@@ -223,6 +224,8 @@ Examples:
 @click.option("--floating-ip-pool", metavar="NET")
 @click.option("--allowed-cidr", multiple=True, metavar="CIDR")
 @click.option("--open-ui-cidr", multiple=True, metavar="CIDR")
+@click.option("--open-unsafe-ui-cidr", multiple=True, metavar="CIDR",
+              help="See `launch --help`: exposes YARN and HDFS to that CIDR on every launch.")
 @click.option("--ssh-user", metavar="USER")
 @click.option("-s", "--slaves", type=int, metavar="N")
 @click.option("--timeout", type=int, metavar="SECONDS")
@@ -262,10 +265,11 @@ def configure(app: AppContext, show, unset, **options):
             if answer:
                 values[key] = tuple(a.strip() for a in answer.split(",")) \
                     if key == "allowed_cidr" else answer
-    if "allowed_cidr" in values or "open_ui_cidr" in values:
-        for key in ("allowed_cidr", "open_ui_cidr"):
-            if values.get(key):
-                values[key] = _parse_cidrs(tuple(values[key]), source=f"--{key.replace('_', '-')}")
+    for key in ("allowed_cidr", "open_ui_cidr", "open_unsafe_ui_cidr"):
+        if values.get(key):
+            values[key] = _parse_cidrs(tuple(values[key]), source=f"--{key.replace('_', '-')}")
+    if values.get("ssh_user"):
+        validate_ssh_user(values["ssh_user"])
     written = write_config_file(path, values)
     stderr.print(f"wrote {written}")
 
@@ -278,12 +282,16 @@ Examples:
       --identity-file ~/.ssh/id_ed25519 --allowed-cidr 203.0.113.7/32
   spark-openstack launch -c big -s 8 --flavor m1.large --master-flavor m1.medium
   spark-openstack launch -c lab -s 1 --no-floating-ip --no-deploy
-  spark-openstack launch -c ui -s 2 --open-ui-cidr 203.0.113.7/32   # open web UIs to you
+  spark-openstack launch -c ui -s 2 --open-ui-cidr 203.0.113.7/32   # Spark UIs to you
   spark-openstack launch -c disks -s 4 --data-dir /srv/disk1 --data-dir /srv/disk2
 
 Nothing is created until every input checks out against the cloud (names, keypair vs
 identity file, quotas, and flavors with room for the daemons the image runs). If anything fails afterwards, or you press Ctrl-C, everything
-this launch made is deleted again (unless --keep-on-failure).""")
+this launch made is deleted again (unless --keep-on-failure).
+
+SSH is open to --allowed-cidr only. --open-ui-cidr opens the Spark UIs only; YARN's and
+HDFS's web ports act on anonymous requests and open only with --open-unsafe-ui-cidr.
+`spark-openstack login -c NAME -L` reaches every UI through SSH instead.""")
 @click.option("-c", "--cluster", "cluster", metavar="NAME", required=True,
               help="Cluster name (a-z, 0-9, '-'; starts with a letter; <= 40 chars).")
 @click.option("-s", "--slaves", "--workers", "slaves", type=int, metavar="N",
@@ -302,8 +310,14 @@ this launch made is deleted again (unless --keep-on-failure).""")
 @click.option("--allowed-cidr", multiple=True, metavar="CIDR",
               help="Who may SSH in (repeatable). Required; never opened to all unless given.")
 @click.option("--open-ui-cidr", multiple=True, metavar="CIDR",
-              help="Open the web UIs (8080 4040 9870 8088 8888) to this CIDR (repeatable). "
-                   "Closed by default: use `login -L` instead.")
+              help="Open the Spark web UIs (" + " ".join(map(str, SAFE_UI_PORTS.values()))
+                   + ") to this CIDR (repeatable). Never YARN or HDFS. Closed by default: "
+                   "use `login -L` instead.")
+@click.option("--open-unsafe-ui-cidr", multiple=True, metavar="CIDR",
+              help="UNSAFE: also open YARN's and HDFS's web ("
+                   + " ".join(map(str, UNSAFE_UI_PORTS.values())) + ") to this CIDR "
+                   "(repeatable). Anyone there can run code on the cluster (YARN REST) and act "
+                   "as the HDFS superuser (?user.name=). Prefer `login -L`.")
 @click.option("--anti-affinity/--no-anti-affinity", default=None,
               help="Soft anti-affinity server group (default on).")
 @click.option("--volume-size", type=int, metavar="GB",
@@ -506,7 +520,8 @@ Examples:
   spark-openstack login -c demo --print       # just show the ssh command""")
 @click.option("-c", "--cluster", metavar="NAME", required=True)
 @click.option("-L", "--forward-ui", is_flag=True,
-              help="Forward the web UI ports (8080 4040 9870 8088 8888) to localhost.")
+              help="Forward every web UI port (" + " ".join(map(str, WEB_UI_PORTS.values()))
+                   + ") to localhost, through SSH.")
 @click.option("--identity-file", metavar="PATH", help="Private key (default: config/~/.ssh).")
 @click.option("--ssh-user", metavar="USER", help="Override the user recorded at launch.")
 @click.option("--print", "print_only", is_flag=True, help="Print the ssh command instead.")
@@ -517,9 +532,12 @@ def login(app: AppContext, cluster, forward_ui, identity_file, ssh_user, print_o
     import shlex
     from . import cluster as cluster_mod
     validate_cluster_name(cluster)
+    if ssh_user is not None:
+        validate_ssh_user(ssh_user)
     provider = app.provider
     servers = provider.cluster_servers(cluster)
-    facts = cluster_mod.cluster_facts(provider=provider, cluster=cluster, servers=servers)
+    facts = cluster_mod.cluster_facts(provider=provider, cluster=cluster, servers=servers,
+                                      ssh_user=ssh_user)
     try:
         key = cluster_mod.cluster_identity_file(
             provider=provider, facts=facts, servers=servers,
@@ -528,8 +546,8 @@ def login(app: AppContext, cluster, forward_ui, identity_file, ssh_user, print_o
         stderr.print(f"note: {exc.message}; letting ssh pick a key "
                      "(pass --identity-file PATH)")
         key = None
-    argv = cluster_mod.login_command(facts=facts, key_filename=key, forward_ui=forward_ui,
-                                     user=ssh_user) + list(command)
+    argv = cluster_mod.login_command(facts=facts, key_filename=key,
+                                     forward_ui=forward_ui) + list(command)
     if print_only:
         stdout.print(shlex.join(argv), soft_wrap=True)
         return
@@ -601,12 +619,14 @@ def create_image(app: AppContext, name, python_packages, **flags):
         if not v.get(key):
             raise errors.UsageError(f"no --{key.replace('_', '-')} given",
                                     hint="pass it, or set it with `spark-openstack configure`")
+    ssh_user = validate_ssh_user(v.get("ssh_user") or "debian",
+                                 source=resolved.source("ssh_user"))
     provider = app.provider
     keypair = provider.find_keypair(v["keypair"])
     key_filename = resolve_identity_file(identity_file=v.get("identity_file"), keypair=keypair)
     kwargs = dict(conn_provider=provider, name=name, base_image=v["base_image"],
                   flavor=v["flavor"], keypair=v["keypair"], key_filename=key_filename,
-                  network=v.get("network"), ssh_user=v.get("ssh_user") or "debian",
+                  network=v.get("network"), ssh_user=ssh_user,
                   timeout=v.get("timeout") or 1800, spark_version=v["spark_version"],
                   allowed_cidrs=list(_parse_cidrs(tuple(v.get("allowed_cidr") or ()),
                                                   source=resolved.source("allowed_cidr"))),
@@ -627,6 +647,10 @@ def create_image(app: AppContext, name, python_packages, **flags):
 # --------------------------------------------------------------------------- main
 
 def _raise_keyboard_interrupt(signum, frame):
+    """Ctrl-C and SIGTERM: stop every wait in every thread (``polling.ABORT``) and unwind
+    the main thread into the command's cleanup."""
+    from .polling import ABORT
+    ABORT.set()
     raise KeyboardInterrupt
 
 
@@ -634,6 +658,7 @@ def main(argv: list[str] | None = None) -> int:
     """Entry point: run the CLI and map errors to exit codes (2 usage, 1 failure, 130)."""
     if threading_is_main():
         signal.signal(signal.SIGTERM, _raise_keyboard_interrupt)
+        signal.signal(signal.SIGINT, _raise_keyboard_interrupt)
     try:
         rv = cli.main(args=argv, prog_name="spark-openstack", standalone_mode=False)
         code = rv if isinstance(rv, int) else 0

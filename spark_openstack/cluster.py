@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import os
 import secrets
-import signal
 import threading
 import time
 from dataclasses import dataclass, field
@@ -19,10 +18,12 @@ from typing import Any
 import paramiko
 
 from . import errors
-from .config import LaunchSpec, WEB_UI_PORTS
+from .config import (SSH_USER_HINT, WEB_UI_PORTS, LaunchSpec, is_ssh_user, unsafe_ui_warning,
+                     validate_ssh_user, web_ui_rules)
 from .executor import run_per_node
 from .model import (DEFAULT_DATA_DIR, META_CLUSTER, ROLE_MASTER, ROLE_WORKER, ClusterFacts, Node, master_name,
                     worker_name)
+from .polling import poll, shielded_cleanup
 from .progress import PhaseTimer, Progress, ensure
 from .provider import (OpenStackProvider, QuotaNeed, security_group_name, server_group_name)
 from .render import HADOOP_SERVICES, check_memory_plan, image_hadoop_services
@@ -196,8 +197,9 @@ def validate_launch(*, provider: OpenStackProvider, spec: LaunchSpec,
     servers = spec.workers + 1
     server_group = spec.anti_affinity
     rules = provider.security_group_rule_count(
-        ssh_cidrs=len(spec.allowed_cidrs), ui_cidrs=len(spec.open_ui_cidrs),
-        ui_ports=len(WEB_UI_PORTS))
+        ssh_cidrs=len(spec.allowed_cidrs),
+        ui_rules=len(web_ui_rules(open_ui_cidrs=spec.open_ui_cidrs,
+                                  unsafe_ui_cidrs=spec.unsafe_ui_cidrs)))
     need = QuotaNeed(
         servers=servers,
         vcpus=master_flavor.vcpus + spec.workers * flavor.vcpus,
@@ -209,6 +211,8 @@ def validate_launch(*, provider: OpenStackProvider, spec: LaunchSpec,
     notes = provider.check_quotas(need)
     for note in notes:
         progress.message(note)
+    if spec.unsafe_ui_cidrs:
+        progress.message(unsafe_ui_warning(spec.unsafe_ui_cidrs))
     return LaunchPlan(spec=spec, image=image, flavor=flavor, master_flavor=master_flavor,
                       keypair=keypair, network=network, floating_pool=pool,
                       identity_file=identity, server_group=server_group, notes=notes)
@@ -290,8 +294,9 @@ def _create_and_reach(*, provider, plan: LaunchPlan, created: _Created, timings,
     deadline = time.monotonic() + spec.timeout
     with PhaseTimer(progress, "boot", timings):
         group = provider.create_security_group(
-            cluster=name, ssh_cidrs=spec.allowed_cidrs, ui_cidrs=spec.open_ui_cidrs,
-            ui_ports=sorted(set(WEB_UI_PORTS.values())))
+            cluster=name, ssh_cidrs=spec.allowed_cidrs,
+            ui_rules=web_ui_rules(open_ui_cidrs=spec.open_ui_cidrs,
+                                  unsafe_ui_cidrs=spec.unsafe_ui_cidrs))
         created.security_group_id = group.id
         server_group_id = None
         if plan.server_group:
@@ -388,14 +393,17 @@ def _find_multi_created(*, provider, cluster: str, count: int,
     """Ids of the workers one multi-create made, named ``CLUSTER-worker-i`` (renamed if the
     cloud's ``multi_instance_display_name_template`` is not Nova's default)."""
     import re as _re
-    deadline = time.monotonic() + timeout
-    while True:
-        workers = [s for s in provider.list_servers(name_regex=f"^{cluster}-worker")
-                   if (s.metadata or {}).get(META_CLUSTER) == cluster
-                   and provider.server_role(s) == ROLE_WORKER]
-        if len(workers) >= count or time.monotonic() > deadline:
-            break
-        time.sleep(1)
+    workers: list = []
+
+    def listed():
+        workers[:] = [s for s in provider.list_servers(name_regex=f"^{cluster}-worker")
+                      if (s.metadata or {}).get(META_CLUSTER) == cluster
+                      and provider.server_role(s) == ROLE_WORKER]
+        return True if len(workers) >= count else None
+    try:
+        poll(listed, timeout=timeout, what="workers listed", interval=1, max_interval=2)
+    except errors.TimeoutError_:
+        pass                      # judged below with what was listed
     if len(workers) != count:
         raise errors.CloudError(f"asked Nova for {count} workers in one request, found "
                                 f"{len(workers)}", hint="retry; or check the cloud's health")
@@ -470,21 +478,6 @@ def _run_deploy(*, facts, plan, timings, progress) -> dict | None:
                                             progress=progress)
 
 
-class _IgnoreSigint:
-    """Cleanup must finish: a second Ctrl-C during it would leave resources behind."""
-
-    def __enter__(self):
-        self.previous = None
-        if threading.current_thread() is threading.main_thread():
-            self.previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
-        return self
-
-    def __exit__(self, *exc):
-        if self.previous is not None:
-            signal.signal(signal.SIGINT, self.previous)
-        return False
-
-
 def _fail_cleanup(*, provider, spec: LaunchSpec, created: _Created, progress) -> str:
     name = spec.cluster_name
     if spec.keep_on_failure:
@@ -494,7 +487,7 @@ def _fail_cleanup(*, provider, spec: LaunchSpec, created: _Created, progress) ->
     if not created.anything():
         return "nothing had been created."
     progress.message(f"cleaning up what this launch created for {name!r} ...")
-    with _IgnoreSigint():
+    with shielded_cleanup():
         try:
             _delete_resources(provider=provider, cluster=name,
                               server_ids=set(created.server_ids.values()),
@@ -574,8 +567,13 @@ def _node_dict(node: Node) -> dict:
 
 
 def cluster_facts(*, provider: OpenStackProvider, cluster: str,
-                  servers: list | None = None) -> ClusterFacts:
-    """Rebuild a cluster's facts from the cloud (no local state)."""
+                  servers: list | None = None, ssh_user: str | None = None) -> ClusterFacts:
+    """Rebuild a cluster's facts from the cloud (no local state).
+
+    ``ssh_user`` (``login --ssh-user``) replaces the user recorded in the servers'
+    metadata. Any project member can write that metadata and the user goes into an ssh
+    command line, so a recorded value that is not a plain user name is refused.
+    """
     servers = provider.cluster_servers(cluster) if servers is None else servers
     if not servers:
         raise errors.NotFoundError(f"no cluster named {cluster!r} in this project",
@@ -593,8 +591,19 @@ def cluster_facts(*, provider: OpenStackProvider, cluster: str,
                            key=lambda n: (len(n.name), n.name)))
     services = tuple(s for s in (meta.get(META_SERVICES) or "hdfs,yarn,spark").split(",") if s)
     data_dirs = tuple(d for d in (meta.get(META_DATA_DIRS) or "").split(",") if d)
+    if ssh_user is not None:
+        ssh_user = validate_ssh_user(ssh_user)
+    else:
+        ssh_user = meta.get(META_SSH_USER) or "debian"
+        if not is_ssh_user(ssh_user):
+            raise errors.ValidationError(
+                f"server {servers[0].name!r} of cluster {cluster!r} records the login user "
+                f"{META_SSH_USER}={ssh_user!r}, which is not a user name; refusing to put it "
+                "on an ssh command line (anyone in the project can set server metadata)",
+                hint=f"pass --ssh-user USER ({SSH_USER_HINT}), or reset it with `openstack "
+                     f"server set --property {META_SSH_USER}=debian {servers[0].name}`")
     return ClusterFacts(cluster_name=cluster, master=masters[0], workers=workers,
-                        services=services, ssh_user=meta.get(META_SSH_USER) or "debian",
+                        services=services, ssh_user=ssh_user,
                         data_dirs=data_dirs or (DEFAULT_DATA_DIR,))
 
 
@@ -680,7 +689,22 @@ def list_clusters(*, provider: OpenStackProvider) -> list[dict]:
 
 def login_command(*, facts: ClusterFacts, key_filename: str | None,
                   forward_ui: bool = False, user: str | None = None) -> list[str]:
-    """The ``ssh`` argv that logs in to the master (with ``-L`` forwards for the web UIs)."""
+    """The ``ssh`` argv that logs in to the master (with ``-L`` forwards for every web UI:
+    through SSH even the unsafe ones are only yours).
+
+    The user goes in as ``-l USER`` and the host after ``--``, both checked first, so no
+    value read from the cloud can become an ssh option (``-oProxyCommand=...``).
+    """
+    import ipaddress
+    login_user = validate_ssh_user(user or facts.ssh_user,
+                                   source="--ssh-user" if user else "the recorded login user")
+    host = facts.master.address
+    try:
+        ipaddress.ip_address(host or "")
+    except ValueError:
+        raise errors.ValidationError(
+            f"the master {facts.master.name!r} has no usable IP address ({host!r})",
+            hint="`spark-openstack describe` shows its addresses") from None
     argv = ["ssh", "-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null",
             "-o", "LogLevel=ERROR"]
     if key_filename:
@@ -688,7 +712,7 @@ def login_command(*, facts: ClusterFacts, key_filename: str | None,
     if forward_ui:
         for port in sorted(set(WEB_UI_PORTS.values())):
             argv += ["-L", f"{port}:{facts.master.private_ip}:{port}"]
-    argv.append(f"{user or facts.ssh_user}@{facts.master.address}")
+    argv += ["-l", login_user, "--", host]
     return argv
 
 

@@ -23,10 +23,20 @@ DEFAULT_CONFIG_PATH = Path("~/.config/spark-openstack/config.yaml")
 CONFIG_ENV = "SPARK_OPENSTACK_CONFIG"
 
 KNOWN_SERVICES = ("hdfs", "yarn", "spark")
-WEB_UI_PORTS = {"spark-master": 8080, "spark-app": 4040, "hdfs-namenode": 9870,
-                "yarn-resourcemanager": 8088, "jupyter": 8888}
+# The web UIs, by name, in one place (render.PORTS, describe, login -L and the security
+# group all read these). "Safe" ones only show state to an anonymous visitor (Spark's
+# kill buttons and REST submission are off); the "unsafe" ones act on anonymous requests:
+# YARN's REST API accepts new applications (code execution on the cluster) and HDFS trusts
+# ``?user.name=`` (anyone can act as the HDFS superuser). --open-ui-cidr never opens those.
+SAFE_UI_PORTS = {"spark-master": 8080, "spark-app": 4040}
+UNSAFE_UI_PORTS = {"yarn-resourcemanager": 8088, "hdfs-namenode": 9870}
+WEB_UI_PORTS = {**SAFE_UI_PORTS, **UNSAFE_UI_PORTS}     # what `login -L` forwards
 CLUSTER_NAME_MAX = 40
 _CLUSTER_NAME_RE = re.compile(r"^[a-z][a-z0-9-]*$")
+# A POSIX login name: it ends up on an ssh command line, so it must never look like an option.
+_SSH_USER_RE = re.compile(r"[a-z_][a-z0-9_-]{0,31}")
+SSH_USER_HINT = ("a POSIX user name: a lowercase letter or '_', then up to 31 of a-z, 0-9, "
+                 "'_' and '-' (e.g. debian, ubuntu)")
 
 #: Built-in defaults, the bottom layer. ``None`` means "no default: must come from the
 #: user or is optional".
@@ -45,6 +55,7 @@ BUILTIN_DEFAULTS: dict[str, Any] = {
     "floating_ip": True,
     "allowed_cidr": (),
     "open_ui_cidr": (),
+    "open_unsafe_ui_cidr": (),
     "anti_affinity": True,
     "volume_size": None,
     "data_dir": (),
@@ -62,7 +73,8 @@ BUILTIN_DEFAULTS: dict[str, Any] = {
     "java_package": None,
     "python_packages": (),
 }
-_LIST_KEYS = {"allowed_cidr", "open_ui_cidr", "services", "python_packages", "data_dir"}
+_LIST_KEYS = {"allowed_cidr", "open_ui_cidr", "open_unsafe_ui_cidr", "services",
+              "python_packages", "data_dir"}
 _BOOL_KEYS = {"floating_ip", "anti_affinity", "deploy", "keep_on_failure", "no_hadoop"}
 _INT_KEYS = {"slaves", "volume_size", "timeout"}
 
@@ -219,6 +231,37 @@ def validate_cluster_name(name: str | None, *, source: str = "--cluster/-c") -> 
     return name
 
 
+def is_ssh_user(user) -> bool:
+    """True for a POSIX user name (never an ssh option such as ``-oProxyCommand=...``)."""
+    return isinstance(user, str) and _SSH_USER_RE.fullmatch(user) is not None
+
+
+def validate_ssh_user(user, *, source: str = "--ssh-user") -> str:
+    """Refuse a login user that is not a plain user name: it goes into ssh's argv."""
+    if not is_ssh_user(user):
+        raise UsageError(f"ssh user {user!r} ({source}) is not a user name",
+                         hint=SSH_USER_HINT)
+    return user
+
+
+def web_ui_rules(*, open_ui_cidrs, unsafe_ui_cidrs) -> list[tuple[str, int]]:
+    """The (CIDR, port) pairs the security group opens for web UIs, without duplicates:
+    ``open_ui_cidrs`` get the Spark UIs only; ``unsafe_ui_cidrs`` get every UI."""
+    rules = [(c, p) for c in open_ui_cidrs for p in SAFE_UI_PORTS.values()]
+    rules += [(c, p) for c in unsafe_ui_cidrs for p in WEB_UI_PORTS.values()]
+    return list(dict.fromkeys(rules))
+
+
+def unsafe_ui_warning(cidrs) -> str:
+    """What --open-unsafe-ui-cidr exposes, said plainly at launch."""
+    return (f"WARNING: --open-unsafe-ui-cidr opens YARN's ResourceManager "
+            f"(port {UNSAFE_UI_PORTS['yarn-resourcemanager']}: anyone there can submit an "
+            f"application, i.e. run code on the cluster) and HDFS's NameNode web "
+            f"(port {UNSAFE_UI_PORTS['hdfs-namenode']}: ?user.name= is trusted, so anyone "
+            f"there can read, change and delete all HDFS data as the HDFS superuser) to "
+            f"{', '.join(cidrs)}; `spark-openstack login -L` reaches them safely instead")
+
+
 _DATA_DIR_RE = re.compile(r"^/[A-Za-z0-9._/-]*$")
 
 
@@ -272,6 +315,7 @@ class LaunchSpec:
     floating_ip: bool = True
     allowed_cidrs: tuple[str, ...] = ()
     open_ui_cidrs: tuple[str, ...] = ()
+    unsafe_ui_cidrs: tuple[str, ...] = ()
     anti_affinity: bool = True
     volume_size: int | None = None
     data_dirs: tuple[str, ...] = (DEFAULT_DATA_DIR,)
@@ -309,6 +353,9 @@ def launch_spec_from(resolved: Resolved, *, cluster_name: str | None) -> LaunchS
                  "(repeatable), or set `allowed-cidr:` with `spark-openstack configure`; "
                  "0.0.0.0/0 is accepted only when you write it yourself")
     open_ui = _parse_cidrs(tuple(v.get("open_ui_cidr") or ()), source=src("open_ui_cidr"))
+    unsafe_ui = _parse_cidrs(tuple(v.get("open_unsafe_ui_cidr") or ()),
+                             source=src("open_unsafe_ui_cidr"))
+    ssh_user = validate_ssh_user(v.get("ssh_user") or "debian", source=src("ssh_user"))
     volume_size = v.get("volume_size")
     if volume_size is not None and volume_size < 1:
         raise UsageError(f"--volume-size ({src('volume_size')}) is {volume_size}; "
@@ -334,7 +381,8 @@ def launch_spec_from(resolved: Resolved, *, cluster_name: str | None) -> LaunchS
         flavor=v["flavor"], identity_file=identity, master_flavor=v.get("master_flavor"),
         network=v.get("network"), floating_ip_pool=v.get("floating_ip_pool"),
         floating_ip=bool(v.get("floating_ip", True)), allowed_cidrs=allowed,
-        open_ui_cidrs=open_ui, anti_affinity=bool(v.get("anti_affinity", True)),
-        volume_size=volume_size, data_dirs=data_dirs, ssh_user=v.get("ssh_user") or "debian",
+        open_ui_cidrs=open_ui, unsafe_ui_cidrs=unsafe_ui,
+        anti_affinity=bool(v.get("anti_affinity", True)),
+        volume_size=volume_size, data_dirs=data_dirs, ssh_user=ssh_user,
         deploy=bool(v.get("deploy", True)), keep_on_failure=bool(v.get("keep_on_failure")),
         timeout=timeout, services=tuple(dict.fromkeys(services)))

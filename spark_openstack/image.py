@@ -16,6 +16,7 @@ import time
 from . import __version__, ssh
 from .errors import (DeployError, Interrupted, NotFoundError, SparkOpenstackError,
                      ValidationError)
+from .polling import shielded_cleanup
 from .progress import PhaseTimer, ensure
 from .userdata import (DEFAULT_JAVA_PACKAGE, DEFAULT_MIRROR, render_bake_userdata,
                        validate_bake_inputs)
@@ -24,9 +25,19 @@ IMAGE_MARKER_PATH = "/etc/spark-openstack/image.json"
 BUILDER_METADATA_KEY = "spark_openstack_image_builder"
 
 # Run on the builder after a successful bake, just before the snapshot: the image must
-# not carry the builder keypair's access nor this instance's cloud-init state.
-SCRUB_COMMAND = ("rm -f /root/.ssh/authorized_keys /home/*/.ssh/authorized_keys "
-                 "/etc/spark-openstack/cluster.json && cloud-init clean --logs && sync")
+# not carry the builder keypair's access, this instance's cloud-init state and logs, the
+# bake's work directories, nor the builder's identity: /etc/machine-id is emptied (not
+# removed) so each node generates its own at first boot, and D-Bus's copy goes unless it
+# is the usual symlink to it. SSH host keys stay: the sandbox makes per-host keys at boot
+# and cloud-init's ssh module regenerates them on a real cloud. Safe to run twice.
+SCRUB_COMMAND = (
+    "rm -f /root/.ssh/authorized_keys /home/*/.ssh/authorized_keys "
+    "/etc/spark-openstack/cluster.json"
+    " && rm -rf /var/tmp/spark-openstack-bake.* /var/log/spark-openstack* /root/.cache/pip"
+    " && truncate -s 0 /etc/machine-id"
+    " && if [ -f /var/lib/dbus/machine-id ] && [ ! -L /var/lib/dbus/machine-id ];"
+    " then rm -f /var/lib/dbus/machine-id; fi"
+    " && cloud-init clean --logs && sync")
 
 
 def builder_name(image_name: str) -> str:
@@ -169,7 +180,8 @@ def create_image(*, conn_provider, name: str, base_image: str, flavor: str, keyp
         raise Interrupted("create-image interrupted; the builder and what it made are "
                           "being deleted") from None
     finally:
-        _cleanup(provider, made, keep_image=image_id is not None, progress=progress)
+        with shielded_cleanup():
+            _cleanup(provider, made, keep_image=image_id is not None, progress=progress)
 
 
 def _cleanup(provider, made: dict, *, keep_image: bool, progress) -> None:

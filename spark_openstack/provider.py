@@ -26,11 +26,11 @@ import functools
 import itertools
 import re
 import threading
-import time
 from dataclasses import dataclass
 from typing import Any, Callable, Iterable
 
 from . import errors
+from .polling import poll
 from .model import (META_CLUSTER, META_ROLE, ROLE_MASTER, ROLE_WORKER, TAG_PREFIX_CLUSTER,
                     TAG_PREFIX_ROLE, Node)
 
@@ -186,6 +186,13 @@ def _shortfall(name: str, *, limit: int | None, used: int | None, need: int,
             f"(limit {limit}{unit}, used {used or 0}{unit}); short by {need - max(free, 0)}{unit}")
 
 
+#: openstacksdk's own retries (keystoneauth): a refused/reset connection and a 429 or
+#: 5xx-from-a-proxy answer are retried with backoff, honouring ``Retry-After``; one flaky
+#: answer must not roll back a nearly finished launch or stop a cleanup half way.
+RETRY_SETTINGS = {"connect_retries": 4, "status_code_retries": 5,
+                  "retriable_status_codes": [429, 502, 503, 504]}
+
+
 class OpenStackProvider:
     """openstacksdk behind project-level methods; see the module docstring for names."""
 
@@ -206,7 +213,7 @@ class OpenStackProvider:
         """
         import openstack
         with translating("connect to the cloud"):
-            conn = openstack.connect(cloud=cloud)
+            conn = openstack.connect(cloud=cloud, **RETRY_SETTINGS)
         return cls(conn)
 
     def _install_request_counter(self) -> None:
@@ -430,9 +437,12 @@ class OpenStackProvider:
 
     @translate_errors
     def create_security_group(self, *, cluster: str, ssh_cidrs: Iterable[str],
-                              ui_cidrs: Iterable[str], ui_ports: Iterable[int]):
+                              ui_cidrs: Iterable[str] = (), ui_ports: Iterable[int] = (),
+                              ui_rules: Iterable[tuple[str, int]] = ()):
         """The cluster's group: all traffic between members, SSH from ``ssh_cidrs`` only,
-        web UI ports only from ``ui_cidrs`` (empty by default: nothing opened)."""
+        web UI ports only from ``ui_cidrs`` x ``ui_ports`` and the ``(cidr, port)`` pairs
+        of ``ui_rules`` (``config.web_ui_rules``: which UI may be opened is policy decided
+        there). Empty by default: nothing opened."""
         import ipaddress
         group = self.conn.network.create_security_group(
             name=security_group_name(cluster),
@@ -449,7 +459,9 @@ class OpenStackProvider:
                         protocol="tcp", port_range_min=port, port_range_max=port,
                         remote_ip_prefix=cidr)
         rules += [cidr_rule(c, 22) for c in ssh_cidrs]
-        rules += [cidr_rule(c, p) for c in ui_cidrs for p in ui_ports]
+        ui_ports = list(ui_ports)
+        pairs = dict.fromkeys([(c, p) for c in ui_cidrs for p in ui_ports] + list(ui_rules))
+        rules += [cidr_rule(c, p) for c, p in pairs]
         try:
             list(self.conn.network.create_security_group_rules(rules))
         except Exception:
@@ -458,23 +470,23 @@ class OpenStackProvider:
         return group
 
     @staticmethod
-    def security_group_rule_count(*, ssh_cidrs: int, ui_cidrs: int, ui_ports: int) -> int:
-        """Rules ``create_security_group`` makes, default egress pair included."""
-        return 2 + 2 + ssh_cidrs + ui_cidrs * ui_ports
+    def security_group_rule_count(*, ssh_cidrs: int, ui_cidrs: int = 0, ui_ports: int = 0,
+                                  ui_rules: int = 0) -> int:
+        """Rules ``create_security_group`` makes, default egress pair included (for the
+        quota check; ``ui_rules`` pairs are counted as given, already without duplicates)."""
+        return 2 + 2 + ssh_cidrs + ui_cidrs * ui_ports + ui_rules
 
     @translate_errors
     def delete_security_group(self, group_id: str, *, timeout: float = 120) -> None:
         """Delete, retrying while ports of deleted servers still hold it."""
         from openstack import exceptions as sdk
-        deadline = time.monotonic() + timeout
-        while True:
-            try:
-                self.conn.network.delete_security_group(group_id, ignore_missing=True)
-                return
-            except sdk.ConflictException:
-                if time.monotonic() > deadline:
-                    raise
-                time.sleep(2)
+
+        def deleted():
+            self.conn.network.delete_security_group(group_id, ignore_missing=True)
+            return True
+        poll(deleted, timeout=timeout, what=f"delete security group {group_id}", interval=2,
+             max_interval=5, transient=(sdk.ConflictException,),
+             hint="ports of deleted servers still hold it; run destroy again")
 
     @translate_errors
     def create_server_group(self, *, cluster: str, policy: str = "soft-anti-affinity"):
@@ -567,9 +579,8 @@ class OpenStackProvider:
         seen: dict[str, str] = {}
         names: dict[str, str] = {}
         done: dict[str, Any] = {}
-        deadline = time.monotonic() + timeout
-        started = time.monotonic()
-        while True:
+
+        def one_round():
             servers = {s.id: s for s in self.list_servers(name_regex=name_regex)
                        if s.id in pending or s.id in done}
             failed = []
@@ -595,15 +606,14 @@ class OpenStackProvider:
                                         hint="the cloud could not build these servers "
                                              "(look at the fault; a flavor too big for any "
                                              "host shows 'No valid host was found')")
-            if not pending:
-                return done
-            if time.monotonic() > deadline:
-                late = sorted(f"[{names.get(s, s)}] {seen.get(s, 'not listed')}" for s in pending)
-                raise errors.TimeoutError_(
-                    f"{len(pending)} server(s) not {status} after {timeout:.0f}s: "
-                    + ", ".join(late), hint="raise --timeout, or check the cloud's health")
-            elapsed = time.monotonic() - started
-            time.sleep(interval if elapsed < 20 else min(interval * 3, 5))
+            return done if not pending else None
+
+        return poll(one_round, timeout=timeout, what=f"servers {status}", interval=interval,
+                    max_interval=5, backoff=1.2,
+                    describe=lambda: f"{len(pending)} server(s) not {status}: " + ", ".join(
+                        sorted(f"[{names.get(s, s)}] {seen.get(s, 'not listed')}"
+                               for s in pending)),
+                    hint="raise --timeout, or check the cloud's health")
 
     @translate_errors
     def delete_servers(self, *, server_ids: Iterable[str], wait: bool = True,
@@ -612,30 +622,38 @@ class OpenStackProvider:
         ids = set(server_ids)
         for sid in ids:
             self.conn.compute.delete_server(sid, ignore_missing=True)
-        deadline = time.monotonic() + timeout
-        while wait and ids:
-            present = {s.id: s for s in self.conn.compute.servers(details=True) if s.id in ids}
-            if not present:
-                return
+        if not (wait and ids):
+            return
+        present: dict[str, Any] = {}
+
+        def all_gone():
+            present.clear()
+            present.update({s.id: s for s in self.conn.compute.servers(details=True)
+                            if s.id in ids})
             stuck = [s for s in present.values() if s.status == "ERROR" and not s.task_state]
             for srv in stuck:  # a failed delete leaves ERROR; ask again
                 self.conn.compute.delete_server(srv.id, ignore_missing=True)
-            if time.monotonic() > deadline:
-                raise errors.TimeoutError_(
-                    f"servers still present after {timeout:.0f}s: "
-                    + ", ".join(f"{s.name} ({s.status})" for s in present.values()),
-                    hint="run destroy again, or ask the cloud admin")
-            time.sleep(1.0)
+            return True if not present else None
+
+        poll(all_gone, timeout=timeout, what="server deletion", interval=1, max_interval=3,
+             describe=lambda: "still present: " + ", ".join(
+                 f"{s.name} ({s.status})" for s in present.values()),
+             hint="run destroy again, or ask the cloud admin")
 
     @translate_errors
     def stop_server(self, server_id: str) -> None:
         self.conn.compute.stop_server(server_id)
 
     def wait_for_server_status(self, *, server_id: str, status: str, timeout: float):
-        with translating(f"wait for server {server_id} to be {status}"):
-            server = self.conn.compute.get_server(server_id)
-            return self.conn.compute.wait_for_server(server, status=status, wait=timeout,
-                                                     interval=1)
+        def reached():
+            with translating(f"wait for server {server_id} to be {status}"):
+                server = self.conn.compute.get_server(server_id)
+            if server.status == "ERROR" and status != "ERROR":
+                raise errors.CloudError(f"server {server.name} went to ERROR while waiting "
+                                        f"for {status}: {server.fault or 'no fault given'}")
+            return server if server.status == status else None
+        return poll(reached, timeout=timeout, what=f"server {server_id} {status}",
+                    interval=1, max_interval=5)
 
     @translate_errors
     def get_server(self, server_id: str):
@@ -744,17 +762,16 @@ class OpenStackProvider:
     @translate_errors
     def wait_for_image(self, *, image_id: str, timeout: float):
         """Poll until the image is active; a killed/deleted image raises ``CloudError``."""
-        deadline = time.monotonic() + timeout
-        while True:
+        last = {"status": "unknown"}
+
+        def active():
             image = self.conn.image.get_image(image_id)
-            if image.status == "active":
-                return image
+            last["status"] = image.status
             if image.status in ("killed", "deleted", "deactivated"):
                 raise errors.CloudError(f"image {image_id} became {image.status}")
-            if time.monotonic() > deadline:
-                raise errors.TimeoutError_(f"image {image_id} not active after {timeout:.0f}s "
-                                           f"(status {image.status})")
-            time.sleep(2)
+            return image if image.status == "active" else None
+        return poll(active, timeout=timeout, what=f"image {image_id} active", interval=2,
+                    max_interval=5, describe=lambda: f"status {last['status']}")
 
     @translate_errors
     def set_image_properties(self, *, image_id: str, properties: dict[str, str]) -> None:

@@ -13,6 +13,7 @@ from pathlib import Path
 import jinja2
 
 from . import paths
+from .config import SAFE_UI_PORTS, UNSAFE_UI_PORTS
 from .errors import ValidationError
 from .model import DEFAULT_DATA_DIR, ClusterFacts, Node
 
@@ -20,16 +21,18 @@ HADOOP_SERVICES = ("hdfs", "yarn")
 ALL_SERVICES = ("hdfs", "yarn", "spark")
 
 # Ports (Hadoop 3 / Spark defaults, named once so templates, services and health agree).
+# The web UI ports come from config's UI port lists, which the security group reads too.
 PORTS = {
     "namenode_rpc": 9000,
-    "namenode_http": 9870,
+    "namenode_http": UNSAFE_UI_PORTS["hdfs-namenode"],
     "secondary_http": 9868,
     "datanode_data": 9866,
     "datanode_http": 9864,
     "datanode_ipc": 9867,
-    "resourcemanager_http": 8088,
+    "resourcemanager_http": UNSAFE_UI_PORTS["yarn-resourcemanager"],
     "spark_master": 7077,
-    "spark_master_ui": 8080,
+    "spark_master_ui": SAFE_UI_PORTS["spark-master"],
+    "spark_app_ui": SAFE_UI_PORTS["spark-app"],     # Spark's default spark.ui.port
     "spark_worker_ui": 8081,
 }
 

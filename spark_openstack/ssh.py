@@ -15,24 +15,54 @@ import fabric
 import paramiko
 
 from .errors import SSHError, TimeoutError_
+from .polling import poll
 
-_RETRY_SLEEP = 1.0
+#: Every remote command has a limit; callers that need longer (installs) pass their own.
+DEFAULT_COMMAND_TIMEOUT = 600
+#: A dead peer is noticed within a few keepalive intervals instead of TCP's hours.
+KEEPALIVE_SECONDS = 10
+#: Opening a channel (a session, SFTP, or a hop through the master) answers or fails within
+#: this; paramiko's own default is an hour.
+CHANNEL_TIMEOUT = 20
+
+
+def _harden(conn: fabric.Connection, *, timeout: float) -> None:
+    """Keepalive and bounded channel opens on an opened connection's transport."""
+    transport = conn.client.get_transport() if conn.client else None
+    if transport is not None:
+        transport.set_keepalive(KEEPALIVE_SECONDS)
+        transport.channel_timeout = max(CHANNEL_TIMEOUT, timeout)
 
 
 def connect(*, host: str, user: str, key_filename: str | None,
             gateway: "fabric.Connection | None" = None, timeout: float = 10) -> fabric.Connection:
-    """An opened ``fabric.Connection`` using exactly this key (no agent, no key search)."""
+    """An opened ``fabric.Connection`` using exactly this key (no agent, no key search).
+
+    Every step is bounded: TCP connect, banner and auth by ``timeout``; the hop through
+    ``gateway`` (a direct-tcpip channel on the master's transport) by the gateway's
+    channel timeout; the connection keeps itself alive so a dead node is noticed.
+    """
     connect_kwargs = {"banner_timeout": timeout, "auth_timeout": timeout,
                       "allow_agent": key_filename is None, "look_for_keys": False}
     if key_filename:
         connect_kwargs["key_filename"] = [key_filename]
+    if gateway is not None:
+        if not gateway.is_connected:
+            try:
+                gateway.open()
+            except (paramiko.SSHException, OSError, EOFError) as exc:
+                raise SSHError(f"ssh gateway {gateway.user}@{gateway.host}: "
+                               f"{_describe(exc)}") from exc
+        _harden(gateway, timeout=timeout)
     conn = fabric.Connection(host=host, user=user, connect_kwargs=connect_kwargs,
                              gateway=gateway, connect_timeout=int(max(timeout, 1)))
     try:
         conn.open()
     except (paramiko.SSHException, OSError, EOFError) as exc:
         conn.close()
-        raise SSHError(f"ssh {user}@{host}: {_describe(exc)}") from exc
+        via = f" via {gateway.host}" if gateway is not None else ""
+        raise SSHError(f"ssh {user}@{host}{via}: {_describe(exc)}") from exc
+    _harden(conn, timeout=timeout)
     return conn
 
 
@@ -52,41 +82,40 @@ def _describe(exc: BaseException) -> str:
 
 def wait_for_ssh(*, host: str, user: str, key_filename: str | None,
                  gateway: "fabric.Connection | None" = None, timeout: float) -> None:
-    """Retry until sshd answers AND our key logs in (then close); ``TimeoutError_`` if not.
+    """Retry until sshd answers AND our key logs in AND a command runs (then close);
+    ``TimeoutError_`` if not. Each probe is a whole new connection, bounded in every step.
 
     Authentication failures are retried too: cloud-init installs the key after sshd
     may already accept connections.
     """
     deadline = time.monotonic() + timeout
-    last = "never tried"
-    while True:
-        remaining = deadline - time.monotonic()
+
+    def probe():
+        remaining = max(1.0, deadline - time.monotonic())
+        conn = connect(host=host, user=user, key_filename=key_filename, gateway=gateway,
+                       timeout=min(10.0, remaining))
         try:
-            conn = connect(host=host, user=user, key_filename=key_filename, gateway=gateway,
-                           timeout=max(1.0, min(10.0, remaining)))
-        except SSHError as exc:
-            last = exc.message
-        else:
-            try:
-                result = conn.run("true", hide=True, warn=True, timeout=max(5, int(remaining)))
-                if result.exited == 0:
-                    return
-                last = f"`true` exited {result.exited}"
-            except Exception as exc:  # noqa: BLE001
-                last = _describe(exc)
-            finally:
-                conn.close()
-        if time.monotonic() + _RETRY_SLEEP > deadline:
-            raise TimeoutError_(f"no SSH to {user}@{host} after {timeout:.0f}s: {last}",
-                                hint="check the security group (--allowed-cidr), the "
-                                     "identity file and --ssh-user for this image")
-        time.sleep(_RETRY_SLEEP)
+            result = conn.run("true", hide=True, warn=True, in_stream=False,
+                              timeout=max(5, int(min(30, remaining))))
+        except Exception as exc:  # noqa: BLE001 - a stalled or dropped probe: try again
+            raise SSHError(_describe(exc)) from exc
+        finally:
+            conn.close()
+        if result.exited != 0:
+            raise SSHError(f"`true` exited {result.exited}")
+        return True
+
+    poll(probe, timeout=timeout, what=f"SSH to {user}@{host}", interval=1, max_interval=3,
+         transient=(SSHError,),
+         hint="check the security group (--allowed-cidr), the identity file and "
+              "--ssh-user for this image")
 
 
 def run(conn: fabric.Connection, command: str, *, hide: bool = True, warn: bool = False,
         timeout: float | None = None):
     """Run ``command``; on a non-zero exit (unless ``warn``) raise ``SSHError`` with the
     command, the exit code and the tail of stderr."""
+    timeout = DEFAULT_COMMAND_TIMEOUT if timeout is None else timeout
     try:
         result = conn.run(command, hide=hide, warn=True, timeout=timeout, in_stream=False)
     except Exception as exc:  # noqa: BLE001 - connection loss, command timeout

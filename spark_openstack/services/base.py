@@ -19,6 +19,7 @@ from typing import Callable, Protocol
 
 from ..errors import DeployError, SparkOpenstackError, SSHError, TimeoutError_
 from ..executor import run_per_node
+from ..polling import poll
 from ..model import ClusterFacts, Node
 from ..render import cluster_dirs, node_config_files
 
@@ -286,25 +287,25 @@ class Service:
         raise NotImplementedError
 
     def wait_healthy(self, *, timeout: float = 180, interval: float = 2.0) -> Health:
-        """Poll ``health`` until every member is up; ``DeployError`` naming what is missing."""
-        deadline = time.monotonic() + timeout
-        last: Health | None = None
-        last_error = ""
-        while True:
-            try:
-                last = self.health()
-                if last.ok:
-                    return last
-            except (SSHError, DeployError, TimeoutError_) as exc:
-                last_error = exc.message
-            if time.monotonic() + interval > deadline:
-                seen = last.line() if last else f"{self.name}: no answer ({last_error})"
-                why = self.diagnose()
-                raise DeployError(f"{self.name} not ready after {timeout:.0f}s: {seen}"
-                                  + (f"\n{why}" if why else ""),
-                                  hint=f"look at the logs on {self.master.name}: "
-                                       f"{self.log_hint()}")
-            time.sleep(interval)
+        """Poll ``health`` until every member is up; ``DeployError`` naming what is missing
+        and why (dead daemons and their last log lines)."""
+        last: list[Health] = []
+
+        def healthy():
+            last[:] = [self.health()]
+            return last[0] if last[0].ok else None
+        try:
+            return poll(healthy, timeout=timeout, what=f"{self.name} health",
+                        interval=interval, max_interval=5, backoff=1.3,
+                        transient=(SSHError, DeployError, TimeoutError_),
+                        describe=lambda: last[0].line() if last else "no answer")
+        except TimeoutError_ as exc:
+            seen = last[0].line() if last else f"{self.name}: no answer ({exc.message})"
+            why = self.diagnose()
+            raise DeployError(f"{self.name} not ready after {timeout:.0f}s: {seen}"
+                              + (f"\n{why}" if why else ""),
+                              hint=f"look at the logs on {self.master.name}: "
+                                   f"{self.log_hint()}") from exc
 
     def diagnose(self) -> str:
         """Why members are missing (dead daemons and their last log lines); "" if unknown."""

@@ -235,25 +235,33 @@ def unplaceable_flavor(admin):
 def test_failure_after_servers_exist_leaves_nothing(sandbox_env, conn, keypair,
                                                     unplaceable_flavor):
     cluster = _name("fail")
+    left = None
     try:
         proc = run_cli(sandbox_env, *base_args(cluster, keypair, "-s", "2", "--no-anti-affinity",
                                                "--master-flavor", "m1.tiny",
                                                "--flavor", unplaceable_flavor))
+        left = wait_clean(conn, cluster)       # the rollback's work, before any destroy
     finally:
-        run_cli(sandbox_env, "destroy", "-c", cluster, "--yes")
+        run_cli(sandbox_env, "destroy", "-c", cluster, "--yes")   # safety net only
     assert proc.returncode == 1, proc.stderr
     assert f"[{cluster}-worker-" in proc.stderr, proc.stderr
     assert "No valid host" in proc.stderr, proc.stderr
     assert "deleted everything this launch created" in proc.stderr
-    assert wait_clean(conn, cluster) == {}
+    assert left == {}
 
 
-def test_sigint_mid_boot_leaves_nothing(sandbox_env, conn, keypair):
+@pytest.mark.parametrize("signals", [(signal.SIGINT,), (signal.SIGTERM,),
+                                     (signal.SIGINT, signal.SIGINT), (signal.SIGTERM, signal.SIGINT)],
+                         ids=["sigint", "sigterm", "sigint-then-sigint-in-cleanup",
+                              "sigterm-then-sigint-in-cleanup"])
+def test_a_signal_mid_boot_leaves_nothing(sandbox_env, conn, keypair, signals):
+    """Ctrl-C or SIGTERM while servers build: exit 130 within seconds, everything this
+    launch made deleted; a second signal during the cleanup does not cut it short."""
     cluster = _name("int")
     proc = subprocess.Popen([sys.executable, "-m", "spark_openstack.cli",
                              *base_args(cluster, keypair, "-s", "2")], env=sandbox_env,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    seen = []
+    seen, left = [], None
     try:
         for line in proc.stderr:
             seen.append(line)
@@ -261,12 +269,24 @@ def test_sigint_mid_boot_leaves_nothing(sandbox_env, conn, keypair):
                 break
         assert any("build" in s for s in seen), "".join(seen)
         assert leftovers(conn, cluster).get("servers")
-        proc.send_signal(signal.SIGINT)
-        rest = proc.stderr.read()
-        assert proc.wait(timeout=180) == 130, rest
-        assert "interrupted during the boot phase" in rest
+        proc.send_signal(signals[0])
+        signalled = time.monotonic()
+        rest = []
+        for line in proc.stderr:
+            rest.append(line)
+            if "cleaning up" in line and len(signals) > 1:
+                proc.send_signal(signals[1])      # must be ignored while cleaning up
+                break
+        rest.append(proc.stderr.read())
+        assert proc.wait(timeout=180) == 130, "".join(rest)
+        elapsed = time.monotonic() - signalled
+        text = "".join(rest)
+        assert "interrupted during the boot phase" in text, text
+        assert "deleted everything this launch created" in text, text
+        assert elapsed < 120, f"took {elapsed:.0f}s to stop and clean up"
+        left = wait_clean(conn, cluster)       # before any destroy
     finally:
         if proc.poll() is None:
             proc.kill()
-        run_cli(sandbox_env, "destroy", "-c", cluster, "--yes")
-    assert wait_clean(conn, cluster) == {}
+        run_cli(sandbox_env, "destroy", "-c", cluster, "--yes")   # safety net only
+    assert left == {}

@@ -111,6 +111,38 @@ def test_configure_writes_and_flags_beat_it(tmp_path, capsys, monkeypatch):
     assert "filekey" in out
 
 
+def test_open_ui_help_separates_spark_uis_from_unsafe_ones():
+    text = CliRunner().invoke(cli.cli, ["launch", "--help"]).output
+    assert "--open-unsafe-ui-cidr" in text and "Never YARN or HDFS" in text
+    assert "8888" not in text
+    login = CliRunner().invoke(cli.cli, ["login", "--help"]).output
+    assert all(p in login for p in ("8080", "4040", "8088", "9870"))
+
+
+@pytest.mark.parametrize("argv", [
+    ["login", "-c", "demo", "--ssh-user", "-oProxyCommand=touch /tmp/x"],
+    ["launch", "-c", "demo", "-k", "k", "-i", "img", "--allowed-cidr", "10.0.0.0/8",
+     "--ssh-user", "-oProxyCommand=x"],
+    ["create-image", "-n", "img", "--base-image", "b", "--flavor", "f", "-k", "k",
+     "--ssh-user", "Bad User"],
+    ["configure", "--ssh-user", "-oProxyCommand=x"],
+])
+def test_bad_ssh_user_is_a_usage_error_before_any_cloud_call(argv, capsys, monkeypatch):
+    monkeypatch.setattr(cli.AppContext, "provider",
+                        property(lambda self: pytest.fail("must not touch the cloud")))
+    code, _, err = run_main(argv, capsys)
+    assert code == 2 and "is not a user name" in err and "hint:" in err
+
+
+def test_configure_keeps_unsafe_ui_cidrs_apart(tmp_path, capsys):
+    path = tmp_path / "cfg.yaml"
+    code, _, _ = run_main(["--config", str(path), "configure", "--open-ui-cidr", "10.1.2.3/8",
+                           "--open-unsafe-ui-cidr", "192.0.2.9"], capsys)
+    text = path.read_text()
+    assert code == 0 and "open-unsafe-ui-cidr:\n- 192.0.2.9/32" in text
+    assert "open-ui-cidr:\n- 10.0.0.0/8" in text
+
+
 def test_explicit_missing_config_file_is_a_usage_error(tmp_path, capsys):
     code, _, err = run_main(["--config", str(tmp_path / "missing.yaml"), "launch", "-c", "d",
                              "-k", "k", "-i", "i", "--allowed-cidr", "10.0.0.0/8"], capsys)

@@ -66,10 +66,75 @@ def test_login_command_forwards_web_uis_to_the_master_private_ip():
                   public_ip="198.51.100.7")
     facts = ClusterFacts(cluster_name="c", master=master, workers=(), ssh_user="ubuntu")
     argv = cluster.login_command(facts=facts, key_filename="/k", forward_ui=True)
-    assert argv[-1] == "ubuntu@198.51.100.7"
-    assert ["-L", "8080:10.0.0.5:8080"] == argv[argv.index("8080:10.0.0.5:8080") - 1:
-                                                argv.index("8080:10.0.0.5:8080") + 1]
+    assert argv[-4:] == ["-l", "ubuntu", "--", "198.51.100.7"]
+    forwards = {argv[i + 1] for i, a in enumerate(argv) if a == "-L"}
+    # through SSH every UI is forwarded, the unsafe ones too: only this user reaches them
+    assert forwards == {f"{p}:10.0.0.5:{p}" for p in (8080, 4040, 9870, 8088)}
     assert "-i" in argv and "/k" in argv
+
+
+def _server(name, role, **meta):
+    return types.SimpleNamespace(name=name, id=f"id-{name}", key_name="kp", metadata={
+        "spark_openstack_cluster": "c", "spark_openstack_role": role, **meta})
+
+
+class _FactsProvider:
+    """Just what ``cluster_facts`` reads: servers with metadata and their addresses."""
+
+    def __init__(self, servers):
+        self.servers = servers
+
+    def cluster_servers(self, cluster):
+        return self.servers
+
+    def cluster_floating_ips(self, **kw):
+        return []
+
+    @staticmethod
+    def node_from_server(srv, floating_ips=()):
+        return Node(name=srv.name, role=srv.metadata["spark_openstack_role"],
+                    server_id=srv.id, private_ip="10.0.0.5", status="ACTIVE")
+
+
+def test_a_login_user_from_metadata_that_is_an_ssh_option_is_refused():
+    evil = "-oProxyCommand=touch /tmp/x"
+    provider = _FactsProvider([_server("c-master", "master", spark_openstack_ssh_user=evil)])
+    with pytest.raises(errors.ValidationError) as err:
+        cluster.cluster_facts(provider=provider, cluster="c")
+    message = str(err.value)
+    assert "'c-master'" in message and repr(evil) in message
+    assert "--ssh-user" in err.value.hint and "openstack server set" in err.value.hint
+    # an explicit --ssh-user replaces the recorded one; it is checked the same way
+    facts = cluster.cluster_facts(provider=provider, cluster="c", ssh_user="ubuntu")
+    assert facts.ssh_user == "ubuntu"
+    with pytest.raises(errors.UsageError):
+        cluster.cluster_facts(provider=provider, cluster="c", ssh_user=evil)
+
+
+@pytest.mark.parametrize("user", ["debian", "_svc", "a-b_9", "u" * 32])
+def test_plain_login_users_from_metadata_are_used(user):
+    provider = _FactsProvider([_server("c-master", "master", spark_openstack_ssh_user=user)])
+    facts = cluster.cluster_facts(provider=provider, cluster="c")
+    assert cluster.login_command(facts=facts, key_filename=None)[-4:] == \
+        ["-l", user, "--", "10.0.0.5"]
+
+
+@pytest.mark.parametrize("user", ["-oProxyCommand=x", "Root", "a b", "9user", "u" * 33,
+                                  "debian\n", "a@b"])
+def test_login_command_never_passes_a_user_that_is_not_a_user_name(user):
+    master = Node(name="c-master", role="master", private_ip="10.0.0.5")
+    for facts_user, given in ((user, None), ("debian", user)):
+        facts = ClusterFacts(cluster_name="c", workers=(), ssh_user=facts_user, master=master)
+        with pytest.raises(errors.UsageError, match="is not a user name"):
+            cluster.login_command(facts=facts, key_filename=None, user=given)
+
+
+def test_login_command_needs_an_ip_address_for_the_host():
+    facts = ClusterFacts(cluster_name="c", workers=(), ssh_user="debian",
+                         master=Node(name="c-master", role="master",
+                                     private_ip="-oProxyCommand=x"))
+    with pytest.raises(errors.ValidationError, match="no usable IP address"):
+        cluster.login_command(facts=facts, key_filename=None)
 
 
 class FakeProvider:
@@ -200,6 +265,57 @@ def test_existing_cluster_refused_before_creating(key):
     with pytest.raises(errors.ClusterExistsError, match="destroy -c demo"):
         cluster.launch(provider=provider, spec=_spec(key))
     assert provider.calls == ["cluster_servers"]
+
+
+class _SecurityGroupProvider(FakeProvider):
+    """Keeps what the launch asked the security group to open; boot then fails."""
+
+    def security_group_rule_count(self, **kw):
+        from spark_openstack.provider import OpenStackProvider
+        self.rule_count = OpenStackProvider.security_group_rule_count(**kw)
+        return self.rule_count
+
+    def create_security_group(self, **kw):
+        self.group_kw = kw
+        return super().create_security_group(**kw)
+
+
+def _opened(provider):
+    kw = provider.group_kw
+    pairs = [(c, p) for c in kw.get("ui_cidrs", ()) for p in kw.get("ui_ports", ())]
+    return set(pairs) | set(kw.get("ui_rules", ()))
+
+
+def test_open_ui_cidr_opens_the_spark_uis_only(key):
+    from spark_openstack.progress import RecordingProgress
+    provider = _SecurityGroupProvider(key_pub=key.with_name("id_a.pub").read_text(),
+                                      fail_wait=errors.CloudError("stop"))
+    progress = RecordingProgress()
+    with pytest.raises(errors.CloudError):
+        cluster.launch(provider=provider, spec=_spec(key, open_ui_cidrs=("192.0.2.0/24",)),
+                       progress=progress)
+    assert _opened(provider) == {("192.0.2.0/24", 8080), ("192.0.2.0/24", 4040)}
+    assert provider.rule_count == 2 + 2 + 1 + 2
+    assert not [e for e in progress.events if e[0] == "message" and "WARNING" in e[1]]
+
+
+def test_open_unsafe_ui_cidr_opens_yarn_and_hdfs_and_warns(key):
+    from spark_openstack.progress import RecordingProgress
+    provider = _SecurityGroupProvider(key_pub=key.with_name("id_a.pub").read_text(),
+                                      fail_wait=errors.CloudError("stop"))
+    progress = RecordingProgress()
+    spec = _spec(key, open_ui_cidrs=("192.0.2.0/24", "198.51.100.7/32"),
+                 unsafe_ui_cidrs=("198.51.100.7/32",))
+    with pytest.raises(errors.CloudError):
+        cluster.launch(provider=provider, spec=spec, progress=progress)
+    opened = _opened(provider)
+    assert {p for c, p in opened if c == "192.0.2.0/24"} == {8080, 4040}
+    assert {p for c, p in opened if c == "198.51.100.7/32"} == {8080, 4040, 8088, 9870}
+    assert len(provider.group_kw["ui_rules"]) == len(opened) == 6   # no duplicate rules
+    assert provider.rule_count == 2 + 2 + 1 + 6
+    warnings = [e[1] for e in progress.events if e[0] == "message" and "WARNING" in e[1]]
+    assert len(warnings) == 1
+    assert all(w in warnings[0] for w in ("8088", "9870", "198.51.100.7/32", "login -L"))
 
 
 def test_quota_need_counts_master_flavor_and_group_members(key):

@@ -126,6 +126,9 @@ def test_launch_spec_defaults():
     ({"allowed_cidr": ()}, "no --allowed-cidr"),
     ({"allowed_cidr": ("not-a-cidr",)}, "is not an IP network"),
     ({"open_ui_cidr": ("300.1.1.1/8",)}, "is not an IP network"),
+    ({"open_unsafe_ui_cidr": ("nope",)}, "is not an IP network"),
+    ({"ssh_user": "-oProxyCommand=touch /tmp/x"}, "is not a user name"),
+    ({"ssh_user": "Debian"}, "is not a user name"),
     ({"volume_size": 0}, "--volume-size"),
     ({"timeout": 5}, "--timeout"),
     ({"services": ("spark", "mesos")}, "mesos"),
@@ -151,3 +154,50 @@ def test_cidrs_are_normalised_and_deduplicated():
 def test_data_dirs_default_under_var_lib_and_repeat_for_disks():
     assert _spec().data_dirs == ("/var/lib/hadoop/hdfs",)
     assert _spec(data_dir=("/srv/d1/", "/srv/d2", "/srv/d1")).data_dirs == ("/srv/d1", "/srv/d2")
+
+
+def test_unsafe_ui_cidrs_are_their_own_setting():
+    spec = _spec(open_ui_cidr=("192.0.2.1",), open_unsafe_ui_cidr=("198.51.100.7",))
+    assert spec.open_ui_cidrs == ("192.0.2.1/32",)
+    assert spec.unsafe_ui_cidrs == ("198.51.100.7/32",)
+    assert _spec().unsafe_ui_cidrs == ()
+    assert "open_unsafe_ui_cidr" in config.BUILTIN_DEFAULTS
+
+
+def test_ui_port_lists_name_each_port_once_and_keep_yarn_and_hdfs_unsafe():
+    assert set(config.SAFE_UI_PORTS.values()) == {8080, 4040}
+    assert set(config.UNSAFE_UI_PORTS.values()) == {8088, 9870}
+    assert config.WEB_UI_PORTS == {**config.SAFE_UI_PORTS, **config.UNSAFE_UI_PORTS}
+    assert len(set(config.WEB_UI_PORTS.values())) == len(config.WEB_UI_PORTS)
+
+
+def test_web_ui_rules_never_open_yarn_or_hdfs_to_open_ui_cidr():
+    rules = config.web_ui_rules(open_ui_cidrs=("10.0.0.0/8", "192.0.2.0/24"),
+                                unsafe_ui_cidrs=())
+    assert {p for _, p in rules} == {8080, 4040} and len(rules) == 4
+    rules = config.web_ui_rules(open_ui_cidrs=("10.0.0.0/8",),
+                                unsafe_ui_cidrs=("10.0.0.0/8", "203.0.113.7/32"))
+    assert sorted(rules) == sorted((c, p) for c in ("10.0.0.0/8", "203.0.113.7/32")
+                                   for p in (8080, 4040, 8088, 9870))
+    assert config.web_ui_rules(open_ui_cidrs=(), unsafe_ui_cidrs=()) == []
+
+
+def test_unsafe_ui_warning_says_what_it_exposes():
+    text = config.unsafe_ui_warning(("203.0.113.7/32",))
+    for word in ("WARNING", "8088", "9870", "run code", "superuser", "203.0.113.7/32",
+                 "login -L"):
+        assert word in text
+
+
+@pytest.mark.parametrize("user", ["debian", "ubuntu", "_x", "cloud-user", "a" * 32])
+def test_posix_ssh_users_are_accepted(user):
+    assert config.validate_ssh_user(user) == user and config.is_ssh_user(user)
+
+
+@pytest.mark.parametrize("user", ["", "-oProxyCommand=x", "Root", "1abc", "a b", "a" * 33,
+                                  "deb@ian", "debian\n", None])
+def test_other_ssh_users_are_refused_naming_the_input(user):
+    assert not config.is_ssh_user(user)
+    with pytest.raises(UsageError) as err:
+        config.validate_ssh_user(user, source="ssh-user in x.yaml")
+    assert "ssh-user in x.yaml" in str(err.value) and "POSIX" in err.value.hint

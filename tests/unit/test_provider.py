@@ -208,3 +208,32 @@ def test_node_from_server_reads_fixed_and_floating_addresses():
     assert (node.private_ip, node.public_ip, node.role, node.vcpus, node.ram_mb) == \
         ("10.0.0.5", "198.51.100.9", "master", 2, 4096)
     assert node.address == "198.51.100.9"
+
+
+class _SecGroupNet:
+    """Records the rules ``create_security_group`` asks Neutron for."""
+
+    def create_security_group(self, **kw):
+        return types.SimpleNamespace(id="sg", name=kw["name"])
+
+    def create_security_group_rules(self, rules):
+        self.rules = rules
+        return rules
+
+
+def test_security_group_opens_exactly_the_given_ui_rules_once_and_counts_them():
+    from spark_openstack.config import web_ui_rules
+    net = _SecGroupNet()
+    provider = _provider_with(network=net)
+    ui_rules = web_ui_rules(open_ui_cidrs=("192.0.2.0/24", "2001:db8::/32"),
+                            unsafe_ui_cidrs=("192.0.2.0/24",))
+    provider.create_security_group(cluster="c", ssh_cidrs=["203.0.113.7/32"],
+                                   ui_rules=ui_rules + ui_rules[:1])
+    opened = [(r["remote_ip_prefix"], r["port_range_min"], r["ethertype"])
+              for r in net.rules if "remote_ip_prefix" in r]
+    assert sorted(opened) == sorted(
+        [("203.0.113.7/32", 22, "IPv4"), ("2001:db8::/32", 8080, "IPv6"),
+         ("2001:db8::/32", 4040, "IPv6")]
+        + [("192.0.2.0/24", p, "IPv4") for p in (8080, 4040, 8088, 9870)])
+    assert OpenStackProvider.security_group_rule_count(
+        ssh_cidrs=1, ui_rules=len(ui_rules)) == len(net.rules) + 2    # + default egress

@@ -230,3 +230,13 @@ def test_hadoop_env_opens_java_base_on_java_17(java, flagged):
     assert ("--add-opens=java.base/java.lang=ALL-UNNAMED" in env) == flagged
     assert "export HADOOP_IDENT_STRING=hduser" in env
     assert "export HADOOP_PID_DIR=/var/lib/hadoop/pids" in env
+
+
+def test_daemon_ports_of_the_web_uis_are_the_ones_the_security_group_opens():
+    from spark_openstack import config
+    ui = config.WEB_UI_PORTS
+    assert render.PORTS["spark_master_ui"] == ui["spark-master"]
+    assert render.PORTS["spark_app_ui"] == ui["spark-app"]
+    assert render.PORTS["namenode_http"] == ui["hdfs-namenode"]
+    assert render.PORTS["resourcemanager_http"] == ui["yarn-resourcemanager"]
+    assert set(ui.values()) <= set(render.PORTS.values())

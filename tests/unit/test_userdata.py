@@ -133,3 +133,13 @@ def test_fetch_fails_clearly_without_a_checksum(mirror, tmp_path):
     result = _fetch(f"{url}/spark.tgz", tmp_path / "out.tgz")
     assert result.returncode != 0 and "cannot download" in result.stderr
     assert not (tmp_path / "out.tgz").exists()
+
+
+def test_image_scrub_empties_the_machine_id_and_keeps_host_keys():
+    from spark_openstack.image import SCRUB_COMMAND
+    assert "truncate -s 0 /etc/machine-id" in SCRUB_COMMAND       # emptied, not removed
+    assert "[ ! -L /var/lib/dbus/machine-id ]" in SCRUB_COMMAND   # its symlink stays
+    assert "/var/tmp/spark-openstack-bake." in SCRUB_COMMAND
+    assert "authorized_keys" in SCRUB_COMMAND and "cloud-init clean --logs" in SCRUB_COMMAND
+    assert "ssh_host" not in SCRUB_COMMAND
+    subprocess.run(["sh", "-n", "-c", SCRUB_COMMAND], check=True)
