@@ -31,6 +31,7 @@ from .render import HADOOP_SERVICES, check_memory_plan, image_hadoop_services
 META_SSH_USER = "spark_openstack_ssh_user"
 META_SERVICES = "spark_openstack_services"
 META_DATA_DIRS = "spark_openstack_data_dirs"
+META_RUN = "spark_openstack_run"
 DEFAULT_IDENTITY_FILES = ("~/.ssh/id_ed25519", "~/.ssh/id_rsa", "~/.ssh/id_ecdsa")
 
 
@@ -143,8 +144,14 @@ def deploy_summary(result: dict | None) -> dict | None:
 
 @dataclass
 class _Created:
-    """What this launch made, so a failure deletes exactly that."""
+    """The ledger of one launch: what this run made, so a failure deletes exactly that.
 
+    ``run_id`` is stamped into every server's metadata (``META_RUN``): a server whose
+    create response was lost is still found as this run's, and a concurrent launch of the
+    same name is never mistaken for it.
+    """
+
+    run_id: str = field(default_factory=lambda: secrets.token_hex(4))
     security_group_id: str | None = None
     server_group_id: str | None = None
     server_ids: dict[str, str] = field(default_factory=dict)   # name -> id
@@ -311,11 +318,12 @@ def _create_and_reach(*, provider, plan: LaunchPlan, created: _Created, timings,
         def create(node_name, role, flavor, count=1):
             metadata = {**provider.cluster_metadata(name, role),
                         META_SSH_USER: spec.ssh_user, META_SERVICES: ",".join(spec.services),
-                        META_DATA_DIRS: ",".join(spec.data_dirs)}
+                        META_DATA_DIRS: ",".join(spec.data_dirs), META_RUN: created.run_id}
             return provider.create_server(
                 name=node_name, image_id=plan.image.id, flavor_id=flavor.id,
                 network_id=plan.network.id, keypair=plan.keypair.name,
-                security_groups=[group.name], server_group_id=server_group_id,
+                # by id: a concurrent launch of the same name has a group of the same name
+                security_groups=[group.id], server_group_id=server_group_id,
                 metadata=metadata, tags=provider.cluster_tags(name, role),
                 volume_size=spec.volume_size, count=count)
 
@@ -335,7 +343,8 @@ def _create_and_reach(*, provider, plan: LaunchPlan, created: _Created, timings,
                 progress.node_status(worker_name(name, 1), "requested")
                 return
             create(f"{name}-worker", ROLE_WORKER, plan.flavor, count=spec.workers)
-            ids = _find_multi_created(provider=provider, cluster=name, count=spec.workers)
+            ids = _find_multi_created(provider=provider, cluster=name, count=spec.workers,
+                                      run_id=created.run_id)
             with lock:
                 created.server_ids.update(ids)
             for node_name in ids:
@@ -348,6 +357,7 @@ def _create_and_reach(*, provider, plan: LaunchPlan, created: _Created, timings,
                      [_Task(master_name(name), create_master),
                       _Task(f"{name}-worker-*", create_workers)],
                      what="server create", max_workers=2)
+        _ensure_sole_launch(provider=provider, cluster=name, run_id=created.run_id)
 
         def on_status(server):
             task = f" ({server.task_state})" if server.task_state else ""
@@ -388,7 +398,30 @@ def _create_and_reach(*, provider, plan: LaunchPlan, created: _Created, timings,
     return facts
 
 
-def _find_multi_created(*, provider, cluster: str, count: int,
+def _ensure_sole_launch(*, provider, cluster: str, run_id: str) -> None:
+    """Two launches of one name that both passed validation: exactly one goes on.
+
+    Every run checks after all its servers exist. The run whose first server was created
+    earliest (ties: the smaller run id) wins; the others raise ``ClusterExistsError`` and
+    their rollback deletes only what carries their own run id.
+    """
+    runs: dict[str, str] = {}
+    for server in provider.cluster_servers(cluster):
+        other = (server.metadata or {}).get(META_RUN, "")
+        first = runs.get(other)
+        created_at = server.created_at or ""
+        runs[other] = created_at if first is None else min(first, created_at)
+    if set(runs) <= {run_id}:
+        return
+    winner = min(runs, key=lambda run: (runs[run], run))
+    if winner != run_id:
+        raise errors.ClusterExistsError(
+            f"another launch of cluster {cluster!r} (run {winner or 'unknown'}) started "
+            "first; this one stops and removes only what it created",
+            hint=f"pick another -c NAME, or wait and use `spark-openstack describe -c {cluster}`")
+
+
+def _find_multi_created(*, provider, cluster: str, count: int, run_id: str,
                         timeout: float = 30) -> dict[str, str]:
     """Ids of the workers one multi-create made, named ``CLUSTER-worker-i`` (renamed if the
     cloud's ``multi_instance_display_name_template`` is not Nova's default)."""
@@ -398,6 +431,7 @@ def _find_multi_created(*, provider, cluster: str, count: int,
     def listed():
         workers[:] = [s for s in provider.list_servers(name_regex=f"^{cluster}-worker")
                       if (s.metadata or {}).get(META_CLUSTER) == cluster
+                      and (s.metadata or {}).get(META_RUN) == run_id
                       and provider.server_role(s) == ROLE_WORKER]
         return True if len(workers) >= count else None
     try:
@@ -494,7 +528,7 @@ def _fail_cleanup(*, provider, spec: LaunchSpec, created: _Created, progress) ->
                               floating_ip_ids=set(created.floating_ip_ids),
                               security_group_id=created.security_group_id,
                               server_group_ids={created.server_group_id} - {None},
-                              discover=True)
+                              discover=True, run_id=created.run_id)
         except Exception as exc:  # noqa: BLE001 - reported, never hides the first error
             why = exc.message if isinstance(exc, errors.SparkOpenstackError) else exc
             return (f"cleanup failed too ({why}); run `spark-openstack destroy -c {name}` "
@@ -508,14 +542,26 @@ def _fail_cleanup(*, provider, spec: LaunchSpec, created: _Created, progress) ->
 
 def _delete_resources(*, provider, cluster, server_ids: set[str], floating_ip_ids: set[str],
                       security_group_id: str | None, server_group_ids: set[str],
-                      discover: bool, timeout: float = 300) -> dict:
-    """Delete in dependency order and wait; ``discover`` adds what the cloud knows of."""
+                      discover: bool, run_id: str | None = None,
+                      timeout: float = 300) -> dict:
+    """Delete in dependency order and wait; ``discover`` adds what the cloud knows of.
+
+    With ``run_id`` (a launch's rollback) discovery is limited to that run's servers and
+    the floating IPs on them: groups are deleted by the ids the run recorded, never by
+    name, so a concurrent launch of the same name keeps everything of its own.
+    """
     servers = []
     if discover:
         servers = provider.cluster_servers(cluster)
+        if run_id is not None:
+            servers = [s for s in servers if (s.metadata or {}).get(META_RUN) == run_id]
         server_ids |= {s.id for s in servers}
-        floating_ip_ids |= {f.id for f in provider.cluster_floating_ips(
-            cluster=cluster, servers=servers)}
+        fips = provider.cluster_floating_ips(cluster=cluster, servers=servers)
+        if run_id is not None:
+            ours = {s.id for s in servers}
+            fips = [f for f in fips if (f.port_details or {}).get("device_id") in ours]
+        floating_ip_ids |= {f.id for f in fips}
+        discover = run_id is None
     volume_ids = {v["id"] for s in servers for v in (s.attached_volumes or [])
                   if isinstance(v, dict) and v.get("id")}
     for fip_id in floating_ip_ids:

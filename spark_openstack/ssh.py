@@ -14,7 +14,7 @@ from typing import Callable
 import fabric
 import paramiko
 
-from .errors import SSHError, TimeoutError_
+from .errors import DeployError, SSHError, TimeoutError_
 from .polling import poll
 
 #: Every remote command has a limit; callers that need longer (installs) pass their own.
@@ -132,7 +132,11 @@ def wait_until_booted(*, host: str, user: str, key_filename: str | None,
                       on_step: Callable[[str], None] | None = None) -> None:
     """A node is booted when SSH logs in AND cloud-init has finished there: the one
     definition of "ready" that launch and the benchmarks share. ``on_step`` hears
-    "waiting for ssh" and "waiting for cloud-init" as each wait begins."""
+    "waiting for ssh" and "waiting for cloud-init" as each wait begins.
+
+    The cloud-init wait is retried as a whole too: a connection that drops or a channel
+    that cannot open (a busy gateway at large N) is one more try, not a failed launch.
+    """
     deadline = time.monotonic() + timeout
     if on_step:
         on_step("waiting for ssh")
@@ -140,11 +144,23 @@ def wait_until_booted(*, host: str, user: str, key_filename: str | None,
                  timeout=max(5, deadline - time.monotonic()))
     if on_step:
         on_step("waiting for cloud-init")
-    conn = connect(host=host, user=user, key_filename=key_filename, gateway=gateway)
-    try:
-        wait_for_cloud_init(conn, timeout=max(5, deadline - time.monotonic()))
-    finally:
-        conn.close()
+
+    def finished():
+        conn = connect(host=host, user=user, key_filename=key_filename, gateway=gateway)
+        try:
+            return wait_for_cloud_init(conn, timeout=max(5, deadline - time.monotonic()))
+        except SSHError as exc:
+            if "cloud-init failed" in exc.message:
+                raise CloudInitFailed(exc.message, hint=exc.hint) from exc
+            raise
+        finally:
+            conn.close()
+    poll(finished, timeout=max(5, deadline - time.monotonic()),
+         what=f"cloud-init on {host}", interval=1, max_interval=3, transient=(SSHError,))
+
+
+class CloudInitFailed(DeployError):
+    """cloud-init ran and failed: final, never retried."""
 
 
 def cloud_init_status(conn: fabric.Connection, *, timeout: float):

@@ -290,3 +290,36 @@ def test_a_signal_mid_boot_leaves_nothing(sandbox_env, conn, keypair, signals):
             proc.kill()
         run_cli(sandbox_env, "destroy", "-c", cluster, "--yes")   # safety net only
     assert left == {}
+
+
+def test_two_launches_of_one_name_exactly_one_wins(sandbox_env, conn, keypair):
+    """Both start at once and (usually) both pass validation: one exits 0 with its whole
+    cluster, the other stops and removes only what it made (or is refused up front)."""
+    cluster = _name("race")
+    argv = [sys.executable, "-m", "spark_openstack.cli", *base_args(cluster, keypair, "-s", "2")]
+    procs = [subprocess.Popen(argv, env=sandbox_env, stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, text=True) for _ in range(2)]
+    try:
+        outs = [p.communicate(timeout=420) for p in procs]
+        codes = [p.returncode for p in procs]
+        # looked at before any destroy
+        servers = [s for s in conn.compute.servers(details=True)
+                   if (s.metadata or {}).get(META_CLUSTER) == cluster]
+        runs = {(s.metadata or {}).get("spark_openstack_run") for s in servers}
+        groups = [g.id for g in conn.network.security_groups()
+                  if g.name == f"spark-openstack-{cluster}"]
+        time.sleep(3)
+        groups_later = [g.id for g in conn.network.security_groups()
+                        if g.name == f"spark-openstack-{cluster}"]
+    finally:
+        for p in procs:
+            if p.poll() is None:
+                p.kill()
+        run_cli(sandbox_env, "destroy", "-c", cluster, "--yes")
+    report = "\n".join(f"exit {c}\n{o[1][-1500:]}" for c, (o) in zip(codes, outs))
+    assert sorted(codes) == [0, 2], report
+    loser = outs[codes.index(2)][1]
+    assert "started first" in loser or "already exists" in loser or "exists" in loser, loser
+    assert len(servers) == 3 and len(runs) == 1, (report, [s.name for s in servers])
+    assert all(s.status == "ACTIVE" for s in servers)
+    assert len(groups_later) == 1, (groups, groups_later)

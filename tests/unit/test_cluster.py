@@ -395,3 +395,71 @@ def test_an_hdfs_only_image_fits_two_gb_workers(key):
                                     image_props=hdfs_image, ram=2048)
     plan = cluster.validate_launch(provider=provider, spec=_spec(key, deploy=True))
     assert plan.flavor.ram == 2048
+
+
+def _srv(run, created_at, name="demo-master"):
+    return types.SimpleNamespace(id=f"{run}-{name}", name=name, created_at=created_at,
+                                 attached_volumes=[],
+                                 metadata={"spark_openstack_cluster": "demo",
+                                           "spark_openstack_run": run})
+
+
+class _Listing:
+    def __init__(self, servers):
+        self.servers = servers
+
+    def cluster_servers(self, name):
+        return list(self.servers)
+
+
+@pytest.mark.parametrize("mine, theirs, i_win", [
+    ("aaaa", "bbbb", True),       # same second: the smaller run id goes on
+    ("bbbb", "aaaa", False),
+])
+def test_of_two_same_name_launches_exactly_one_goes_on(mine, theirs, i_win):
+    stamp = "2026-11-24T13:00:01Z"
+    listing = _Listing([_srv(mine, stamp), _srv(theirs, stamp),
+                        _srv(theirs, stamp, "demo-worker-1")])
+    if i_win:
+        cluster._ensure_sole_launch(provider=listing, cluster="demo", run_id=mine)
+    else:
+        with pytest.raises(errors.ClusterExistsError, match="started first"):
+            cluster._ensure_sole_launch(provider=listing, cluster="demo", run_id=mine)
+    # the earlier run wins whatever its id
+    early = _Listing([_srv("zzzz", "2026-11-24T13:00:01Z"), _srv("aaaa", "2026-11-24T13:00:02Z")])
+    cluster._ensure_sole_launch(provider=early, cluster="demo", run_id="zzzz")
+    with pytest.raises(errors.ClusterExistsError):
+        cluster._ensure_sole_launch(provider=early, cluster="demo", run_id="aaaa")
+
+
+def test_a_rollback_deletes_only_its_own_runs_servers():
+    class Cloud(_Listing):
+        deleted = None
+
+        def cluster_floating_ips(self, *, cluster, servers):
+            return []
+
+        def delete_servers(self, *, server_ids, wait, timeout):
+            self.deleted = set(server_ids)
+
+        def delete_security_group(self, gid):
+            self.group = gid
+
+        def delete_server_group(self, gid):
+            raise AssertionError("no server group was recorded")
+
+        def has_volume_service(self):
+            return False
+
+        def find_security_group(self, name):
+            raise AssertionError("a rollback never looks groups up by name")
+
+        def find_server_groups(self, name):
+            raise AssertionError("a rollback never looks groups up by name")
+    cloud = Cloud([_srv("mine", "t1"), _srv("mine", "t1", "demo-worker-1"),
+                   _srv("theirs", "t0")])
+    cluster._delete_resources(provider=cloud, cluster="demo", server_ids=set(),
+                              floating_ip_ids=set(), security_group_id="sg-mine",
+                              server_group_ids=set(), discover=True, run_id="mine")
+    assert cloud.deleted == {"mine-demo-master", "mine-demo-worker-1"}
+    assert cloud.group == "sg-mine"
