@@ -7,6 +7,7 @@ and the server group of the same name, and its floating IP carries the descripti
 """
 from __future__ import annotations
 
+import contextlib
 import os
 import secrets
 import threading
@@ -17,7 +18,7 @@ from typing import Any
 
 import paramiko
 
-from . import errors
+from . import errors, hostkeys
 from .config import (SSH_USER_HINT, WEB_UI_PORTS, LaunchSpec, is_ssh_user, unsafe_ui_warning,
                      validate_ssh_user, web_ui_rules)
 from .executor import run_per_node
@@ -394,7 +395,8 @@ def _create_and_reach(*, provider, plan: LaunchPlan, created: _Created, timings,
     phase[0] = "ssh"
     with PhaseTimer(progress, "ssh", timings):
         wait_until_reachable(facts=facts, key_filename=plan.identity_file,
-                             timeout=max(30, deadline - time.monotonic()), progress=progress)
+                             timeout=max(30, deadline - time.monotonic()), progress=progress,
+                             known_hosts=hostkeys.known_hosts_file(facts=facts))
     return facts
 
 
@@ -464,11 +466,14 @@ class _FIP:
 
 
 def wait_until_reachable(*, facts: ClusterFacts, key_filename: str, timeout: float,
-                         progress: Progress | None = None) -> None:
+                         progress: Progress | None = None,
+                         known_hosts: str | None = None) -> None:
     """SSH answers on every node and cloud-init has finished there.
 
     The master is reached at its floating IP (or private IP); workers through the master
-    when the master has a floating IP, else directly.
+    when the master has a floating IP, else directly. This is a launch's first contact:
+    with ``known_hosts`` every node's host key is pinned there (workers behind the master
+    under their private IP) for every later SSH to check.
     """
     from . import ssh
     progress = ensure(progress)
@@ -480,7 +485,8 @@ def wait_until_reachable(*, facts: ClusterFacts, key_filename: str, timeout: flo
         host = node.address if node is master or gateway is None else node.private_ip
         ssh.wait_until_booted(host=host, user=user, key_filename=key_filename,
                               gateway=gateway, timeout=max(5, deadline - time.monotonic()),
-                              on_step=lambda step: progress.node_status(node.name, step))
+                              on_step=lambda step: progress.node_status(node.name, step),
+                              known_hosts=known_hosts)
         progress.node_status(node.name, "ready")
 
     via_master = master.public_ip is not None
@@ -490,7 +496,8 @@ def wait_until_reachable(*, facts: ClusterFacts, key_filename: str, timeout: flo
     node_ready(master)
     if not facts.workers:
         return
-    gateway = ssh.connect(host=master.address, user=user, key_filename=key_filename)
+    gateway = ssh.connect(host=master.address, user=user, key_filename=key_filename,
+                          known_hosts=known_hosts)
     try:
         run_per_node(lambda n: node_ready(n, gateway), facts.workers, what="wait for SSH")
     finally:
@@ -509,7 +516,8 @@ def _run_deploy(*, facts, plan, timings, progress) -> dict | None:
     with PhaseTimer(progress, "deploy", timings):
         return deploy_module.deploy_cluster(facts=facts, key_filename=plan.identity_file,
                                             gateway_host=facts.master.address,
-                                            progress=progress)
+                                            progress=progress,
+                                            known_hosts=hostkeys.known_hosts_file(facts=facts))
 
 
 def _fail_cleanup(*, provider, spec: LaunchSpec, created: _Created, progress) -> str:
@@ -533,6 +541,11 @@ def _fail_cleanup(*, provider, spec: LaunchSpec, created: _Created, progress) ->
             why = exc.message if isinstance(exc, errors.SparkOpenstackError) else exc
             return (f"cleanup failed too ({why}); run `spark-openstack destroy -c {name}` "
                     "to remove what is left")
+        master_id = created.server_ids.get(master_name(name))
+        if master_id:       # this run's servers are gone: so are the keys pinned for them
+            with contextlib.suppress(OSError, ValueError):
+                hostkeys.remove_file(hostkeys.known_hosts_file(cluster=name,
+                                                               master_id=master_id))
     made = [f"{len(created.server_ids)} server(s)"] if created.server_ids else []
     made += ["security group"] if created.security_group_id else []
     made += ["server group"] if created.server_group_id else []
@@ -590,7 +603,8 @@ def destroy(*, provider: OpenStackProvider, cluster: str,
             progress: Progress | None = None) -> dict:
     """Delete every resource of ``cluster`` found in the cloud; fine to run twice.
 
-    Returns counts of what was deleted (all zero when nothing was left).
+    Returns counts of what was deleted (all zero when nothing was left). The cluster's
+    pinned host keys go too, once its servers are gone: their addresses will be reused.
     """
     progress = ensure(progress)
     servers = provider.cluster_servers(cluster)
@@ -601,6 +615,11 @@ def destroy(*, provider: OpenStackProvider, cluster: str,
                                security_group_id=None, server_group_ids=set(), discover=True)
     for srv in servers:
         progress.node_status(srv.name, "deleted")
+    try:
+        hostkeys.remove_cluster_files(cluster=cluster)
+    except OSError as exc:
+        progress.message(f"could not remove the pinned host keys of {cluster!r} under "
+                         f"{hostkeys.known_hosts_dir()}: {exc}")
     return result
 
 
@@ -689,7 +708,8 @@ def deploy_existing(*, provider: OpenStackProvider, cluster: str,
                                 identity_file=identity_file)
     result = deploy_module.deploy_cluster(facts=facts, key_filename=key,
                                           gateway_host=facts.master.address,
-                                          progress=progress, services=services, start=start)
+                                          progress=progress, services=services, start=start,
+                                          known_hosts=hostkeys.known_hosts_file(facts=facts))
     deployed = result["facts"]
     if deployed.services != facts.services:
         run_per_node(lambda n: provider.set_server_metadata(
@@ -734,12 +754,15 @@ def list_clusters(*, provider: OpenStackProvider) -> list[dict]:
 
 
 def login_command(*, facts: ClusterFacts, key_filename: str | None,
-                  forward_ui: bool = False, user: str | None = None) -> list[str]:
+                  forward_ui: bool = False, user: str | None = None,
+                  known_hosts: str | None = None) -> list[str]:
     """The ``ssh`` argv that logs in to the master (with ``-L`` forwards for every web UI:
     through SSH even the unsafe ones are only yours).
 
     The user goes in as ``-l USER`` and the host after ``--``, both checked first, so no
     value read from the cloud can become an ssh option (``-oProxyCommand=...``).
+    ``ssh`` checks the cluster's pinned host keys (``known_hosts``, default the cluster's
+    file): strictly once the master's key is in it, else it pins the key it first sees.
     """
     import ipaddress
     login_user = validate_ssh_user(user or facts.ssh_user,
@@ -751,8 +774,14 @@ def login_command(*, facts: ClusterFacts, key_filename: str | None,
         raise errors.ValidationError(
             f"the master {facts.master.name!r} has no usable IP address ({host!r})",
             hint="`spark-openstack describe` shows its addresses") from None
-    argv = ["ssh", "-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null",
-            "-o", "LogLevel=ERROR"]
+    known_hosts = known_hosts or hostkeys.known_hosts_file(facts=facts)
+    try:
+        hostkeys.ensure_file(known_hosts)  # 0600 in a 0700 folder, before ssh adds to it
+    except OSError as exc:
+        raise hostkeys.unwritable(known_hosts, exc) from exc
+    checking = "yes" if hostkeys.has_host(known_hosts, host) else "accept-new"
+    argv = ["ssh", "-o", f"UserKnownHostsFile={hostkeys.ssh_option_path(known_hosts)}",
+            "-o", f"StrictHostKeyChecking={checking}", "-o", "LogLevel=ERROR"]
     if key_filename:
         argv += ["-i", key_filename, "-o", "IdentitiesOnly=yes"]
     if forward_ui:

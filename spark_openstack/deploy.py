@@ -336,11 +336,13 @@ def write_facts_file(*, runner: Runner, facts: ClusterFacts) -> None:
 def deploy_cluster(*, facts: ClusterFacts, key_filename: str | None,
                    gateway_host: str | None = None, progress=None,
                    services: Iterable[str] | None = None, install_fab: bool = True,
-                   health_timeout: float = 240, start: bool = True) -> dict:
+                   health_timeout: float = 240, start: bool = True,
+                   known_hosts: str | None = None) -> dict:
     """Configure every node and start the services; returns what was deployed.
 
     ``start=False`` stops after the configs, the facts file and ``fab``: the Fabric tasks
     on the master (``fab format_hdfs``, ``fab start_hadoop`` ...) start the services.
+    ``known_hosts`` (the cluster's pinned host keys) is checked on every SSH connection.
 
     Result keys: ``facts`` (as deployed), ``services``, ``health`` ({name: Health}),
     ``urls`` ({label: url} on private addresses), ``timings`` ({phase: seconds}),
@@ -350,7 +352,7 @@ def deploy_cluster(*, facts: ClusterFacts, key_filename: str | None,
     timings: dict[str, float] = {}
     messages: list[str] = []
     runner = SSHRunner(ssh_user=facts.ssh_user, key_filename=key_filename,
-                       gateway_host=gateway_host)
+                       gateway_host=gateway_host, known_hosts=known_hosts)
     started = time.monotonic()
     try:
         with PhaseTimer(progress, "deploy: inspect image", timings):
@@ -380,7 +382,7 @@ def deploy_cluster(*, facts: ClusterFacts, key_filename: str | None,
 
             def install() -> None:
                 fab_runner = SSHRunner(ssh_user=facts.ssh_user, key_filename=key_filename,
-                                       gateway_host=gateway_host)
+                                       gateway_host=gateway_host, known_hosts=known_hosts)
                 began = time.monotonic()
                 try:
                     fab_note.append(install_fab_tooling(runner=fab_runner, facts=facts))

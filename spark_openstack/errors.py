@@ -62,13 +62,19 @@ class SSHError(SparkOpenstackError):
     """SSH to a node failed (connect, auth or a command's exit status)."""
 
 
+class HostKeyChanged(SSHError):
+    """A node showed another host key than the one pinned for it: final, never retried."""
+
+
 class NodeErrors(SparkOpenstackError):
     """Per-node failures collected by the executor, each reported as ``[node] message``."""
 
-    def __init__(self, failures: dict[str, str], *, what: str = "node step"):
+    def __init__(self, failures: dict[str, str], *, what: str = "node step",
+                 hint: str | None = None):
         self.failures = dict(sorted(failures.items()))
         lines = "\n".join(f"[{node}] {msg}" for node, msg in self.failures.items())
-        super().__init__(f"{what} failed on {len(self.failures)} node(s):\n{lines}")
+        super().__init__(f"{what} failed on {len(self.failures)} node(s):\n{lines}",
+                         hint=hint)
 
 
 class DeployError(SparkOpenstackError):

@@ -38,6 +38,7 @@ def run_per_node(
     nodes = list(nodes)
     results: dict[str, R] = {}
     failures: dict[str, str] = {}
+    hints: set[str] = set()
     if not nodes:
         return results
     workers = max(1, min(max_workers, len(nodes)))
@@ -52,6 +53,7 @@ def run_per_node(
                     results[name] = fut.result()
                 except SparkOpenstackError as exc:
                     failures[name] = exc.message
+                    hints.update([exc.hint] if exc.hint else [])
                     err = exc
                 except Exception as exc:  # noqa: BLE001 - reported per node, not swallowed
                     failures[name] = f"{type(exc).__name__}: {exc}"
@@ -65,5 +67,6 @@ def run_per_node(
                 fut.cancel()
             raise
     if failures:
-        raise NodeErrors(failures, what=what)
+        # one advice shared by every failure (e.g. how to reset pinned host keys) is kept
+        raise NodeErrors(failures, what=what, hint=hints.pop() if len(hints) == 1 else None)
     return results

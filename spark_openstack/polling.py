@@ -42,6 +42,7 @@ def sleep(seconds: float, *, abort: threading.Event | None = None) -> None:
 def poll(check: Callable[[], T | None], *, timeout: float, what: str,
          interval: float = 1.0, max_interval: float = 10.0, backoff: float = 1.5,
          transient: tuple[type[BaseException], ...] = (),
+         fatal: tuple[type[BaseException], ...] = (),
          abort: threading.Event | None = None, hint: str = "",
          describe: Callable[[], str] | None = None) -> T:
     """Call ``check`` until it returns something other than ``None`` and return that.
@@ -49,7 +50,9 @@ def poll(check: Callable[[], T | None], *, timeout: float, what: str,
     Between calls it sleeps ``interval`` growing by ``backoff`` up to ``max_interval``,
     each sleep jittered by +-20 % so many waiters do not poll in step, and never past the
     deadline. Exceptions of a ``transient`` type count as "not yet" (the last one is named
-    in the timeout error); any other exception ends the wait. On timeout raises
+    in the timeout error); any other exception ends the wait, and so does one of a
+    ``fatal`` type even when it is also transient (a changed host key is an ``SSHError``
+    that waiting cannot fix). On timeout raises
     ``TimeoutError_`` naming ``what`` and the last state (``describe()`` if given).
     """
     deadline = time.monotonic() + timeout
@@ -60,6 +63,8 @@ def poll(check: Callable[[], T | None], *, timeout: float, what: str,
         try:
             result = check()
         except transient as exc:              # noqa: PERF203 - retried by design
+            if fatal and isinstance(exc, fatal):
+                raise
             last = getattr(exc, "message", None) or f"{type(exc).__name__}: {exc}"
         else:
             if result is not None:

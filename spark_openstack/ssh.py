@@ -1,8 +1,10 @@
 """SSH to cluster nodes (Fabric 3 over paramiko).
 
 Nodes are fresh servers whose host keys nobody knows yet and whose addresses clouds
-recycle, so host keys are accepted on first sight and never written to known_hosts
-(fabric's ``Connection`` starts with an empty host-key store and ``AutoAddPolicy``).
+recycle. With ``known_hosts=`` (the cluster's file, see ``hostkeys``) a key is pinned at
+first contact and must be the same on every later connection; without it (benchmarks,
+create-image's throwaway builder) any key is accepted and nothing is written (fabric's
+``Connection`` starts with an empty host-key store and ``AutoAddPolicy``).
 Workers without a floating IP are reached through the master (``gateway=``).
 """
 from __future__ import annotations
@@ -14,7 +16,8 @@ from typing import Callable
 import fabric
 import paramiko
 
-from .errors import DeployError, SSHError, TimeoutError_
+from . import hostkeys
+from .errors import DeployError, HostKeyChanged, SparkOpenstackError, SSHError, TimeoutError_
 from .polling import poll
 
 #: Every remote command has a limit; callers that need longer (installs) pass their own.
@@ -35,12 +38,18 @@ def _harden(conn: fabric.Connection, *, timeout: float) -> None:
 
 
 def connect(*, host: str, user: str, key_filename: str | None,
-            gateway: "fabric.Connection | None" = None, timeout: float = 10) -> fabric.Connection:
+            gateway: "fabric.Connection | None" = None, timeout: float = 10,
+            known_hosts: str | None = None) -> fabric.Connection:
     """An opened ``fabric.Connection`` using exactly this key (no agent, no key search).
 
     Every step is bounded: TCP connect, banner and auth by ``timeout``; the hop through
     ``gateway`` (a direct-tcpip channel on the master's transport) by the gateway's
     channel timeout; the connection keeps itself alive so a dead node is noticed.
+
+    ``known_hosts`` pins host keys (trust on first use): a host in that file must show
+    the key recorded there (else ``HostKeyChanged``), an unknown one is recorded under
+    the address connected to. The gateway verifies its own key (it was made by
+    ``connect`` with the same file); this connection's client verifies the worker's.
     """
     connect_kwargs = {"banner_timeout": timeout, "auth_timeout": timeout,
                       "allow_agent": key_filename is None, "look_for_keys": False}
@@ -50,14 +59,24 @@ def connect(*, host: str, user: str, key_filename: str | None,
         if not gateway.is_connected:
             try:
                 gateway.open()
+            except paramiko.BadHostKeyException as exc:
+                raise _changed(exc, known_hosts=known_hosts) from exc
             except (paramiko.SSHException, OSError, EOFError) as exc:
                 raise SSHError(f"ssh gateway {gateway.user}@{gateway.host}: "
                                f"{_describe(exc)}") from exc
         _harden(gateway, timeout=timeout)
     conn = fabric.Connection(host=host, user=user, connect_kwargs=connect_kwargs,
                              gateway=gateway, connect_timeout=int(max(timeout, 1)))
+    if known_hosts is not None:
+        hostkeys.pin(conn.client, known_hosts=known_hosts)
     try:
         conn.open()
+    except paramiko.BadHostKeyException as exc:
+        conn.close()
+        raise _changed(exc, known_hosts=known_hosts) from exc
+    except SparkOpenstackError:          # the pinning policy's own (an unwritable file)
+        conn.close()
+        raise
     except (paramiko.SSHException, OSError, EOFError) as exc:
         conn.close()
         via = f" via {gateway.host}" if gateway is not None else ""
@@ -66,7 +85,15 @@ def connect(*, host: str, user: str, key_filename: str | None,
     return conn
 
 
+def _changed(exc: paramiko.BadHostKeyException, *, known_hosts: str | None) -> HostKeyChanged:
+    """A key that is not the pinned one (the gateway's pins come from the same file)."""
+    return hostkeys.changed_error(exc, known_hosts=known_hosts or "the pinned host keys")
+
+
 def _describe(exc: BaseException) -> str:
+    if isinstance(exc, paramiko.BadHostKeyException):   # a reconnect inside fabric
+        return (f"the host key of {exc.hostname} changed since it was pinned (possible "
+                "man-in-the-middle, or the server was rebuilt)")
     if isinstance(exc, paramiko.AuthenticationException):
         return f"authentication failed ({exc}); is the identity file the keypair's key?"
     if isinstance(exc, paramiko.ssh_exception.NoValidConnectionsError):
@@ -81,19 +108,21 @@ def _describe(exc: BaseException) -> str:
 
 
 def wait_for_ssh(*, host: str, user: str, key_filename: str | None,
-                 gateway: "fabric.Connection | None" = None, timeout: float) -> None:
+                 gateway: "fabric.Connection | None" = None, timeout: float,
+                 known_hosts: str | None = None) -> None:
     """Retry until sshd answers AND our key logs in AND a command runs (then close);
     ``TimeoutError_`` if not. Each probe is a whole new connection, bounded in every step.
 
     Authentication failures are retried too: cloud-init installs the key after sshd
-    may already accept connections.
+    may already accept connections. A changed host key (``known_hosts``) is not: waiting
+    cannot make it right.
     """
     deadline = time.monotonic() + timeout
 
     def probe():
         remaining = max(1.0, deadline - time.monotonic())
         conn = connect(host=host, user=user, key_filename=key_filename, gateway=gateway,
-                       timeout=min(10.0, remaining))
+                       timeout=min(10.0, remaining), known_hosts=known_hosts)
         try:
             result = conn.run("true", hide=True, warn=True, in_stream=False,
                               timeout=max(5, int(min(30, remaining))))
@@ -106,7 +135,7 @@ def wait_for_ssh(*, host: str, user: str, key_filename: str | None,
         return True
 
     poll(probe, timeout=timeout, what=f"SSH to {user}@{host}", interval=1, max_interval=3,
-         transient=(SSHError,),
+         transient=(SSHError,), fatal=(HostKeyChanged,),
          hint="check the security group (--allowed-cidr), the identity file and "
               "--ssh-user for this image")
 
@@ -129,24 +158,27 @@ def run(conn: fabric.Connection, command: str, *, hide: bool = True, warn: bool 
 
 def wait_until_booted(*, host: str, user: str, key_filename: str | None,
                       gateway: "fabric.Connection | None" = None, timeout: float,
-                      on_step: Callable[[str], None] | None = None) -> None:
+                      on_step: Callable[[str], None] | None = None,
+                      known_hosts: str | None = None) -> None:
     """A node is booted when SSH logs in AND cloud-init has finished there: the one
     definition of "ready" that launch and the benchmarks share. ``on_step`` hears
     "waiting for ssh" and "waiting for cloud-init" as each wait begins.
 
     The cloud-init wait is retried as a whole too: a connection that drops or a channel
     that cannot open (a busy gateway at large N) is one more try, not a failed launch.
+    With ``known_hosts`` the node's key is pinned at the first login (see ``connect``).
     """
     deadline = time.monotonic() + timeout
     if on_step:
         on_step("waiting for ssh")
     wait_for_ssh(host=host, user=user, key_filename=key_filename, gateway=gateway,
-                 timeout=max(5, deadline - time.monotonic()))
+                 timeout=max(5, deadline - time.monotonic()), known_hosts=known_hosts)
     if on_step:
         on_step("waiting for cloud-init")
 
     def finished():
-        conn = connect(host=host, user=user, key_filename=key_filename, gateway=gateway)
+        conn = connect(host=host, user=user, key_filename=key_filename, gateway=gateway,
+                       known_hosts=known_hosts)
         try:
             return wait_for_cloud_init(conn, timeout=max(5, deadline - time.monotonic()))
         except SSHError as exc:
@@ -156,7 +188,8 @@ def wait_until_booted(*, host: str, user: str, key_filename: str | None,
         finally:
             conn.close()
     poll(finished, timeout=max(5, deadline - time.monotonic()),
-         what=f"cloud-init on {host}", interval=1, max_interval=3, transient=(SSHError,))
+         what=f"cloud-init on {host}", interval=1, max_interval=3, transient=(SSHError,),
+         fatal=(HostKeyChanged,))
 
 
 class CloudInitFailed(DeployError):

@@ -17,7 +17,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Callable, Protocol
 
-from ..errors import DeployError, SparkOpenstackError, SSHError, TimeoutError_
+from ..errors import DeployError, HostKeyChanged, SparkOpenstackError, SSHError, TimeoutError_
 from ..executor import run_per_node
 from ..polling import poll
 from ..model import ClusterFacts, Node
@@ -72,14 +72,18 @@ class SSHRunner:
 
     Workers without a floating IP are reached through ``gateway_host`` (the master's
     address) when one is given. One connection per node, reused and closed by ``close``.
+    ``known_hosts`` (the cluster's pinned keys) is checked on every connection, the
+    gateway's included; None accepts any key.
     """
 
     def __init__(self, *, ssh_user: str, key_filename: str | None,
-                 gateway_host: str | None = None, connect_timeout: float = 15):
+                 gateway_host: str | None = None, connect_timeout: float = 15,
+                 known_hosts: str | None = None):
         self.ssh_user = ssh_user
         self.key_filename = key_filename
         self.gateway_host = gateway_host
         self.connect_timeout = connect_timeout
+        self.known_hosts = known_hosts
         self._conns: dict[str, object] = {}
         self._gateway = None
         self._lock = threading.Lock()
@@ -97,11 +101,13 @@ class SSHRunner:
                 if self._gateway is None:
                     self._gateway = ssh.connect(host=self.gateway_host, user=self.ssh_user,
                                                 key_filename=self.key_filename,
-                                                timeout=self.connect_timeout)
+                                                timeout=self.connect_timeout,
+                                                known_hosts=self.known_hosts)
                 gateway = self._gateway
                 host = node.private_ip
         conn = ssh.connect(host=host, user=self.ssh_user, key_filename=self.key_filename,
-                           gateway=gateway, timeout=self.connect_timeout)
+                           gateway=gateway, timeout=self.connect_timeout,
+                           known_hosts=self.known_hosts)
         with self._lock:
             self._conns[node.name] = conn
             self._node_locks.setdefault(node.name, threading.Lock())
@@ -298,7 +304,7 @@ class Service:
             return poll(healthy, timeout=timeout, what=f"{self.name} health",
                         interval=interval, max_interval=5, backoff=1.3,
                         transient=(SSHError, DeployError, TimeoutError_),
-                        describe=lambda: last[0].line() if last else "no answer")
+                        fatal=(HostKeyChanged,), describe=lambda: last[0].line() if last else "no answer")
         except TimeoutError_ as exc:
             seen = last[0].line() if last else f"{self.name}: no answer ({exc.message})"
             why = self.diagnose()

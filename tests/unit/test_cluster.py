@@ -63,7 +63,7 @@ def test_identity_file_found_in_home_when_not_given(tmp_path, monkeypatch, key):
 
 def test_login_command_forwards_web_uis_to_the_master_private_ip():
     master = Node(name="c-master", role="master", private_ip="10.0.0.5",
-                  public_ip="198.51.100.7")
+                  public_ip="198.51.100.7", server_id="0f1e2d3c-aaaa")
     facts = ClusterFacts(cluster_name="c", master=master, workers=(), ssh_user="ubuntu")
     argv = cluster.login_command(facts=facts, key_filename="/k", forward_ui=True)
     assert argv[-4:] == ["-l", "ubuntu", "--", "198.51.100.7"]

@@ -1,0 +1,429 @@
+"""Host keys pinned per cluster (trust on first use), against a real sshd on 127.0.0.1.
+
+The sshd tests run only as root with OpenSSH's server installed (sshd must run as root
+to log anyone in); the path, permission and merge logic is tested everywhere.
+"""
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import stat
+import subprocess
+import threading
+import time
+import types
+from pathlib import Path
+
+import paramiko
+import pytest
+
+from spark_openstack import cluster, errors, hostkeys, ssh
+from spark_openstack.model import ClusterFacts, Node
+
+SSHD = "/usr/sbin/sshd"
+
+
+def _keygen(path: Path, kind: str = "ed25519") -> Path:
+    subprocess.run(["ssh-keygen", "-q", "-t", kind, "-N", "", "-f", str(path)], check=True)
+    return path
+
+
+def _mode(path) -> int:
+    return stat.S_IMODE(os.stat(path).st_mode)
+
+
+# ----------------------------------------------------------------------------- paths
+
+def test_the_file_is_under_xdg_state_home_named_by_cluster_and_master_id(tmp_path,
+                                                                         monkeypatch):
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "state"))
+    path = hostkeys.known_hosts_file(cluster="demo",
+                                     master_id="0f1e2d3c-4b5a-6978-8796-a5b4c3d2e1f0")
+    assert path == str(tmp_path / "state/spark-openstack/known_hosts/demo-0f1e2d3c")
+    master = Node(name="demo-master", role="master", server_id="0f1e2d3c-4b5a")
+    facts = ClusterFacts(cluster_name="demo", master=master, workers=())
+    assert hostkeys.known_hosts_file(facts=facts) == path
+
+
+@pytest.mark.parametrize("value", [None, "", "relative/state"])
+def test_without_an_absolute_xdg_state_home_the_file_is_in_local_state(tmp_path, monkeypatch,
+                                                                       value):
+    monkeypatch.setenv("HOME", str(tmp_path))
+    if value is None:
+        monkeypatch.delenv("XDG_STATE_HOME", raising=False)
+    else:
+        monkeypatch.setenv("XDG_STATE_HOME", value)
+    assert hostkeys.known_hosts_file(cluster="c", master_id="abcdef0123") == \
+        str(tmp_path / ".local/state/spark-openstack/known_hosts/c-abcdef01")
+
+
+@pytest.mark.parametrize("cluster_name,master_id", [
+    ("", "abc"), ("../x", "abc"), ("a/b", "abc"), (".hidden", "abc"), ("demo", ""),
+    ("demo", "---"), ("demo", None)])
+def test_no_file_name_from_a_bad_cluster_name_or_a_missing_id(cluster_name, master_id):
+    with pytest.raises(ValueError):
+        hostkeys.known_hosts_file(cluster=cluster_name, master_id=master_id)
+
+
+def test_an_odd_server_id_cannot_leave_the_folder():
+    path = hostkeys.known_hosts_file(cluster="demo", master_id="../../etc/passwd")
+    assert Path(path).parent == hostkeys.known_hosts_dir()
+    assert Path(path).name == "demo-etcpassw"
+
+
+def test_files_are_0600_in_a_0700_folder_and_loose_modes_are_tightened(tmp_path):
+    path = hostkeys.known_hosts_file(cluster="demo", master_id="12345678")
+    hostkeys.ensure_file(path)
+    assert _mode(path) == 0o600
+    assert _mode(hostkeys.known_hosts_dir()) == 0o700
+    assert _mode(hostkeys.state_dir()) == 0o700
+    os.chmod(path, 0o644)
+    os.chmod(hostkeys.known_hosts_dir(), 0o755)
+    hostkeys.ensure_file(path)
+    assert _mode(path) == 0o600 and _mode(hostkeys.known_hosts_dir()) == 0o700
+    key = paramiko.Ed25519Key.from_private_key_file(str(_keygen(tmp_path / "hk")))
+    os.chmod(path, 0o644)
+    hostkeys.record(path, host="10.0.0.1", key=key)
+    assert _mode(path) == 0o600
+
+
+def test_destroy_forgets_only_that_clusters_files(tmp_path):
+    for name in ("demo-12345678", "demo-abcdef01", "demo-2-12345678", "demox-12345678"):
+        hostkeys.ensure_file(str(hostkeys.known_hosts_dir() / name))
+    left = {"demo-2-12345678", "demox-12345678"}
+    provider = types.SimpleNamespace(
+        cluster_servers=lambda name: [], cluster_floating_ips=lambda **kw: [],
+        delete_servers=lambda **kw: None, find_security_group=lambda name: None,
+        find_server_groups=lambda name: [], has_volume_service=lambda: False)
+    cluster.destroy(provider=provider, cluster="demo")
+    assert {p.name for p in hostkeys.known_hosts_dir().iterdir()} == left
+    cluster.destroy(provider=provider, cluster="demo")        # fine to run twice
+    assert {p.name for p in hostkeys.known_hosts_dir().iterdir()} == left
+
+
+def test_parallel_writers_never_lose_an_entry(tmp_path):
+    path = hostkeys.known_hosts_file(cluster="demo", master_id="12345678")
+    keys = [paramiko.Ed25519Key.from_private_key_file(str(_keygen(tmp_path / f"k{i}")))
+            for i in range(4)]
+    hosts = [f"10.0.{i // 250}.{i % 250 + 1}" for i in range(60)]
+    start = threading.Barrier(len(hosts))
+
+    def write(i: int) -> None:
+        start.wait()
+        hostkeys.record(path, host=hosts[i], key=keys[i % len(keys)])
+    threads = [threading.Thread(target=write, args=(i,)) for i in range(len(hosts))]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    pinned = hostkeys.load(path)
+    for i, host in enumerate(hosts):
+        assert pinned.lookup(host) == {"ssh-ed25519": keys[i % len(keys)]}
+    assert len(Path(path).read_text().splitlines()) == len(hosts)
+    assert sorted(os.listdir(Path(path).parent)) == [Path(path).name]   # no temp files
+    # the same key again is no change; another key for a pinned host is refused
+    hostkeys.record(path, host=hosts[0], key=keys[0])
+    with pytest.raises(paramiko.BadHostKeyException):
+        hostkeys.record(path, host=hosts[0], key=keys[1])
+    assert len(Path(path).read_text().splitlines()) == len(hosts)
+
+
+def test_lines_paramiko_cannot_read_are_kept_and_skipped(tmp_path):
+    path = hostkeys.known_hosts_file(cluster="demo", master_id="12345678")
+    hostkeys.ensure_file(path)
+    odd = ("# a comment\n@cert-authority *.example ssh-ed25519 AAAA\n"
+           "10.0.0.9 ssh-ed25519 !!not-base64!!\n10.0.0.8 ssh-unknown AAAA")
+    Path(path).write_text(odd)
+    key = paramiko.Ed25519Key.from_private_key_file(str(_keygen(tmp_path / "hk")))
+    assert not hostkeys.has_host(path, "10.0.0.9")
+    hostkeys.record(path, host="10.0.0.1", key=key)
+    text = Path(path).read_text()
+    assert text.startswith(odd + "\n") and hostkeys.has_host(path, "10.0.0.1")
+
+
+@pytest.mark.parametrize("path,option", [
+    ("/home/u/.local/state/x", "/home/u/.local/state/x"),
+    ("/home/a b/x", '"/home/a b/x"'),
+    ("/home/100%/x", "/home/100%%/x"),
+    ('/home/q"/x', '"/home/q\\"/x"')])
+def test_the_path_is_quoted_for_ssh(path, option):
+    assert hostkeys.ssh_option_path(path) == option
+
+
+# ----------------------------------------------------------------------------- login_command
+
+def _facts(address: str = "198.51.100.7") -> ClusterFacts:
+    master = Node(name="demo-master", role="master", private_ip="10.0.0.5",
+                  public_ip=address, server_id="0f1e2d3c-4b5a-6978")
+    return ClusterFacts(cluster_name="demo", master=master, workers=(), ssh_user="debian")
+
+
+def _options(argv: list[str]) -> dict[str, str]:
+    return dict(argv[i + 1].split("=", 1) for i, a in enumerate(argv) if a == "-o")
+
+
+def test_login_pins_the_masters_key_then_insists_on_it(tmp_path):
+    facts = _facts()
+    path = hostkeys.known_hosts_file(facts=facts)
+    options = _options(cluster.login_command(facts=facts, key_filename=None))
+    assert options["UserKnownHostsFile"] == path
+    assert options["StrictHostKeyChecking"] == "accept-new"
+    assert "/dev/null" not in options.values()
+    assert _mode(path) == 0o600              # made before ssh writes to it
+    key = paramiko.Ed25519Key.from_private_key_file(str(_keygen(tmp_path / "hk")))
+    hostkeys.record(path, host="10.0.0.5", key=key)       # a worker's, not the master's
+    options = _options(cluster.login_command(facts=facts, key_filename=None))
+    assert options["StrictHostKeyChecking"] == "accept-new"
+    hostkeys.record(path, host="198.51.100.7", key=key)
+    options = _options(cluster.login_command(facts=facts, key_filename=None))
+    assert options["StrictHostKeyChecking"] == "yes"
+
+
+def test_login_knows_a_key_ssh_pinned_under_a_hashed_name(tmp_path):
+    facts = _facts()
+    path = hostkeys.known_hosts_file(facts=facts)
+    hostkeys.ensure_file(path)
+    key = paramiko.Ed25519Key.from_private_key_file(str(_keygen(tmp_path / "hk")))
+    hashed = paramiko.HostKeys.hash_host("198.51.100.7")
+    Path(path).write_text(f"{hashed} ssh-ed25519 {key.get_base64()}\n")
+    options = _options(cluster.login_command(facts=facts, key_filename=None))
+    assert options["StrictHostKeyChecking"] == "yes"
+
+
+# ----------------------------------------------------------------------------- a real sshd
+
+def _sshd_skip_reason() -> str | None:
+    if os.geteuid() != 0:
+        return "sshd can log users in only when started as root"
+    if not os.access(SSHD, os.X_OK):
+        return f"no {SSHD} (OpenSSH server not installed)"
+    if shutil.which("ssh-keygen") is None:
+        return "no ssh-keygen"
+    return None
+
+
+class Sshd:
+    """One sshd -D on 127.0.0.1:PORT; ``restart(new_host_key=True)`` keeps the port."""
+
+    def __init__(self, folder: Path):
+        self.folder = folder
+        self.port = self._free_port()
+        self.client_key = _keygen(folder / "client")
+        (folder / "authorized_keys").write_text((folder / "client.pub").read_text())
+        self.generation = 0
+        self.proc: subprocess.Popen | None = None
+
+    @staticmethod
+    def _free_port() -> int:
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", 0))
+            return sock.getsockname()[1]
+
+    @property
+    def host_key_pub(self) -> str:
+        return (self.folder / f"host{self.generation}.pub").read_text().split()[1]
+
+    def start(self) -> None:
+        # Debian's sshd refuses to start without its privilege separation folder
+        os.makedirs("/run/sshd", mode=0o755, exist_ok=True)
+        host_key = self.folder / f"host{self.generation}"
+        if not host_key.exists():
+            _keygen(host_key)
+        config = self.folder / "sshd_config"
+        config.write_text("\n".join([
+            "ListenAddress 127.0.0.1", f"HostKey {host_key}",
+            f"PidFile {self.folder / 'sshd.pid'}",
+            f"AuthorizedKeysFile {self.folder / 'authorized_keys'}",
+            "StrictModes no", "UsePAM no", "PasswordAuthentication no",
+            "KbdInteractiveAuthentication no", "PubkeyAuthentication yes",
+            "PermitRootLogin prohibit-password", "AllowTcpForwarding yes",
+            "MaxStartups 100:30:200", "MaxSessions 100", "LogLevel ERROR", ""]))
+        with open(self.folder / "sshd.log", "ab") as log:
+            self.proc = subprocess.Popen(
+                [SSHD, "-D", "-e", "-f", str(config), "-p", str(self.port)],
+                stdout=subprocess.DEVNULL, stderr=log)
+        deadline = time.monotonic() + 15
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"sshd exited {self.proc.returncode}: "
+                                   f"{(self.folder / 'sshd.log').read_text()}")
+            try:
+                with socket.create_connection(("127.0.0.1", self.port), timeout=1) as sock:
+                    sock.settimeout(2)
+                    if sock.recv(64).startswith(b"SSH-"):
+                        return
+            except OSError:
+                time.sleep(0.1)
+        raise RuntimeError("sshd did not answer within 15 s")
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.terminate()            # by its PID: only the sshd this test started
+            try:
+                self.proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(timeout=10)
+        self.proc = None
+
+    def restart(self, *, new_host_key: bool) -> None:
+        self.stop()
+        if new_host_key:
+            self.generation += 1
+        self.start()
+
+    def connect(self, *, known_hosts: str | None, host: str = "127.0.0.1", gateway=None):
+        return ssh.connect(host=f"{host}:{self.port}", user="root",
+                           key_filename=str(self.client_key), gateway=gateway,
+                           known_hosts=known_hosts, timeout=10)
+
+
+@pytest.fixture()
+def sshd(tmp_path):
+    reason = _sshd_skip_reason()
+    if reason:
+        pytest.skip(reason)
+    folder = tmp_path / "sshd"
+    folder.mkdir()
+    server = Sshd(folder)
+    try:
+        server.start()
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture()
+def known_hosts():
+    return hostkeys.known_hosts_file(cluster="demo", master_id="0f1e2d3c-4b5a")
+
+
+def test_first_contact_pins_the_key_and_later_ones_check_it(sshd, known_hosts, monkeypatch):
+    conn = sshd.connect(known_hosts=known_hosts)
+    try:
+        assert ssh.run(conn, "echo ok").stdout.strip() == "ok"
+    finally:
+        conn.close()
+    assert _mode(known_hosts) == 0o600 and _mode(Path(known_hosts).parent) == 0o700
+    name = f"[127.0.0.1]:{sshd.port}"
+    assert Path(known_hosts).read_text().split() == [name, "ssh-ed25519", sshd.host_key_pub]
+
+    def no_second_first_use(*args, **kwargs):
+        raise AssertionError("a pinned host was treated as unknown")
+    monkeypatch.setattr(hostkeys, "record", no_second_first_use)
+    sshd.restart(new_host_key=False)
+    conn = sshd.connect(known_hosts=known_hosts)
+    conn.close()
+
+
+def test_a_changed_host_key_is_refused_at_once(sshd, known_hosts):
+    sshd.connect(known_hosts=known_hosts).close()
+    before = Path(known_hosts).read_text()
+    sshd.restart(new_host_key=True)
+    with pytest.raises(errors.HostKeyChanged) as err:
+        sshd.connect(known_hosts=known_hosts)
+    assert isinstance(err.value, errors.SSHError)
+    assert "host key of 127.0.0.1" in err.value.message and "changed" in err.value.message
+    assert "man-in-the-middle" in err.value.message
+    assert known_hosts in err.value.hint and "spark-openstack destroy" in err.value.hint
+    assert Path(known_hosts).read_text() == before           # the pin is not replaced
+    # the boot wait does not retry it until its deadline: waiting cannot fix it
+    began = time.monotonic()
+    with pytest.raises(errors.HostKeyChanged):
+        ssh.wait_until_booted(host=f"127.0.0.1:{sshd.port}", user="root",
+                              key_filename=str(sshd.client_key), timeout=60,
+                              known_hosts=known_hosts)
+    assert time.monotonic() - began < 20
+    # unpinned (create-image's builder, benchmarks) connects as before and writes nothing
+    sshd.connect(known_hosts=None).close()
+    assert Path(known_hosts).read_text() == before
+
+
+def test_parallel_first_contacts_pin_one_entry_per_host(sshd, known_hosts):
+    failures: list[BaseException] = []
+    start = threading.Barrier(12)
+
+    def one(host: str) -> None:
+        start.wait()
+        try:
+            sshd.connect(known_hosts=known_hosts, host=host).close()
+        except BaseException as exc:  # noqa: BLE001 - reported by the assert below
+            failures.append(exc)
+    threads = [threading.Thread(target=one, args=(("127.0.0.1", "localhost")[i % 2],))
+               for i in range(12)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert not failures
+    lines = sorted(Path(known_hosts).read_text().splitlines())
+    assert lines == sorted(f"[{h}]:{sshd.port} ssh-ed25519 {sshd.host_key_pub}"
+                           for h in ("127.0.0.1", "localhost"))
+
+
+def test_a_node_behind_the_gateway_is_pinned_by_the_address_connected_to(sshd, known_hosts):
+    gateway = sshd.connect(known_hosts=known_hosts)
+    try:
+        worker = sshd.connect(known_hosts=known_hosts, host="localhost", gateway=gateway)
+        try:
+            assert ssh.run(worker, "echo hop").stdout.strip() == "hop"
+        finally:
+            worker.close()
+    finally:
+        gateway.close()
+    names = {line.split()[0] for line in Path(known_hosts).read_text().splitlines()}
+    assert names == {f"[127.0.0.1]:{sshd.port}", f"[localhost]:{sshd.port}"}
+    # the worker's pin is checked too, through a gateway whose own pin still holds
+    (hostkeys.known_hosts_dir() / "other").write_text(
+        Path(known_hosts).read_text().replace(f"[127.0.0.1]:{sshd.port} ", "unused "))
+    os.chmod(hostkeys.known_hosts_dir() / "other", 0o600)
+    sshd.restart(new_host_key=True)
+    other = str(hostkeys.known_hosts_dir() / "other")
+    gateway = sshd.connect(known_hosts=other)          # the gateway is new to this file
+    try:
+        with pytest.raises(errors.HostKeyChanged, match="host key of localhost"):
+            sshd.connect(known_hosts=other, host="localhost", gateway=gateway)
+    finally:
+        gateway.close()
+
+
+def test_the_runner_checks_pinned_keys(sshd, known_hosts):
+    from spark_openstack.services.base import SSHRunner
+    node = Node(name="demo-master", role="master", private_ip=f"127.0.0.1:{sshd.port}")
+    runner = SSHRunner(ssh_user="root", key_filename=str(sshd.client_key),
+                       known_hosts=known_hosts)
+    try:
+        runner.run_as_root(node, "true")
+    finally:
+        runner.close()
+    assert hostkeys.has_host(known_hosts, f"[127.0.0.1]:{sshd.port}")
+    sshd.restart(new_host_key=True)
+    runner = SSHRunner(ssh_user="root", key_filename=str(sshd.client_key),
+                       known_hosts=known_hosts)
+    try:
+        with pytest.raises(errors.HostKeyChanged):
+            runner.run_as_root(node, "true")
+    finally:
+        runner.close()
+
+
+@pytest.mark.skipif(shutil.which("ssh") is None, reason="no OpenSSH client")
+def test_openssh_reads_the_pins_and_refuses_a_changed_key(sshd, known_hosts):
+    sshd.connect(known_hosts=known_hosts).close()          # pinned by paramiko
+    facts = ClusterFacts(cluster_name="demo", workers=(), ssh_user="root", master=Node(
+        name="demo-master", role="master", private_ip="127.0.0.1",
+        server_id="0f1e2d3c-4b5a"))
+    argv = cluster.login_command(facts=facts, key_filename=str(sshd.client_key))
+    assert _options(argv)["UserKnownHostsFile"] == known_hosts
+    at = argv.index("-l")
+    argv[at:at] = ["-F", "/dev/null", "-p", str(sshd.port), "-o", "BatchMode=yes",
+                   "-o", "ConnectTimeout=10"]
+    ok = subprocess.run([*argv, "echo", "in"], capture_output=True, text=True, timeout=60,
+                        stdin=subprocess.DEVNULL)
+    assert (ok.returncode, ok.stdout.strip()) == (0, "in"), ok.stderr
+    sshd.restart(new_host_key=True)
+    refused = subprocess.run([*argv, "echo", "in"], capture_output=True, text=True,
+                             timeout=60, stdin=subprocess.DEVNULL)
+    assert refused.returncode != 0 and "in" not in refused.stdout.split()
+    assert "host key" in refused.stderr.lower() or "identification" in refused.stderr.lower()
