@@ -19,6 +19,7 @@ from sbhelpers import boot, fixed_ip, ssh, ssh_answers, wait_ssh
 pytestmark = pytest.mark.sandbox
 
 ROOT = Path(__file__).resolve().parents[2]
+CLOUDS = ROOT / ".sandbox" / "clouds.yaml"
 HOSTS_DIR = ROOT / ".sandbox" / "hosts"
 
 USER_DATA = """#cloud-config
@@ -221,3 +222,27 @@ def test_quota_is_enforced_like_a_real_cloud(demo, admin, keypair):
         assert not [s for s in demo.compute.servers() if s.name == "sbt-too-big"]
     finally:
         admin.compute.delete_flavor(huge, ignore_missing=True)
+
+
+def test_credentials_are_fresh_and_root_only(demo):
+    """Anyone holding the sandbox's credentials can run code as root on this machine, so
+    they are random for every `up` and readable by root only; the old fixed ones fail."""
+    import openstack
+    import yaml
+    from keystoneauth1 import exceptions as ks
+    sandbox_dir = CLOUDS.parent
+    assert sandbox_dir.stat().st_mode & 0o777 == 0o700
+    assert CLOUDS.stat().st_mode & 0o777 == 0o600
+    clouds = yaml.safe_load(CLOUDS.read_text())["clouds"]
+    password = clouds["sandbox"]["auth"]["password"]
+    assert password != "secret" and len(password) >= 32
+    assert clouds["sandbox-admin"]["auth"]["password"] == password
+    for config in (sandbox_dir / "etc").rglob("*.conf"):
+        assert "password = secret" not in config.read_text(), config
+    assert "guest:guest" not in (sandbox_dir / "etc" / "nova" / "nova.conf").read_text()
+    stale = openstack.connect(auth_url="http://127.0.0.1:5000/v3", username="demo",
+                              password="secret", project_name="demo", user_domain_id="default",
+                              project_domain_id="default", region_name="RegionOne")
+    with pytest.raises(ks.Unauthorized):
+        stale.authorize()
+    assert demo.authorize()
