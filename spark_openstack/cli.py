@@ -320,8 +320,6 @@ HDFS's web ports act on anonymous requests and open only with --open-unsafe-ui-c
                    "as the HDFS superuser (?user.name=). Prefer `login -L`.")
 @click.option("--anti-affinity/--no-anti-affinity", default=None,
               help="Soft anti-affinity server group (default on).")
-@click.option("--volume-size", type=int, metavar="GB",
-              help="A Cinder volume per node for HDFS data (needs a volume service).")
 @click.option("--data-dir", multiple=True, metavar="DIR",
               help="Where HDFS keeps its data on every node (repeatable, one per disk; "
                    "default /var/lib/hadoop/hdfs).")

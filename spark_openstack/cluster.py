@@ -179,11 +179,6 @@ def validate_launch(*, provider: OpenStackProvider, spec: LaunchSpec,
             f"security group {security_group_name(name)!r} of a cluster named {name!r} "
             "exists (left over from an earlier cluster)",
             hint=f"clean it up with `spark-openstack destroy -c {name}`, or pick another name")
-    if spec.volume_size and not provider.has_volume_service():
-        raise errors.ValidationError(
-            f"--volume-size {spec.volume_size} asks for a Cinder volume per node, but this "
-            "cloud has no volume (block-storage) service",
-            hint="drop --volume-size: HDFS will keep its data on the servers' own disks")
     image = provider.find_image(spec.image)
     flavor = provider.find_flavor(spec.flavor, option="--flavor")
     master_flavor = flavor if not spec.master_flavor else provider.find_flavor(
@@ -326,7 +321,7 @@ def _create_and_reach(*, provider, plan: LaunchPlan, created: _Created, timings,
                 # by id: a concurrent launch of the same name has a group of the same name
                 security_groups=[group.id], server_group_id=server_group_id,
                 metadata=metadata, tags=provider.cluster_tags(name, role),
-                volume_size=spec.volume_size, count=count)
+                count=count)
 
         def create_master():
             progress.node_status(master_name(name), "creating")

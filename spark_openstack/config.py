@@ -57,7 +57,6 @@ BUILTIN_DEFAULTS: dict[str, Any] = {
     "open_ui_cidr": (),
     "open_unsafe_ui_cidr": (),
     "anti_affinity": True,
-    "volume_size": None,
     "data_dir": (),
     "ssh_user": "debian",
     "deploy": True,
@@ -76,7 +75,13 @@ BUILTIN_DEFAULTS: dict[str, Any] = {
 _LIST_KEYS = {"allowed_cidr", "open_ui_cidr", "open_unsafe_ui_cidr", "services",
               "python_packages", "data_dir"}
 _BOOL_KEYS = {"floating_ip", "anti_affinity", "deploy", "keep_on_failure", "no_hadoop"}
-_INT_KEYS = {"slaves", "volume_size", "timeout"}
+_INT_KEYS = {"slaves", "timeout"}
+#: Keys earlier versions accepted, with why they went and what to use instead.
+REMOVED_KEYS = {
+    "volume_size": "--volume-size is gone: its Cinder volumes were never formatted or "
+                   "mounted, so HDFS never used them; put HDFS on a disk the flavor gives "
+                   "(--data-dir DIR)",
+}
 
 
 def config_path(explicit: str | os.PathLike | None) -> Path:
@@ -139,6 +144,9 @@ def load_config_file(path: Path, *, required: bool = False) -> dict[str, Any]:
     values: dict[str, Any] = {}
     for key, value in raw.items():
         norm = _normalise_key(key)
+        if norm in REMOVED_KEYS:
+            raise ConfigError(f"key {key!r} in config file {path}: {REMOVED_KEYS[norm]}",
+                              hint=f"remove it from {path}")
         if norm not in BUILTIN_DEFAULTS:
             known = ", ".join(sorted(k.replace("_", "-") for k in BUILTIN_DEFAULTS))
             raise ConfigError(f"unknown key {key!r} in config file {path}",
@@ -317,7 +325,6 @@ class LaunchSpec:
     open_ui_cidrs: tuple[str, ...] = ()
     unsafe_ui_cidrs: tuple[str, ...] = ()
     anti_affinity: bool = True
-    volume_size: int | None = None
     data_dirs: tuple[str, ...] = (DEFAULT_DATA_DIR,)
     ssh_user: str = "debian"
     deploy: bool = True
@@ -356,11 +363,6 @@ def launch_spec_from(resolved: Resolved, *, cluster_name: str | None) -> LaunchS
     unsafe_ui = _parse_cidrs(tuple(v.get("open_unsafe_ui_cidr") or ()),
                              source=src("open_unsafe_ui_cidr"))
     ssh_user = validate_ssh_user(v.get("ssh_user") or "debian", source=src("ssh_user"))
-    volume_size = v.get("volume_size")
-    if volume_size is not None and volume_size < 1:
-        raise UsageError(f"--volume-size ({src('volume_size')}) is {volume_size}; "
-                         "it must be a size in GB >= 1",
-                         hint="omit it to keep HDFS data on the servers' own disks")
     timeout = v.get("timeout")
     if not isinstance(timeout, int) or timeout < 30:
         raise UsageError(f"--timeout ({src('timeout')}) is {timeout}; it must be >= 30 seconds")
@@ -383,6 +385,6 @@ def launch_spec_from(resolved: Resolved, *, cluster_name: str | None) -> LaunchS
         floating_ip=bool(v.get("floating_ip", True)), allowed_cidrs=allowed,
         open_ui_cidrs=open_ui, unsafe_ui_cidrs=unsafe_ui,
         anti_affinity=bool(v.get("anti_affinity", True)),
-        volume_size=volume_size, data_dirs=data_dirs, ssh_user=ssh_user,
+        data_dirs=data_dirs, ssh_user=ssh_user,
         deploy=bool(v.get("deploy", True)), keep_on_failure=bool(v.get("keep_on_failure")),
         timeout=timeout, services=tuple(dict.fromkeys(services)))

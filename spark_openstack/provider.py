@@ -511,7 +511,7 @@ class OpenStackProvider:
                       keypair: str | None = None, security_groups: Iterable[str] = (),
                       server_group_id: str | None = None, metadata: dict | None = None,
                       tags: Iterable[str] = (), user_data: str | None = None,
-                      volume_size: int | None = None, count: int = 1) -> str:
+                      count: int = 1) -> str:
         """POST one server and return its id at once (no waiting: see ``wait_for_servers``).
 
         ``count > 1`` makes Nova create that many identical servers in ONE request (one
@@ -519,8 +519,7 @@ class OpenStackProvider:
         template and only the first id comes back: find the rest with ``list_servers``.
 
         Tags go in the create request on microversion >= 2.52, else are added right after
-        (>= 2.26), else only metadata identifies the server. ``volume_size`` adds a blank
-        Cinder volume deleted together with the server.
+        (>= 2.26), else only metadata identifies the server.
         """
         attrs: dict[str, Any] = dict(name=name, image_id=image_id, flavor_id=flavor_id,
                                      networks=[{"uuid": network_id}],
@@ -534,12 +533,6 @@ class OpenStackProvider:
         if user_data:
             raw = user_data.encode() if isinstance(user_data, str) else user_data
             attrs["user_data"] = base64.b64encode(raw).decode()
-        if volume_size:
-            attrs["block_device_mapping"] = [
-                {"uuid": image_id, "source_type": "image", "destination_type": "local",
-                 "boot_index": 0, "delete_on_termination": True},
-                {"source_type": "blank", "destination_type": "volume", "boot_index": -1,
-                 "volume_size": int(volume_size), "delete_on_termination": True}]
         if count > 1:
             attrs["min_count"] = attrs["max_count"] = int(count)
         tags = list(tags)
@@ -693,9 +686,25 @@ class OpenStackProvider:
 
     # ---------------------------------------------------------------- volumes
     @translate_errors
-    def delete_volumes(self, volume_ids: Iterable[str]) -> None:
-        for vid in volume_ids:
-            self.conn.block_storage.delete_volume(vid, ignore_missing=True)
+    def delete_volumes(self, volume_ids: Iterable[str], *, timeout: float = 300) -> None:
+        """Volumes of clusters made by earlier versions (``--volume-size``). Nova deletes
+        them itself (delete_on_termination), so wait for that instead of racing it: a
+        volume still attached or being deleted is left to Nova, and 404 means done."""
+        from openstack import exceptions as sdk
+        pending = set(volume_ids)
+
+        def gone():
+            for vid in list(pending):
+                try:
+                    volume = self.conn.block_storage.get_volume(vid)
+                except sdk.NotFoundException:
+                    pending.discard(vid)
+                    continue
+                if volume.status in ("available", "error"):
+                    self.conn.block_storage.delete_volume(vid, ignore_missing=True)
+            return True if not pending else None
+        poll(gone, timeout=timeout, what="volume deletion", interval=2, max_interval=5,
+             describe=lambda: f"{len(pending)} volume(s) left: {', '.join(sorted(pending))}")
 
     # ---------------------------------------------------------------- clusters
     def all_cluster_servers(self) -> dict[str, list]:

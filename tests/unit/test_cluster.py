@@ -252,13 +252,6 @@ def _spec(key, **over):
     return LaunchSpec(**base)
 
 
-def test_volume_size_without_volume_service_refused_before_creating(key):
-    provider = FakeProvider(key_pub=key.with_name("id_a.pub").read_text())
-    with pytest.raises(errors.ValidationError, match="no volume"):
-        cluster.launch(provider=provider, spec=_spec(key, volume_size=20))
-    assert not [c for c in provider.calls if c.startswith("create")]
-
-
 def test_existing_cluster_refused_before_creating(key):
     provider = FakeProvider(key_pub=key.with_name("id_a.pub").read_text(),
                             existing=[types.SimpleNamespace(name="demo-master")])

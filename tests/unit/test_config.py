@@ -129,7 +129,6 @@ def test_launch_spec_defaults():
     ({"open_unsafe_ui_cidr": ("nope",)}, "is not an IP network"),
     ({"ssh_user": "-oProxyCommand=touch /tmp/x"}, "is not a user name"),
     ({"ssh_user": "Debian"}, "is not a user name"),
-    ({"volume_size": 0}, "--volume-size"),
     ({"timeout": 5}, "--timeout"),
     ({"services": ("spark", "mesos")}, "mesos"),
     ({"floating_ip": False, "floating_ip_pool": "public"}, "contradict"),
@@ -201,3 +200,11 @@ def test_other_ssh_users_are_refused_naming_the_input(user):
     with pytest.raises(UsageError) as err:
         config.validate_ssh_user(user, source="ssh-user in x.yaml")
     assert "ssh-user in x.yaml" in str(err.value) and "POSIX" in err.value.hint
+
+
+def test_a_config_file_with_the_removed_volume_size_says_why(tmp_path):
+    path = tmp_path / "config.yaml"
+    path.write_text("volume-size: 20\n")
+    with pytest.raises(ConfigError, match="never formatted or mounted") as err:
+        config.load_config_file(path)
+    assert "--data-dir" in str(err.value)
