@@ -132,7 +132,10 @@ def sync_security_groups(ports, rules):
 
 
 def main():
-    conn = openstack.connect(cloud=sys.argv[1] if len(sys.argv) > 1 else 'sandbox-admin')
+    # part of the cloud, like Neutron's own agents: the internal endpoints (sandbox/faults
+    # puts only the public ones behind its proxy)
+    conn = openstack.connect(cloud=sys.argv[1] if len(sys.argv) > 1 else 'sandbox-admin',
+                             interface='internal')
     ensure_chain()
     print(f'[agent] floating IPs via {CHAIN}; security groups '
           f'{"enforced" if ENFORCE_SG else "NOT enforced"}', flush=True)

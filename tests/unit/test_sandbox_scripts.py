@@ -52,3 +52,44 @@ def test_down_kills_its_own_processes_and_spares_strangers(tmp_path):
             if _alive(p):
                 p.kill()
             p.wait()
+
+
+def test_down_stops_the_fault_proxy(tmp_path):
+    """sandbox/faults' proxy is recorded like the services; down stops it and forgets
+    the faults' state (the catalog it changed is discarded with the database)."""
+    run = tmp_path / "run"
+    run.mkdir()
+    cfg = tmp_path / "cfg.json"
+    cfg.write_text('{"seed": 1, "counters": "%s", "services": {"compute": '
+                   '{"upstream": "http://127.0.0.1:9", "share": 0.5}}}' % (run / "faults.json"))
+    proxy = subprocess.Popen(["python3", str(ROOT / "sandbox" / "fault_proxy.py"),
+                              "--config", str(cfg)], start_new_session=True,
+                             stdout=subprocess.DEVNULL)
+    try:
+        (run / "fault-proxy.pid").write_text(f"{proxy.pid}\n")
+        (run / "fault-proxy.cmd").write_text("fault_proxy.py\n")
+        (run / "faults.state.json").write_text("{}")
+        proc = subprocess.run([str(ROOT / "sandbox" / "down")], capture_output=True, text=True,
+                              timeout=120, stdin=subprocess.DEVNULL,
+                              env=dict(os.environ, SANDBOX_DIR=str(tmp_path),
+                                       SANDBOX_PREFIX="sbxtest"))
+        assert proc.returncode == 0, proc.stderr
+        proxy.wait(timeout=10)
+        assert not (run / "fault-proxy.pid").exists()
+        assert not (run / "faults.state.json").exists()
+    finally:
+        if _alive(proxy):
+            proxy.kill()
+            proxy.wait()
+
+
+def test_faults_needs_root_but_not_for_help():
+    helped = subprocess.run([str(ROOT / "sandbox" / "faults"), "--help"], capture_output=True,
+                            text=True, timeout=30)
+    assert helped.returncode == 0
+    for word in ("--compute", "--latency", "--clear", "--status", "--kill-host",
+                 "--freeze-host", "--thaw-host"):
+        assert word in helped.stdout
+    bad = subprocess.run([str(ROOT / "sandbox" / "faults"), "--compute", "503:1.5"],
+                         capture_output=True, text=True, timeout=30)
+    assert bad.returncode == 2 and "within 0..1" in bad.stderr
