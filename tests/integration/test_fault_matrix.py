@@ -22,7 +22,7 @@ from pathlib import Path
 import openstack
 import pytest
 
-from test_launch import _name, leftovers, run_cli, wait_clean
+from test_launch import _name, run_cli, wait_clean
 
 pytestmark = [pytest.mark.sandbox,
               pytest.mark.skipif(os.geteuid() != 0, reason="sandbox/faults must run as root")]
