@@ -22,8 +22,8 @@ from . import errors, hostkeys
 from .config import (SSH_USER_HINT, WEB_UI_PORTS, LaunchSpec, is_ssh_user, unsafe_ui_warning,
                      validate_ssh_user, web_ui_rules)
 from .executor import run_per_node
-from .model import (DEFAULT_DATA_DIR, META_CLUSTER, ROLE_MASTER, ROLE_WORKER, ClusterFacts, Node, master_name,
-                    worker_name)
+from .model import (DEFAULT_DATA_DIR, META_CLUSTER, META_RUN, ROLE_MASTER, ROLE_WORKER,
+                    ClusterFacts, Node, master_name, worker_name)
 from .polling import poll, shielded_cleanup
 from .progress import PhaseTimer, Progress, ensure
 from .provider import (OpenStackProvider, QuotaNeed, security_group_name, server_group_name)
@@ -32,7 +32,6 @@ from .render import HADOOP_SERVICES, check_memory_plan, image_hadoop_services
 META_SSH_USER = "spark_openstack_ssh_user"
 META_SERVICES = "spark_openstack_services"
 META_DATA_DIRS = "spark_openstack_data_dirs"
-META_RUN = "spark_openstack_run"
 DEFAULT_IDENTITY_FILES = ("~/.ssh/id_ed25519", "~/.ssh/id_rsa", "~/.ssh/id_ecdsa")
 
 

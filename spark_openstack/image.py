@@ -5,19 +5,27 @@ for SSH, then for cloud-init itself (``cloud-init status --wait``: sshd answers 
 user-data is done), show cloud-init's own error output when the bake failed, scrub what
 must not be in an image (login keys, cloud-init's instance state), stop the builder,
 snapshot it, wait for the image to be active and record what it holds as image
-properties. The builder and everything made for it are deleted on success and failure.
+properties. The builder and everything made for it are deleted on success, failure and
+Ctrl-C/SIGTERM: each run has a run id stamped into all it creates and its cleanup deletes
+what it recorded and what the cloud holds with that id (``_ImageRun``, ``discover``).
 """
 from __future__ import annotations
 
+import contextlib
 import json
+import re
+import secrets
 import shlex
 import time
+from dataclasses import dataclass, field
 
 from . import __version__, ssh
 from .errors import (DeployError, Interrupted, NotFoundError, SparkOpenstackError,
-                     ValidationError)
+                     UsageError, ValidationError)
+from .model import META_RUN
 from .polling import shielded_cleanup
 from .progress import PhaseTimer, ensure
+from .provider import security_group_name
 from .userdata import (DEFAULT_JAVA_PACKAGE, DEFAULT_MIRROR, render_bake_userdata,
                        validate_bake_inputs)
 
@@ -80,6 +88,179 @@ def image_properties(marker: dict) -> dict[str, str]:
     }
 
 
+# --------------------------------------------------------------------------- the run's ledger
+
+#: What a create-image run makes, in the order its cleanup deletes them.
+KINDS = ("fip", "server", "secgroup", "image")
+KIND_NAMES = {"fip": "floating IP", "server": "builder server", "secgroup": "security group",
+              "image": "unfinished image"}
+#: How long a cleanup waits for something whose create call was cut off (Ctrl-C between
+#: the request and its answer) to appear in the cloud's listings.
+SETTLE_SECONDS = 8.0
+#: Discover-and-delete rounds at most: a create cut off mid-request may land after the first.
+CLEANUP_ROUNDS = 3
+
+_RUN_MARK = re.compile(r"spark-openstack-run=([\w-]+)")
+
+
+def run_mark(run_id: str) -> str:
+    """The run id as written into descriptions (security group, floating IP)."""
+    return f"spark-openstack-run={run_id}"
+
+
+def run_in_text(text: str | None) -> str | None:
+    """The run id a description carries (``run_mark``), or None."""
+    match = _RUN_MARK.search(text or "")
+    return match.group(1) if match else None
+
+
+def builder_group_name(name: str, run_id: str) -> str:
+    """One group per run: a group a failed delete left behind never blocks a later run
+    (nor a cluster named ``NAME-builder``); the builder gets it by id anyway."""
+    return f"{security_group_name(builder_name(name))}-{run_id}"
+
+
+def builder_description(name: str, run_id: str) -> str:
+    return f"spark-openstack image builder for {name} ({run_mark(run_id)})"
+
+
+def _image_property(image, key: str):
+    props = getattr(image, "properties", None) or {}
+    return props.get(key) or getattr(image, key, None)
+
+
+@dataclass
+class _ImageRun:
+    """The ledger of one create-image run: what it made, so every exit deletes exactly that.
+
+    ``run_id`` is stamped into everything the run creates (builder metadata ``META_RUN``,
+    the descriptions of its security group and floating IP, the snapshot's properties),
+    so what a run made is found by it even when the create's answer never arrived, and
+    another run's things (same image name included) are never taken for it.
+    """
+
+    run_id: str = field(default_factory=lambda: secrets.token_hex(4))
+    made: dict[str, set[str]] = field(default_factory=lambda: {k: set() for k in KINDS})
+    pending: set[str] = field(default_factory=set)   # a create started, no id recorded yet
+    started: bool = False                            # any create was ever started
+
+    @contextlib.contextmanager
+    def creating(self, kind: str):
+        """Around one create call: until ``record`` it may have made something unseen."""
+        self.started = True
+        self.pending.add(kind)
+        try:
+            yield
+        except UsageError:           # refused outright (quota, bad input): nothing was made
+            self.pending.discard(kind)
+            raise
+
+    def record(self, kind: str, ident: str) -> None:
+        self.made[kind].add(ident)
+        self.pending.discard(kind)
+
+
+def discover(provider, run: _ImageRun) -> tuple[dict[str, set[str]], list[str]]:
+    """Ids of what the cloud holds of this run, by run id only: builder servers by
+    metadata, floating IPs by description (or on this run's builders), security groups by
+    description, images by property (or snapshots of this run's builders). Also returns
+    the listings that failed (what they would have found is unknown)."""
+    rid = run.run_id
+    found: dict[str, set[str]] = {k: set() for k in KINDS}
+    problems = []
+
+    def listing(kind, fn):
+        try:
+            found[kind] = set(fn())
+        except SparkOpenstackError as exc:
+            problems.append(f"could not list {KIND_NAMES[kind]}s: {exc.message}")
+
+    listing("server", lambda: (
+        s.id for s in provider.list_servers()
+        if (s.metadata or {}).get(META_RUN) == rid
+        and BUILDER_METADATA_KEY in (s.metadata or {})))
+    servers = found["server"] | run.made["server"]
+    listing("fip", lambda: (
+        f.id for f in provider.list_floating_ips()
+        if run_in_text(f.description) == rid
+        or (servers and (f.port_details or {}).get("device_id") in servers)))
+    listing("secgroup", lambda: (g.id for g in provider.list_security_groups()
+                                 if run_in_text(g.description) == rid))
+    listing("image", lambda: (
+        i.id for i in provider.list_images()
+        if _image_property(i, META_RUN) == rid
+        or (servers and _image_property(i, "instance_uuid") in servers)))
+    return found, problems
+
+
+def _cleanup(provider, run: _ImageRun, *, keep_image: str | None = None, progress,
+             settle: float | None = None, interval: float = 1.0,
+             rounds: int = CLEANUP_ROUNDS) -> str:
+    """Delete what this run made: what it recorded AND what the cloud holds with its run
+    id (``discover``), never another run's. Rounds repeat until a listing finds nothing
+    new; a create whose answer never came is waited for up to ``settle`` seconds.
+    Returns a one-line summary; what could not be deleted is also told to ``progress``."""
+    if not run.started:
+        return "nothing had been created."
+    done: dict[str, set[str]] = {k: set() for k in KINDS}
+    failed: list[str] = []
+    seen: set[str] = set()
+    settle_end = time.monotonic() + (SETTLE_SECONDS if settle is None else settle)
+    used = 0
+    while True:
+        found, listing_problems = discover(provider, run)
+        seen |= {k for k in KINDS if found[k] or run.made[k]}
+        todo = {k: (run.made[k] | found[k]) - done[k] for k in KINDS}
+        todo["image"].discard(keep_image)
+        if not any(todo.values()):
+            if run.pending - seen and time.monotonic() < settle_end:
+                time.sleep(interval)       # a cut-off create may still be landing
+                continue
+            failed += listing_problems
+            break
+        if used >= rounds:
+            failed += [f"{KIND_NAMES[k]} {i}: still there" for k in KINDS for i in todo[k]]
+            break
+        used += 1
+        _delete_round(provider, todo, done, failed)
+    deleted = [KIND_NAMES[k] for k in KINDS if done[k]]
+    if failed:
+        progress.message("could not delete everything create-image made; delete by hand: "
+                         + "; ".join(failed))
+        return (f"could not delete everything this run made: {'; '.join(failed)}")
+    if not deleted:
+        return "nothing had been created."
+    return f"deleted what this run made ({', '.join(deleted)})."
+
+
+def _delete_round(provider, todo: dict[str, set[str]], done: dict[str, set[str]],
+                  failed: list[str]) -> None:
+    """One pass in dependency order: floating IPs, builders (waited for), groups
+    (confirmed gone), images. A failed delete is reported once, not retried."""
+    def attempt(kind, ident, delete):
+        done[kind].add(ident)
+        try:
+            delete()
+        except SparkOpenstackError as exc:
+            failed.append(f"{KIND_NAMES[kind]} {ident}: {exc.message}")
+
+    for fip in sorted(todo["fip"]):
+        attempt("fip", fip, lambda fip=fip: provider.delete_floating_ip(fip))
+    if todo["server"]:
+        servers = sorted(todo["server"])
+        try:
+            provider.delete_servers(server_ids=servers, wait=True)
+        except SparkOpenstackError as exc:
+            failed.append(f"{KIND_NAMES['server']} {', '.join(servers)}: {exc.message}")
+        done["server"] |= set(servers)
+    for group in sorted(todo["secgroup"]):
+        attempt("secgroup", group, lambda group=group: provider.delete_security_group(group))
+    for image in sorted(todo["image"]):
+        attempt("image", image, lambda image=image: provider.delete_image(image))
+
+
+# --------------------------------------------------------------------------- create-image
+
 def create_image(*, conn_provider, name: str, base_image: str, flavor: str, keypair: str,
                  key_filename: str | None, spark_version: str, hadoop_version: str | None,
                  mirror: str = DEFAULT_MIRROR, java_package: str = DEFAULT_JAVA_PACKAGE,
@@ -91,10 +272,11 @@ def create_image(*, conn_provider, name: str, base_image: str, flavor: str, keyp
     ``allowed_cidrs``: who may SSH to the builder (required; a security group is made for
     the builder and deleted with it). ``floating_ip``: reach the builder through a floating IP from
     ``floating_pool`` instead of its fixed address.
+
+    Every exit (success, failure, Ctrl-C/SIGTERM as ``Interrupted``) deletes what this
+    run made, found by its run id (``_ImageRun``), the finished image excepted.
     """
     progress = ensure(progress)
-    provider = conn_provider
-    timings: dict[str, float] = {}
     validate_bake_inputs(spark_version=spark_version, hadoop_version=hadoop_version,
                          mirror=mirror, java_package=java_package,
                          python_packages=list(python_packages or ()))
@@ -102,107 +284,117 @@ def create_image(*, conn_provider, name: str, base_image: str, flavor: str, keyp
         raise ValidationError(
             "no --allowed-cidr given: SSH to the image builder would be closed to everyone",
             hint="pass the address you connect from, e.g. --allowed-cidr 203.0.113.7/32")
-    deadline = time.monotonic() + timeout
-    made = {"server": None, "secgroup": None, "fip": None, "image": None}
-    image_id = None
+    run = _ImageRun()
+    phase = ["validate"]
     try:
-        with PhaseTimer(progress, "validate", timings):
-            try:
-                provider.find_image(name)
-            except NotFoundError:
-                pass
-            else:
-                raise ValidationError(f"an image named {name!r} (-n/--name) already exists",
-                                      hint="choose another name or delete the old image")
-            base = provider.find_image(base_image)
-            flav = provider.find_flavor(flavor)
-            provider.find_keypair(keypair)
-            net = provider.find_network(network)
-            pool = provider.find_floating_pool(floating_pool) if floating_ip else None
-            user_data = render_bake_userdata(
-                spark_version=spark_version, hadoop_version=hadoop_version, mirror=mirror,
-                java_package=java_package, python_packages=list(python_packages or ()),
-                built_by=f"spark-openstack {__version__}")
-        with PhaseTimer(progress, "boot builder", timings):
-            group = provider.create_security_group(
-                cluster=builder_name(name), ssh_cidrs=list(allowed_cidrs), ui_cidrs=[],
-                ui_ports=[])
-            made["secgroup"] = group.id
-            groups = [group.name]
-            made["server"] = provider.create_server(
-                name=builder_name(name), image_id=base.id, flavor_id=flav.id,
-                network_id=net.id, keypair=keypair, security_groups=groups,
-                metadata={BUILDER_METADATA_KEY: name}, user_data=user_data)
-            servers = provider.wait_for_servers(
-                server_ids=[made["server"]], timeout=max(60, deadline - time.monotonic()),
-                on_status=lambda s: progress.node_status(s.name, s.status))
-            node = provider.node_from_server(servers[made["server"]])
-            host = node.private_ip
-            if pool is not None:
-                made["fip"], host = provider.attach_floating_ip(
-                    server_id=made["server"], pool_network_id=pool.id,
-                    cluster=builder_name(name))
-        with PhaseTimer(progress, "wait for ssh", timings):
-            ssh.wait_for_ssh(host=host, user=ssh_user, key_filename=key_filename,
-                             timeout=max(60, min(600, deadline - time.monotonic())))
-        conn = ssh.connect(host=host, user=ssh_user, key_filename=key_filename)
-        try:
-            with PhaseTimer(progress, "bake (cloud-init)", timings):
-                progress.node_status(builder_name(name), "cloud-init running")
-                marker_text = wait_for_bake(conn, host=host,
-                                            timeout=max(60, deadline - time.monotonic()))
-                try:
-                    marker = json.loads(marker_text)
-                except ValueError as exc:
-                    raise DeployError(f"the builder's {IMAGE_MARKER_PATH} is not JSON: "
-                                      f"{marker_text[:200]!r}") from exc
-                progress.message(
-                    f"baked: Spark {marker.get('spark_version')}, Hadoop "
-                    f"{marker.get('hadoop_version') or 'none'}"
-                    + (f" ({' + '.join(x.upper() for x in marker.get('hadoop_services') or ())})"
-                       if marker.get("hadoop_version") else "")
-                    + f", Java {marker.get('java_version')}")
-            ssh.run(conn, f"sudo -n sh -c {shlex.quote(SCRUB_COMMAND)}", timeout=120)
-        finally:
-            conn.close()
-        with PhaseTimer(progress, "snapshot", timings):
-            provider.stop_server(made["server"])
-            provider.wait_for_server_status(server_id=made["server"], status="SHUTOFF",
-                                            timeout=max(60, deadline - time.monotonic()))
-            made["image"] = provider.snapshot_server(server_id=made["server"], name=name)
-            provider.wait_for_image(image_id=made["image"],
-                                    timeout=max(120, deadline - time.monotonic()))
-            provider.set_image_properties(image_id=made["image"],
-                                          properties=image_properties(marker))
-        image_id = made["image"]
-        return image_id
-    except KeyboardInterrupt:
-        raise Interrupted("create-image interrupted; the builder and what it made are "
-                          "being deleted") from None
-    finally:
+        image_id = _build(provider=conn_provider, run=run, phase=phase, progress=progress,
+                          name=name, base_image=base_image, flavor=flavor, keypair=keypair,
+                          key_filename=key_filename, spark_version=spark_version,
+                          hadoop_version=hadoop_version, mirror=mirror,
+                          java_package=java_package, python_packages=python_packages,
+                          network=network, ssh_user=ssh_user, timeout=timeout,
+                          allowed_cidrs=allowed_cidrs, floating_ip=floating_ip,
+                          floating_pool=floating_pool)
+    except (KeyboardInterrupt, Interrupted):
         with shielded_cleanup():
-            _cleanup(provider, made, keep_image=image_id is not None, progress=progress)
+            summary = _cleanup(conn_provider, run, progress=progress)
+        raise Interrupted(f"create-image {name!r} interrupted in the {phase[0]} phase; "
+                          f"{summary}") from None
+    except BaseException:
+        with shielded_cleanup():
+            _cleanup(conn_provider, run, progress=progress)
+        raise
+    with shielded_cleanup():
+        _cleanup(conn_provider, run, keep_image=image_id, progress=progress)
+    return image_id
 
 
-def _cleanup(provider, made: dict, *, keep_image: bool, progress) -> None:
-    """Delete the builder, its floating IP and security group (and a half-made image)."""
-    problems = []
-    steps = [
-        ("builder server", made["server"],
-         lambda: provider.delete_servers(server_ids=[made["server"]], wait=True)),
-        ("floating IP", made["fip"], lambda: provider.delete_floating_ip(made["fip"])),
-        ("security group", made["secgroup"],
-         lambda: provider.delete_security_group(made["secgroup"])),
-        ("unfinished image", None if keep_image else made["image"],
-         lambda: provider.delete_image(made["image"])),
-    ]
-    for what, ident, delete in steps:
-        if not ident:
-            continue
+def _build(*, provider, run: _ImageRun, phase: list[str], progress, name, base_image,
+           flavor, keypair, key_filename, spark_version, hadoop_version, mirror,
+           java_package, python_packages, network, ssh_user, timeout, allowed_cidrs,
+           floating_ip, floating_pool) -> str:
+    """The steps of ``create_image``; each create is recorded in ``run`` as it happens."""
+    timings: dict[str, float] = {}
+    deadline = time.monotonic() + timeout
+    builder = builder_name(name)
+
+    def step(label):
+        phase[0] = label
+        return PhaseTimer(progress, label, timings)
+
+    with step("validate"):
         try:
-            delete()
-        except SparkOpenstackError as exc:
-            problems.append(f"{what} {ident}: {exc.message}")
-    if problems:
-        progress.message("could not delete everything create-image made; delete by hand: "
-                         + "; ".join(problems))
+            provider.find_image(name)
+        except NotFoundError:
+            pass
+        else:
+            raise ValidationError(f"an image named {name!r} (-n/--name) already exists",
+                                  hint="choose another name or delete the old image")
+        base = provider.find_image(base_image)
+        flav = provider.find_flavor(flavor)
+        provider.find_keypair(keypair)
+        net = provider.find_network(network)
+        pool = provider.find_floating_pool(floating_pool) if floating_ip else None
+        user_data = render_bake_userdata(
+            spark_version=spark_version, hadoop_version=hadoop_version, mirror=mirror,
+            java_package=java_package, python_packages=list(python_packages or ()),
+            built_by=f"spark-openstack {__version__}")
+    with step("boot builder"):
+        with run.creating("secgroup"):
+            group = provider.create_security_group(
+                cluster=builder, ssh_cidrs=list(allowed_cidrs), ui_cidrs=[], ui_ports=[],
+                name=builder_group_name(name, run.run_id),
+                description=builder_description(name, run.run_id))
+            run.record("secgroup", group.id)
+        with run.creating("server"):
+            server_id = provider.create_server(
+                name=builder, image_id=base.id, flavor_id=flav.id, network_id=net.id,
+                keypair=keypair, security_groups=[group.id],       # by id, never by name
+                metadata={BUILDER_METADATA_KEY: name, META_RUN: run.run_id},
+                user_data=user_data)
+            run.record("server", server_id)
+        servers = provider.wait_for_servers(
+            server_ids=[server_id], timeout=max(60, deadline - time.monotonic()),
+            on_status=lambda s: progress.node_status(s.name, s.status))
+        host = provider.node_from_server(servers[server_id]).private_ip
+        if pool is not None:
+            with run.creating("fip"):
+                fip_id, host = provider.attach_floating_ip(
+                    server_id=server_id, pool_network_id=pool.id, cluster=builder,
+                    description=builder_description(name, run.run_id))
+                run.record("fip", fip_id)
+    with step("wait for ssh"):
+        ssh.wait_for_ssh(host=host, user=ssh_user, key_filename=key_filename,
+                         timeout=max(60, min(600, deadline - time.monotonic())))
+    conn = ssh.connect(host=host, user=ssh_user, key_filename=key_filename)
+    try:
+        with step("bake (cloud-init)"):
+            progress.node_status(builder, "cloud-init running")
+            marker_text = wait_for_bake(conn, host=host,
+                                        timeout=max(60, deadline - time.monotonic()))
+            try:
+                marker = json.loads(marker_text)
+            except ValueError as exc:
+                raise DeployError(f"the builder's {IMAGE_MARKER_PATH} is not JSON: "
+                                  f"{marker_text[:200]!r}") from exc
+            progress.message(
+                f"baked: Spark {marker.get('spark_version')}, Hadoop "
+                f"{marker.get('hadoop_version') or 'none'}"
+                + (f" ({' + '.join(x.upper() for x in marker.get('hadoop_services') or ())})"
+                   if marker.get("hadoop_version") else "")
+                + f", Java {marker.get('java_version')}")
+        ssh.run(conn, f"sudo -n sh -c {shlex.quote(SCRUB_COMMAND)}", timeout=120)
+    finally:
+        conn.close()
+    with step("snapshot"):
+        provider.stop_server(server_id)
+        provider.wait_for_server_status(server_id=server_id, status="SHUTOFF",
+                                        timeout=max(60, deadline - time.monotonic()))
+        with run.creating("image"):
+            image_id = provider.snapshot_server(server_id=server_id, name=name,
+                                                metadata={META_RUN: run.run_id})
+            run.record("image", image_id)
+        provider.wait_for_image(image_id=image_id,
+                                timeout=max(120, deadline - time.monotonic()))
+        provider.set_image_properties(image_id=image_id, properties=image_properties(marker))
+    return image_id

@@ -14,6 +14,10 @@ from dataclasses import dataclass, field
 # Server metadata keys (the cloud is the source of truth: no local state file).
 META_CLUSTER = "spark_openstack_cluster"
 META_ROLE = "spark_openstack_role"
+# One run of launch or create-image: stamped into everything the run creates, so a failed
+# or interrupted run finds and deletes exactly its own things (even one whose create
+# response was lost) and never another run's.
+META_RUN = "spark_openstack_run"
 # Server tags (set where the compute API microversion allows, >= 2.26).
 TAG_PREFIX_CLUSTER = "spark-openstack-cluster:"
 TAG_PREFIX_ROLE = "spark-openstack-role:"

@@ -12,7 +12,10 @@ Method names other modules may rely on (DEPLOY's image.py included):
 * servers: ``create_server(...) -> id`` (never waits), ``wait_for_servers(server_ids=...,
   timeout=...)`` (one list request per poll for all of them), ``delete_servers(...)``,
   ``stop_server``, ``wait_for_server_status``, ``node_from_server``.
-* images: ``snapshot_server``, ``wait_for_image``, ``set_image_properties``, ``delete_image``.
+* images: ``snapshot_server``, ``wait_for_image``, ``set_image_properties``, ``delete_image``,
+  ``list_images`` (the project's own).
+* listings for a run's cleanup: ``list_servers``, ``list_security_groups``,
+  ``list_floating_ips``.
 * cluster resources: ``create_security_group``, ``create_server_group``,
   ``attach_floating_ip``, ``cluster_servers``, ``all_cluster_servers``,
   ``cluster_floating_ips``, ``find_security_group``, ``find_server_group``, deletes.
@@ -438,16 +441,19 @@ class OpenStackProvider:
     @translate_errors
     def create_security_group(self, *, cluster: str, ssh_cidrs: Iterable[str],
                               ui_cidrs: Iterable[str] = (), ui_ports: Iterable[int] = (),
-                              ui_rules: Iterable[tuple[str, int]] = ()):
+                              ui_rules: Iterable[tuple[str, int]] = (),
+                              name: str | None = None, description: str | None = None):
         """The cluster's group: all traffic between members, SSH from ``ssh_cidrs`` only,
         web UI ports only from ``ui_cidrs`` x ``ui_ports`` and the ``(cidr, port)`` pairs
         of ``ui_rules`` (``config.web_ui_rules``: which UI may be opened is policy decided
-        there). Empty by default: nothing opened."""
+        there). Empty by default: nothing opened. ``name``/``description`` replace the
+        cluster's (create-image names its builder's group per run and marks the run)."""
         import ipaddress
         group = self.conn.network.create_security_group(
-            name=security_group_name(cluster),
-            description=f"spark-openstack cluster {cluster}: members talk freely; "
-                        "SSH and web UIs only from the CIDRs the user gave")
+            name=name or security_group_name(cluster),
+            description=description or (
+                f"spark-openstack cluster {cluster}: members talk freely; "
+                "SSH and web UIs only from the CIDRs the user gave"))
         rules: list[dict[str, Any]] = []
         for ethertype in ("IPv4", "IPv6"):
             rules.append(dict(security_group_id=group.id, direction="ingress",
@@ -478,15 +484,33 @@ class OpenStackProvider:
 
     @translate_errors
     def delete_security_group(self, group_id: str, *, timeout: float = 120) -> None:
-        """Delete, retrying while ports of deleted servers still hold it."""
-        from openstack import exceptions as sdk
+        """Delete and confirm: the group must really be gone (404) before this returns.
 
-        def deleted():
+        Retried while ports of deleted servers still hold it (409), and while it is still
+        there after a delete that answered success (a timed-out or proxied request): a
+        group left behind would block the next run that wants it.
+        """
+        from openstack import exceptions as sdk
+        state = {"last": "not deleted yet"}
+
+        def gone():
             self.conn.network.delete_security_group(group_id, ignore_missing=True)
-            return True
-        poll(deleted, timeout=timeout, what=f"delete security group {group_id}", interval=2,
+            try:
+                self.conn.network.get_security_group(group_id)
+            except sdk.NotFoundException:
+                return True
+            state["last"] = "still there after the delete was accepted"
+            return None
+        poll(gone, timeout=timeout, what=f"delete security group {group_id}", interval=2,
              max_interval=5, transient=(sdk.ConflictException,),
+             describe=lambda: state["last"],
              hint="ports of deleted servers still hold it; run destroy again")
+
+    @translate_errors
+    def list_security_groups(self) -> list:
+        """Every security group of the project (one listing)."""
+        return list(self.conn.network.security_groups(
+            project_id=self.conn.current_project_id))
 
     @translate_errors
     def create_server_group(self, *, cluster: str, policy: str = "soft-anti-affinity"):
@@ -655,14 +679,15 @@ class OpenStackProvider:
     # ---------------------------------------------------------------- floating IPs
     @translate_errors
     def attach_floating_ip(self, *, server_id: str, pool_network_id: str,
-                           cluster: str) -> tuple[str, str]:
-        """Allocate a floating IP on the server's port; returns ``(fip_id, address)``."""
+                           cluster: str, description: str | None = None) -> tuple[str, str]:
+        """Allocate a floating IP on the server's port; returns ``(fip_id, address)``.
+        Its description is the cluster's (``fip_description``) unless given."""
         ports = list(self.conn.network.ports(device_id=server_id))
         if not ports:
             raise errors.CloudError(f"server {server_id} has no network port for a floating IP")
         fip = self.conn.network.create_ip(floating_network_id=pool_network_id,
                                           port_id=ports[0].id,
-                                          description=fip_description(cluster))
+                                          description=description or fip_description(cluster))
         return fip.id, fip.floating_ip_address
 
     @translate_errors
@@ -679,6 +704,11 @@ class OpenStackProvider:
                     or (not details and fip.port_id and fip.fixed_ip_address in fixed):
                 out.append(fip)
         return out
+
+    @translate_errors
+    def list_floating_ips(self) -> list:
+        """Every floating IP of the project (one listing)."""
+        return list(self.conn.network.ips(project_id=self.conn.current_project_id))
 
     @translate_errors
     def delete_floating_ip(self, fip_id: str) -> None:
@@ -785,6 +815,11 @@ class OpenStackProvider:
     @translate_errors
     def set_image_properties(self, *, image_id: str, properties: dict[str, str]) -> None:
         self.conn.image.update_image(image_id, **properties)
+
+    @translate_errors
+    def list_images(self) -> list:
+        """The images the project owns, whatever their status (snapshots being saved too)."""
+        return list(self.conn.image.images(owner=self.conn.current_project_id))
 
     @translate_errors
     def delete_image(self, image_id: str) -> None:

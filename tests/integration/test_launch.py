@@ -192,7 +192,7 @@ BAD_INPUTS = [
     (["--floating-ip-pool", "private"], "not an external network"),
     (["--identity-file", "/nonexistent/key"], "does not exist"),
     (["--identity-file", "OTHER"], "does not match keypair"),
-    (["--volume-size", "10"], "No such option: --volume-size"),
+    (["--volume-size", "10"], "No such option '--volume-size'"),
     (["-s", "0"], "must be >= 1"),
     (["-s", "300"], "quota"),
     (["--allowed-cidr", "nonsense"], "not an IP network"),

@@ -237,3 +237,46 @@ def test_security_group_opens_exactly_the_given_ui_rules_once_and_counts_them():
         + [("192.0.2.0/24", p, "IPv4") for p in (8080, 4040, 8088, 9870)])
     assert OpenStackProvider.security_group_rule_count(
         ssh_cidrs=1, ui_rules=len(ui_rules)) == len(net.rules) + 2    # + default egress
+
+
+class _GroupNet:
+    """A group whose first delete answers success but leaves it there (a timed-out
+    request), then one refused while a port still holds it (409), then really goes."""
+
+    def __init__(self):
+        self.deletes = 0
+        self.present = True
+
+    def delete_security_group(self, group_id, ignore_missing=True):
+        self.deletes += 1
+        if self.deletes == 2:
+            raise _http(409, "in use", cls=sdk.ConflictException)
+        if self.deletes >= 3:
+            self.present = False
+
+    def get_security_group(self, group_id):
+        if self.present:
+            return types.SimpleNamespace(id=group_id)
+        raise _http(404, "gone", cls=sdk.NotFoundException)
+
+
+def test_delete_security_group_returns_only_once_the_group_is_gone(monkeypatch):
+    import spark_openstack.polling as polling
+    monkeypatch.setattr(polling, "_SLICE", 0.01)
+    net = _GroupNet()
+    provider = _provider_with(network=net)
+    monkeypatch.setattr("spark_openstack.provider.poll", lambda fn, **kw: polling.poll(
+        fn, **{**kw, "interval": 0.01, "max_interval": 0.01}))
+    provider.delete_security_group("sg1")
+    assert net.deletes == 3 and not net.present
+
+
+def test_delete_security_group_that_stays_is_a_timeout_not_success(monkeypatch):
+    import spark_openstack.polling as polling
+    net = _GroupNet()
+    net.delete_security_group = lambda group_id, ignore_missing=True: None   # never goes
+    provider = _provider_with(network=net)
+    monkeypatch.setattr("spark_openstack.provider.poll", lambda fn, **kw: polling.poll(
+        fn, **{**kw, "interval": 0.01, "max_interval": 0.01}))
+    with pytest.raises(errors.TimeoutError_, match="still there"):
+        provider.delete_security_group("sg1", timeout=0.05)
