@@ -22,7 +22,7 @@ from pathlib import Path
 import openstack
 import pytest
 
-from test_launch import _name, run_cli, wait_clean
+from test_launch import _name, new_keypair, run_cli, wait_clean
 
 pytestmark = [pytest.mark.sandbox,
               pytest.mark.skipif(os.geteuid() != 0, reason="sandbox/faults must run as root")]
@@ -53,12 +53,8 @@ def conn(sandbox_env):
 
 @pytest.fixture(scope="module")
 def keypair(conn, tmp_path_factory):
-    folder = tmp_path_factory.mktemp("fm-keys")
-    key = folder / "id_ed25519"
-    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(key)], check=True)
-    name = _name("fm-key")
-    conn.compute.create_keypair(name=name, public_key=(folder / "id_ed25519.pub").read_text())
-    yield name, str(key)
+    name, key = new_keypair(conn, tmp_path_factory.mktemp("fm-keys"), "fm-key")
+    yield name, key
     conn.compute.delete_keypair(name, ignore_missing=True)
 
 

@@ -50,15 +50,20 @@ def admin(sandbox_env):
     return openstack.connect(cloud="sandbox-admin")
 
 
+def new_keypair(conn, folder, prefix: str) -> tuple[str, str]:
+    """A fresh ed25519 key in ``folder``, registered as a Nova keypair: (name, key path)."""
+    key = folder / "id_ed25519"
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(key)], check=True)
+    name = _name(prefix)
+    conn.compute.create_keypair(name=name, public_key=(folder / "id_ed25519.pub").read_text())
+    return name, str(key)
+
+
 @pytest.fixture(scope="module")
 def keypair(conn, tmp_path_factory):
     """A fresh ed25519 key registered as a Nova keypair for this module."""
-    folder = tmp_path_factory.mktemp("keys")
-    key = folder / "id_ed25519"
-    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(key)], check=True)
-    name = _name("it-key")
-    conn.compute.create_keypair(name=name, public_key=(folder / "id_ed25519.pub").read_text())
-    yield name, str(key)
+    name, key = new_keypair(conn, tmp_path_factory.mktemp("keys"), "it-key")
+    yield name, key
     conn.compute.delete_keypair(name, ignore_missing=True)
 
 
