@@ -58,8 +58,10 @@ META_RUN = "spark_openstack_run"
 KINDS = ("servers", "ports", "floating_ips", "security_groups", "server_groups")
 PROGRESS_LINE = re.compile(r"^\[\s*[\d.]+s\]")
 
-ALL_FAULTS = ("sigint-boot", "sigint-ssh", "sigterm-boot", "sigint-cleanup", "compute-503",
-              "network-429", "kill-worker", "freeze-worker", "race")
+ALL_FAULTS = ("sigint-validate", "sigint-boot", "sigint-network", "sigint-ssh",
+              "sigint-deploy", "sigterm-validate", "sigterm-boot", "sigterm-network",
+              "sigterm-ssh", "sigterm-deploy", "sigint-cleanup",
+              "compute-503", "network-429", "kill-worker", "freeze-worker", "race")
 
 
 def say(msg: str) -> None:
@@ -302,12 +304,16 @@ class Bench:
             say(f"safety-net destroy of {cluster} exited {run.code}: {one_line(run.stderr)}")
 
     # ---- signals
-    def signal_case(self, fault: str, first: int, *, at: str, phase: str,
-                    second: int | None = None) -> Row:
+    def signal_case(self, fault: str, first: int, *, at: str, phase: str | None,
+                    second: int | None = None, deploy: bool = False) -> Row:
+        """``phase=None``: a signal before anything exists (validation) must still exit
+        130 and leave nothing; ``deploy``: the cluster deploys from the bench's image."""
         row = Row(fault)
         cluster = self.name(fault.split("-")[0])
+        extra = dict(deploy=True, flavor=self.args.deploy_flavor,
+                     image=self.ensure_image()) if deploy else {}
         with ServerWatch(self.args.cloud, cluster) as watch:
-            run = Run(self.env, self.launch_args(cluster))
+            run = Run(self.env, self.launch_args(cluster, **extra))
             try:
                 seen = run.wait_line(at, timeout=300)
                 if seen is None:
@@ -333,9 +339,38 @@ class Bench:
                 row.notes.append(f"{len(watch.ids)} server id(s) seen while it ran")
             finally:
                 self.safety_net(cluster)
-        row.expected = (run.code == 130 and f"interrupted during the {phase} phase"
-                        in run.stderr and not any(row.left.values()))
+        said = (f"interrupted during the {phase} phase" if phase else "interrupted")
+        row.expected = (run.code == 130 and said in run.stderr
+                        and not any(row.left.values()))
         return row
+
+    def sigint_validate(self) -> Row:
+        return self.signal_case("sigint-validate", signal.SIGINT, at=r"\] validate \.\.\.",
+                                phase=None)
+
+    def sigint_network(self) -> Row:
+        return self.signal_case("sigint-network", signal.SIGINT, at=r"\] network \.\.\.",
+                                phase="network")
+
+    def sigterm_validate(self) -> Row:
+        return self.signal_case("sigterm-validate", signal.SIGTERM,
+                                at=r"\] validate \.\.\.", phase=None)
+
+    def sigterm_network(self) -> Row:
+        return self.signal_case("sigterm-network", signal.SIGTERM, at=r"\] network \.\.\.",
+                                phase="network")
+
+    def sigterm_ssh(self) -> Row:
+        return self.signal_case("sigterm-ssh", signal.SIGTERM, at=r"\] ssh \.\.\.", phase="ssh")
+
+    def sigint_deploy(self) -> Row:
+        return self.signal_case("sigint-deploy", signal.SIGINT, at=r"\] start spark \.\.\.",
+                                phase="deploy", deploy=True)
+
+    def sigterm_deploy(self) -> Row:
+        return self.signal_case("sigterm-deploy", signal.SIGTERM,
+                                at=r"\] deploy: configure nodes \.\.\.", phase="deploy",
+                                deploy=True)
 
     def sigint_boot(self) -> Row:
         return self.signal_case("sigint-boot", signal.SIGINT, at=r": build", phase="boot")
