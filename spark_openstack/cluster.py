@@ -593,6 +593,19 @@ def _delete_resources(*, provider, cluster, server_ids: set[str], floating_ip_id
 
 # --------------------------------------------------------------------------- destroy
 
+def _what_is_left(*, provider: OpenStackProvider, cluster: str) -> str:
+    """One sentence naming what of ``cluster`` the cloud still has (bounded, shielded)."""
+    with shielded_cleanup():
+        try:
+            servers = sorted(s.name for s in provider.cluster_servers(cluster))
+            group = provider.find_security_group(security_group_name(cluster))
+        except errors.SparkOpenstackError as exc:
+            return f"what is left could not be listed ({exc.message})"
+    left = [f"server(s) {', '.join(servers)}"] if servers else []
+    left += [f"security group {group.name}"] if group is not None else []
+    return ("left: " + "; ".join(left)) if left else "nothing of it is left"
+
+
 def destroy(*, provider: OpenStackProvider, cluster: str,
             progress: Progress | None = None) -> dict:
     """Delete every resource of ``cluster`` found in the cloud; fine to run twice.
@@ -604,9 +617,17 @@ def destroy(*, provider: OpenStackProvider, cluster: str,
     servers = provider.cluster_servers(cluster)
     for srv in servers:
         progress.node_status(srv.name, "deleting")
-    result = _delete_resources(provider=provider, cluster=cluster,
-                               server_ids={s.id for s in servers}, floating_ip_ids=set(),
-                               security_group_id=None, server_group_ids=set(), discover=True)
+    try:
+        result = _delete_resources(provider=provider, cluster=cluster,
+                                   server_ids={s.id for s in servers}, floating_ip_ids=set(),
+                                   security_group_id=None, server_group_ids=set(),
+                                   discover=True)
+    except (KeyboardInterrupt, errors.Interrupted):
+        raise errors.Interrupted(
+            f"destroy of {cluster!r} interrupted before it finished; "
+            + _what_is_left(provider=provider, cluster=cluster),
+            hint=f"run `spark-openstack destroy -c {cluster}` again: it finishes the job "
+                 "(deleting twice is harmless)") from None
     for srv in servers:
         progress.node_status(srv.name, "deleted")
     try:

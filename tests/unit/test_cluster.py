@@ -456,3 +456,25 @@ def test_a_rollback_deletes_only_its_own_runs_servers():
                               server_group_ids=set(), discover=True, run_id="mine")
     assert cloud.deleted == {"mine-demo-master", "mine-demo-worker-1"}
     assert cloud.group == "sg-mine"
+
+
+def test_an_interrupted_destroy_names_what_is_left_and_how_to_finish():
+    class Cloud(_Listing):
+        def cluster_floating_ips(self, *, cluster, servers):
+            return []
+
+        def delete_floating_ip(self, fid):
+            pass
+
+        def delete_servers(self, *, server_ids, wait, timeout):
+            raise KeyboardInterrupt          # Ctrl-C while waiting for the deletes
+
+        def find_security_group(self, name):
+            return types.SimpleNamespace(id="sg", name=name)
+    cloud = Cloud([_srv("r1", "t0"), _srv("r1", "t0", "demo-worker-1")])
+    with pytest.raises(errors.Interrupted) as info:
+        cluster.destroy(provider=cloud, cluster="demo")
+    message = str(info.value)
+    assert "destroy of 'demo' interrupted" in message
+    assert "demo-master, demo-worker-1" in message and "spark-openstack-demo" in message
+    assert "destroy -c demo` again" in message and info.value.exit_code == 130
