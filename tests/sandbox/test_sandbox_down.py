@@ -38,6 +38,24 @@ def _listening(port: int) -> bool:
         return s.connect_ex(("127.0.0.1", port)) == 0
 
 
+@pytest.fixture(scope="module")
+def keypair(demo, ssh_key):
+    """Not deleted afterwards: `down` wipes this cloud, and the one `up` makes has new
+    credentials (a teardown with the old ones would be refused)."""
+    return demo.compute.create_keypair(name=f"sbt-{uuid.uuid4().hex[:6]}",
+                                       public_key=(ssh_key.with_suffix(".pub")).read_text())
+
+
+@pytest.fixture(scope="module")
+def ssh_group(demo):
+    """As ``keypair``: lives and dies with this cloud."""
+    group = demo.network.create_security_group(name=f"sbt-ssh-{uuid.uuid4().hex[:6]}")
+    demo.network.create_security_group_rule(
+        security_group_id=group.id, direction="ingress", ethertype="IPv4", protocol="tcp",
+        port_range_min=22, port_range_max=22, remote_ip_prefix="0.0.0.0/0")
+    return group
+
+
 def test_down_removes_everything_then_up_restores(demo, keypair, ssh_key, ssh_group):
     server = boot(demo, name=f"sbt-{uuid.uuid4().hex[:6]}", keypair=keypair,
                   security_groups=[ssh_group.name])
