@@ -8,6 +8,8 @@ from pathlib import Path
 
 import pytest
 
+from sbhelpers import make_ssh_group
+
 ROOT = Path(__file__).resolve().parents[2]
 CLOUDS = ROOT / ".sandbox" / "clouds.yaml"
 
@@ -52,11 +54,8 @@ def keypair(demo, ssh_key):
 
 @pytest.fixture(scope="module")
 def ssh_group(demo):
-    """A security group that lets SSH in (the sandbox enforces security groups)."""
-    group = demo.network.create_security_group(name=f"sbt-ssh-{uuid.uuid4().hex[:6]}")
-    demo.network.create_security_group_rule(
-        security_group_id=group.id, direction="ingress", ethertype="IPv4", protocol="tcp",
-        port_range_min=22, port_range_max=22, remote_ip_prefix="0.0.0.0/0")
+    """``make_ssh_group``, deleted after the module."""
+    group = make_ssh_group(demo)
     yield group
     for _ in range(60):   # ports of servers being deleted may still hold the group
         try:

@@ -49,3 +49,13 @@ def boot(conn, *, name, keypair, user_data=None, image="debian-12", flavor="m1.t
 
 def fixed_ip(server):
     return [a["addr"] for a in server.addresses["private"] if a["version"] == 4][0]
+
+
+def make_ssh_group(demo):
+    """A security group that lets SSH in (the sandbox enforces security groups)."""
+    import uuid
+    group = demo.network.create_security_group(name=f"sbt-ssh-{uuid.uuid4().hex[:6]}")
+    demo.network.create_security_group_rule(
+        security_group_id=group.id, direction="ingress", ethertype="IPv4", protocol="tcp",
+        port_range_min=22, port_range_max=22, remote_ip_prefix="0.0.0.0/0")
+    return group

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from sbhelpers import boot, fixed_ip, wait_ssh
+from sbhelpers import boot, fixed_ip, make_ssh_group, wait_ssh
 
 pytestmark = [pytest.mark.sandbox, pytest.mark.destroys_sandbox]
 
@@ -49,11 +49,7 @@ def keypair(demo, ssh_key):
 @pytest.fixture(scope="module")
 def ssh_group(demo):
     """As ``keypair``: lives and dies with this cloud."""
-    group = demo.network.create_security_group(name=f"sbt-ssh-{uuid.uuid4().hex[:6]}")
-    demo.network.create_security_group_rule(
-        security_group_id=group.id, direction="ingress", ethertype="IPv4", protocol="tcp",
-        port_range_min=22, port_range_max=22, remote_ip_prefix="0.0.0.0/0")
-    return group
+    return make_ssh_group(demo)
 
 
 def test_down_removes_everything_then_up_restores(demo, keypair, ssh_key, ssh_group):
