@@ -334,7 +334,6 @@ class HadoopService(Service):
     master_daemons: tuple[str, ...] = ()
     worker_daemons: tuple[str, ...] = ()
     members_command = ""    # run on the master; its output names the joined workers
-    member_noun = ""        # e.g. "live DataNode"
     health_detail = ""      # e.g. "DataNodes live"
     ui_label = ""
     ui_port = 0

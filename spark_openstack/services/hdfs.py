@@ -34,7 +34,6 @@ class HDFS(HadoopService):
     config_names = ("core-site.xml", "hdfs-site.xml", "hadoop-env.sh", "workers",
                     "dfs.exclude")
     members_command = "hdfs dfsadmin -report -live"
-    member_noun = "live DataNode"
     health_detail = "DataNodes live"
     ui_label, ui_port = "NameNode UI", PORTS["namenode_http"]
 

@@ -22,7 +22,6 @@ class YARN(HadoopService):
     config_names = ("yarn-site.xml", "mapred-site.xml", "core-site.xml", "hadoop-env.sh",
                     "workers", "yarn.exclude")
     members_command = "yarn node -list -states RUNNING"
-    member_noun = "running NodeManager"
     health_detail = "NodeManagers running"
     ui_label, ui_port = "ResourceManager UI", PORTS["resourcemanager_http"]
 
