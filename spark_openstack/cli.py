@@ -648,6 +648,8 @@ def _raise_keyboard_interrupt(signum, frame):
     """Ctrl-C and SIGTERM: stop every wait in every thread (``polling.ABORT``) and unwind
     the main thread into the command's cleanup."""
     from .polling import ABORT
+    if ABORT.is_set():
+        return        # already stopping: a second signal must not cut the cleanup short
     ABORT.set()
     raise KeyboardInterrupt
 
@@ -655,6 +657,8 @@ def _raise_keyboard_interrupt(signum, frame):
 def main(argv: list[str] | None = None) -> int:
     """Entry point: run the CLI and map errors to exit codes (2 usage, 1 failure, 130)."""
     if threading_is_main():
+        from .polling import ABORT
+        ABORT.clear()
         signal.signal(signal.SIGTERM, _raise_keyboard_interrupt)
         signal.signal(signal.SIGINT, _raise_keyboard_interrupt)
     try:

@@ -522,8 +522,8 @@ def _fail_cleanup(*, provider, spec: LaunchSpec, created: _Created, progress) ->
                 f"`spark-openstack destroy -c {name}`")
     if not created.anything():
         return "nothing had been created."
-    progress.message(f"cleaning up what this launch created for {name!r} ...")
     with shielded_cleanup():
+        progress.message(f"cleaning up what this launch created for {name!r} ...")
         try:
             _delete_resources(provider=provider, cluster=name,
                               server_ids=set(created.server_ids.values()),
