@@ -26,7 +26,8 @@ from .model import (DEFAULT_DATA_DIR, META_CLUSTER, META_RUN, ROLE_MASTER, ROLE_
                     ClusterFacts, Node, master_name, worker_name)
 from .polling import poll, shielded_cleanup
 from .progress import PhaseTimer, Progress, ensure
-from .provider import (OpenStackProvider, QuotaNeed, security_group_name, server_group_name)
+from .provider import (OpenStackProvider, QuotaNeed, security_group_name,
+                       security_group_rule_count, server_group_name)
 from .render import HADOOP_SERVICES, check_memory_plan, image_hadoop_services
 
 META_SSH_USER = "spark_openstack_ssh_user"
@@ -162,30 +163,58 @@ class _Created:
                     or self.floating_ip_ids)
 
 
+def _all_at_once(calls: dict[str, Any]) -> dict[str, Any]:
+    """Run independent cloud calls at once and wait for every one of them (a create that
+    succeeds beside one that fails is still recorded); the first failure in ``calls``'s
+    own order is raised, the same error whatever thread finished first."""
+    import concurrent.futures
+    with concurrent.futures.ThreadPoolExecutor(max_workers=len(calls),
+                                               thread_name_prefix="lookup") as pool:
+        futures = {label: pool.submit(fn) for label, fn in calls.items()}
+        concurrent.futures.wait(futures.values())
+    return {label: future.result() for label, future in futures.items()}
+
+
 def validate_launch(*, provider: OpenStackProvider, spec: LaunchSpec,
                     progress: Progress | None = None) -> LaunchPlan:
-    """Check every input against the cloud; raise before anything is created."""
+    """Check every input against the cloud; raise before anything is created.
+
+    The look-ups are independent, so they run at once: validation costs about one round
+    trip of the slowest, not the sum (it runs in series with the boot).
+    """
     progress = ensure(progress)
     name = spec.cluster_name
-    existing = provider.cluster_servers(name)
+    calls: dict[str, Any] = {
+        "existing": lambda: provider.cluster_servers(name),
+        "group": lambda: provider.find_security_group(security_group_name(name)),
+        "image": lambda: provider.find_image(spec.image),
+        "flavor": lambda: provider.find_flavor(spec.flavor, option="--flavor"),
+        "keypair": lambda: provider.find_keypair(spec.keypair),
+        "network": lambda: provider.find_network(spec.network),
+        "quotas": provider.read_quotas,
+        "microversion": provider.compute_max_microversion,   # cached for the creates
+    }
+    if spec.master_flavor:
+        calls["master_flavor"] = lambda: provider.find_flavor(spec.master_flavor,
+                                                              option="--master-flavor")
+    if spec.floating_ip:
+        calls["pool"] = lambda: provider.find_floating_pool(spec.floating_ip_pool)
+    found = _all_at_once(calls)
+    existing = found["existing"]
     if existing:
         raise errors.ClusterExistsError(
             f"cluster {name!r} already exists ({len(existing)} server(s): "
             f"{', '.join(sorted(s.name for s in existing))})",
             hint=f"pick another -c NAME, or remove it with `spark-openstack destroy -c {name}`")
-    if provider.find_security_group(security_group_name(name)) is not None:
+    if found["group"] is not None:
         raise errors.ClusterExistsError(
             f"security group {security_group_name(name)!r} of a cluster named {name!r} "
             "exists (left over from an earlier cluster)",
             hint=f"clean it up with `spark-openstack destroy -c {name}`, or pick another name")
-    image = provider.find_image(spec.image)
-    flavor = provider.find_flavor(spec.flavor, option="--flavor")
-    master_flavor = flavor if not spec.master_flavor else provider.find_flavor(
-        spec.master_flavor, option="--master-flavor")
-    keypair = provider.find_keypair(spec.keypair)
+    image, flavor, keypair = found["image"], found["flavor"], found["keypair"]
+    master_flavor = found.get("master_flavor", flavor)
+    network, pool = found["network"], found.get("pool")
     identity = resolve_identity_file(identity_file=spec.identity_file, keypair=keypair)
-    network = provider.find_network(spec.network)
-    pool = provider.find_floating_pool(spec.floating_ip_pool) if spec.floating_ip else None
     for flav, option in ((flavor, "--flavor"), (master_flavor, "--master-flavor")):
         min_disk = getattr(image, "min_disk", 0) or 0
         min_ram = getattr(image, "min_ram", 0) or 0
@@ -198,10 +227,7 @@ def validate_launch(*, provider: OpenStackProvider, spec: LaunchSpec,
         _check_memory_plan(spec=spec, image=image, flavor=flavor, master_flavor=master_flavor)
     servers = spec.workers + 1
     server_group = spec.anti_affinity
-    rules = provider.security_group_rule_count(
-        ssh_cidrs=len(spec.allowed_cidrs),
-        ui_rules=len(web_ui_rules(open_ui_cidrs=spec.open_ui_cidrs,
-                                  unsafe_ui_cidrs=spec.unsafe_ui_cidrs)))
+    rules = security_group_rule_count(ssh_cidrs=spec.allowed_cidrs, ui_rules=_ui_rules(spec))
     need = QuotaNeed(
         servers=servers,
         vcpus=master_flavor.vcpus + spec.workers * flavor.vcpus,
@@ -210,7 +236,7 @@ def validate_launch(*, provider: OpenStackProvider, spec: LaunchSpec,
         floating_ips=1 if pool is not None else 0, ports=servers,
         server_groups=1 if server_group else 0,
         server_group_members=servers if server_group else 0)
-    notes = provider.check_quotas(need)
+    notes = provider.check_quotas(need, state=found["quotas"])
     for note in notes:
         progress.message(note)
     if spec.unsafe_ui_cidrs:
@@ -218,6 +244,10 @@ def validate_launch(*, provider: OpenStackProvider, spec: LaunchSpec,
     return LaunchPlan(spec=spec, image=image, flavor=flavor, master_flavor=master_flavor,
                       keypair=keypair, network=network, floating_pool=pool,
                       identity_file=identity, server_group=server_group, notes=notes)
+
+
+def _ui_rules(spec: LaunchSpec) -> list[tuple[str, int]]:
+    return web_ui_rules(open_ui_cidrs=spec.open_ui_cidrs, unsafe_ui_cidrs=spec.unsafe_ui_cidrs)
 
 
 def _check_memory_plan(*, spec: LaunchSpec, image, flavor, master_flavor) -> None:
@@ -291,24 +321,47 @@ def launch(*, provider: OpenStackProvider, spec: LaunchSpec,
 
 def _create_and_reach(*, provider, plan: LaunchPlan, created: _Created, timings, progress,
                       phase) -> ClusterFacts:
+    """Boot everything, with the fixed costs beside the boot rather than after it: the
+    security group, server group and floating IP are made at once, the floating IP is
+    associated as soon as the master's port exists (while Nova still builds), and SSH
+    then finds every node through the master as soon as the master answers."""
+    import concurrent.futures
     spec = plan.spec
     name = spec.cluster_name
     deadline = time.monotonic() + spec.timeout
+    lock = threading.Lock()
     with PhaseTimer(progress, "boot", timings):
-        group = provider.create_security_group(
-            cluster=name, ssh_cidrs=spec.allowed_cidrs,
-            ui_rules=web_ui_rules(open_ui_cidrs=spec.open_ui_cidrs,
-                                  unsafe_ui_cidrs=spec.unsafe_ui_cidrs))
-        created.security_group_id = group.id
-        server_group_id = None
-        if plan.server_group:
+        def make_security_group():
+            group = provider.create_security_group(cluster=name, ssh_cidrs=spec.allowed_cidrs,
+                                                   ui_rules=_ui_rules(spec))
+            created.security_group_id = group.id
+            return group
+
+        def make_server_group():
+            if not plan.server_group:
+                return None
             sg = provider.create_server_group(cluster=name)
             if sg is None:
                 progress.message("the cloud's compute API is older than 2.15: no soft "
                                  "anti-affinity server group; nodes may share a host")
-            else:
-                server_group_id = created.server_group_id = sg.id
-        lock = threading.Lock()
+                return None
+            created.server_group_id = sg.id
+            return sg.id
+
+        def allocate_floating_ip():
+            if plan.floating_pool is None:
+                return None
+            fip_id, address = provider.allocate_floating_ip(
+                pool_network_id=plan.floating_pool.id, cluster=name)
+            with lock:
+                created.floating_ip_ids.append(fip_id)
+            return fip_id, address
+
+        first = _all_at_once({"security group": make_security_group,
+                              "server group": make_server_group,
+                              "floating IP": allocate_floating_ip})
+        group, server_group_id = first["security group"], first["server group"]
+        floating_ip = first["floating IP"]
 
         def create(node_name, role, flavor, count=1):
             metadata = {**provider.cluster_metadata(name, role),
@@ -345,53 +398,64 @@ def _create_and_reach(*, provider, plan: LaunchPlan, created: _Created, timings,
             for node_name in ids:
                 progress.node_status(node_name, "requested")
 
-        class _Task:
-            def __init__(self, label, fn):
-                self.name, self.fn = label, fn
-        run_per_node(lambda task: task.fn(),
-                     [_Task(master_name(name), create_master),
-                      _Task(f"{name}-worker-*", create_workers)],
-                     what="server create", max_workers=2)
-        _ensure_sole_launch(provider=provider, cluster=name, run_id=created.run_id)
+        stop_associating = threading.Event()
+        with concurrent.futures.ThreadPoolExecutor(max_workers=1,
+                                                   thread_name_prefix="fip") as pool:
+            try:
+                _all_at_once({"master": create_master, "workers": create_workers})
+                associated = pool.submit(
+                    _associate_when_port_exists, provider=provider, fip=floating_ip,
+                    server_id=created.server_ids[master_name(name)],
+                    deadline=deadline, stop=stop_associating, progress=progress,
+                    node=master_name(name)) if floating_ip else None
+                _ensure_sole_launch(provider=provider, cluster=name, run_id=created.run_id)
 
-        def on_status(server):
-            task = f" ({server.task_state})" if server.task_state else ""
-            progress.node_status(server.name, f"{server.status.lower()}{task}")
-        servers = provider.wait_for_servers(
-            server_ids=list(created.server_ids.values()),
-            timeout=max(10, deadline - time.monotonic()),
-            # a plain prefix: Nova's regex filter is SQL REGEXP, alternation is not portable
-            name_regex=f"^{name}-", on_status=on_status)
-    phase[0] = "network"
-    with PhaseTimer(progress, "network", timings):
-        master_id = created.server_ids[master_name(name)]
-        fips = []
-        if plan.floating_pool is not None:
-            progress.node_status(master_name(name), "floating IP")
-            fip_id, address = provider.attach_floating_ip(
-                server_id=master_id, pool_network_id=plan.floating_pool.id, cluster=name)
-            created.floating_ip_ids.append(fip_id)
-            fips = [_FIP(fip_id, address, servers[master_id])]
-        by_flavor = {ROLE_MASTER: plan.master_flavor, ROLE_WORKER: plan.flavor}
-        built = []
-        for srv in servers.values():
-            node = provider.node_from_server(srv, flavor=by_flavor[provider.server_role(srv)])
-            if srv.id == master_id and fips:
-                node = Node(**{**node.__dict__, "public_ip": fips[0].floating_ip_address})
-            built.append(node)
-        master = next(n for n in built if n.role == ROLE_MASTER)
-        workers = tuple(sorted((n for n in built if n.role == ROLE_WORKER),
-                               key=lambda n: int(n.name.rsplit("-", 1)[1])))
-        facts = ClusterFacts(cluster_name=name, master=master, workers=workers,
-                             services=spec.services, ssh_user=spec.ssh_user,
-                             data_dirs=spec.data_dirs,
-                             spark_secret=secrets.token_urlsafe(32))
+                def on_status(server):
+                    task = f" ({server.task_state})" if server.task_state else ""
+                    progress.node_status(server.name, f"{server.status.lower()}{task}")
+                servers = provider.wait_for_servers(
+                    server_ids=list(created.server_ids.values()),
+                    timeout=max(10, deadline - time.monotonic()),
+                    # a plain prefix: Nova's regex filter is SQL REGEXP, no alternation
+                    name_regex=f"^{name}-", on_status=on_status)
+                if associated is not None:
+                    associated.result()
+            finally:
+                stop_associating.set()
     phase[0] = "ssh"
+    master_id = created.server_ids[master_name(name)]
+    by_flavor = {ROLE_MASTER: plan.master_flavor, ROLE_WORKER: plan.flavor}
+    built = []
+    for srv in servers.values():
+        node = provider.node_from_server(srv, flavor=by_flavor[provider.server_role(srv)])
+        if srv.id == master_id and floating_ip:
+            node = Node(**{**node.__dict__, "public_ip": floating_ip[1]})
+        built.append(node)
+    master = next(n for n in built if n.role == ROLE_MASTER)
+    workers = tuple(sorted((n for n in built if n.role == ROLE_WORKER),
+                           key=lambda n: int(n.name.rsplit("-", 1)[1])))
+    facts = ClusterFacts(cluster_name=name, master=master, workers=workers,
+                         services=spec.services, ssh_user=spec.ssh_user,
+                         data_dirs=spec.data_dirs, spark_secret=secrets.token_urlsafe(32))
     with PhaseTimer(progress, "ssh", timings):
         wait_until_reachable(facts=facts, key_filename=plan.identity_file,
                              timeout=max(30, deadline - time.monotonic()), progress=progress,
                              known_hosts=hostkeys.known_hosts_file(facts=facts))
     return facts
+
+
+def _associate_when_port_exists(*, provider, fip: tuple[str, str], server_id: str,
+                                deadline: float, stop: threading.Event, progress,
+                                node: str) -> None:
+    """Put the floating IP on the master's port as soon as Nova has made the port (while
+    the server is still building), so its NAT is ready when SSH first knocks."""
+    fip_id, address = fip
+    port_id = poll(lambda: provider.server_port_id(server_id),
+                   timeout=max(5, deadline - time.monotonic()), abort=stop,
+                   what=f"the network port of {node}", interval=0.3, max_interval=2,
+                   backoff=1.3)
+    provider.associate_floating_ip(fip_id=fip_id, port_id=port_id)
+    progress.node_status(node, f"floating IP {address}")
 
 
 def _ensure_sole_launch(*, provider, cluster: str, run_id: str) -> None:
@@ -452,11 +516,11 @@ def _find_multi_created(*, provider, cluster: str, count: int, run_id: str,
     return out
 
 
-@dataclass
-class _FIP:
-    id: str
-    floating_ip_address: str
-    server: Any
+#: Concurrent SSH handshakes through one master: enough to keep every worker's wait
+#: going, few enough that a 2-vCPU master (and its sshd) is not swamped at N=64.
+SSH_HANDSHAKES = 8
+#: Workers per gateway connection to the master (each is one more handshake there).
+WORKERS_PER_GATEWAY = 16
 
 
 def wait_until_reachable(*, facts: ClusterFacts, key_filename: str, timeout: float,
@@ -465,37 +529,54 @@ def wait_until_reachable(*, facts: ClusterFacts, key_filename: str, timeout: flo
     """SSH answers on every node and cloud-init has finished there.
 
     The master is reached at its floating IP (or private IP); workers through the master
-    when the master has a floating IP, else directly. This is a launch's first contact:
-    with ``known_hosts`` every node's host key is pinned there (workers behind the master
-    under their private IP) for every later SSH to check.
+    when the master has a floating IP, else directly. Workers are probed as soon as the
+    master logs in (its cloud-init wait runs beside theirs), through one gateway
+    connection per ``WORKERS_PER_GATEWAY`` workers, at most ``SSH_HANDSHAKES`` handshakes
+    at once; each probe's connection is the one that waits for cloud-init. This is a
+    launch's first contact: with ``known_hosts`` every node's host key is pinned there
+    (workers behind the master under their private IP) for every later SSH to check.
     """
     from . import ssh
     progress = ensure(progress)
     deadline = time.monotonic() + timeout
     user = facts.ssh_user
     master = facts.master
+    handshakes = threading.Semaphore(SSH_HANDSHAKES)
 
     def node_ready(node: Node, gateway=None):
         host = node.address if node is master or gateway is None else node.private_ip
         ssh.wait_until_booted(host=host, user=user, key_filename=key_filename,
                               gateway=gateway, timeout=max(5, deadline - time.monotonic()),
                               on_step=lambda step: progress.node_status(node.name, step),
-                              known_hosts=known_hosts)
+                              known_hosts=known_hosts, handshakes=handshakes)
         progress.node_status(node.name, "ready")
 
-    via_master = master.public_ip is not None
-    if not via_master:
-        run_per_node(node_ready, facts.nodes, what="wait for SSH")
+    fan_out = min(len(facts.nodes), 64)
+    if master.public_ip is None or not facts.workers:
+        run_per_node(node_ready, facts.nodes, what="wait for SSH", max_workers=fan_out)
         return
-    node_ready(master)
-    if not facts.workers:
-        return
-    gateway = ssh.connect(host=master.address, user=user, key_filename=key_filename,
-                          known_hosts=known_hosts)
+    progress.node_status(master.name, "waiting for ssh")
+    first = ssh.wait_for_login(host=master.address, user=user, key_filename=key_filename,
+                               timeout=max(5, deadline - time.monotonic()),
+                               known_hosts=known_hosts)
+    gateways = [first]
     try:
-        run_per_node(lambda n: node_ready(n, gateway), facts.workers, what="wait for SSH")
+        extra = -(-len(facts.workers) // WORKERS_PER_GATEWAY) - 1
+        gateways += run_per_node(
+            lambda i: ssh.connect(host=master.address, user=user, key_filename=key_filename,
+                                  known_hosts=known_hosts), range(extra),
+            what="open gateway connections").values() if extra > 0 else []
+        index = {w.name: i for i, w in enumerate(facts.workers)}
+
+        def ready(node: Node):
+            if node is master:
+                node_ready(master)
+            else:
+                node_ready(node, gateways[index[node.name] % len(gateways)])
+        run_per_node(ready, facts.nodes, what="wait for SSH", max_workers=fan_out)
     finally:
-        gateway.close()
+        for gateway in gateways:
+            gateway.close()
 
 
 def _run_deploy(*, facts, plan, timings, progress) -> dict | None:

@@ -342,7 +342,7 @@ def _build(*, provider, run: _ImageRun, phase: list[str], progress, name, base_i
     with step("boot builder"):
         with run.creating("secgroup"):
             group = provider.create_security_group(
-                cluster=builder, ssh_cidrs=list(allowed_cidrs), ui_cidrs=[], ui_ports=[],
+                cluster=builder, ssh_cidrs=list(allowed_cidrs), 
                 name=builder_group_name(name, run.run_id),
                 description=builder_description(name, run.run_id))
             run.record("secgroup", group.id)

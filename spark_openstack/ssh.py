@@ -9,7 +9,9 @@ Workers without a floating IP are reached through the master (``gateway=``).
 """
 from __future__ import annotations
 
+import contextlib
 import socket
+import threading
 import time
 from typing import Callable
 
@@ -107,25 +109,46 @@ def _describe(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {exc}"
 
 
-def wait_for_ssh(*, host: str, user: str, key_filename: str | None,
-                 gateway: "fabric.Connection | None" = None, timeout: float,
-                 known_hosts: str | None = None) -> None:
-    """Retry until sshd answers AND our key logs in AND a command runs (then close);
-    ``TimeoutError_`` if not. Each probe is a whole new connection, bounded in every step.
+def wait_for_login(*, host: str, user: str, key_filename: str | None,
+                   gateway: "fabric.Connection | None" = None, timeout: float,
+                   known_hosts: str | None = None,
+                   handshakes: "threading.Semaphore | None" = None) -> fabric.Connection:
+    """Retry until sshd answers AND our key logs in; return that open connection (the
+    caller closes it), so the first probe that succeeds is also the one that works.
 
-    Authentication failures are retried too: cloud-init installs the key after sshd
-    may already accept connections. A changed host key (``known_hosts``) is not: waiting
-    cannot make it right.
+    Authentication failures are retried: cloud-init installs the key after sshd may
+    already accept connections. A changed host key (``known_hosts``) is not: waiting
+    cannot make it right. ``handshakes`` bounds how many connects run at once (many
+    workers through one master), the waits between attempts hold no slot.
     """
     deadline = time.monotonic() + timeout
 
-    def probe():
+    def attempt():
         remaining = max(1.0, deadline - time.monotonic())
-        conn = connect(host=host, user=user, key_filename=key_filename, gateway=gateway,
-                       timeout=min(10.0, remaining), known_hosts=known_hosts)
+        with handshakes if handshakes is not None else contextlib.nullcontext():
+            return [connect(host=host, user=user, key_filename=key_filename,
+                            gateway=gateway, timeout=min(10.0, remaining),
+                            known_hosts=known_hosts)]
+
+    return poll(attempt, timeout=timeout, what=f"SSH to {user}@{host}", interval=0.5,
+                max_interval=2, transient=(SSHError,), fatal=(HostKeyChanged,),
+                hint="check the security group (--allowed-cidr), the identity file and "
+                     "--ssh-user for this image")[0]
+
+
+def wait_for_ssh(*, host: str, user: str, key_filename: str | None,
+                 gateway: "fabric.Connection | None" = None, timeout: float,
+                 known_hosts: str | None = None) -> None:
+    """``wait_for_login``, then a command must run (``true``); the connection is closed."""
+    deadline = time.monotonic() + timeout
+
+    def probe():
+        conn = wait_for_login(host=host, user=user, key_filename=key_filename,
+                              gateway=gateway, known_hosts=known_hosts,
+                              timeout=max(1.0, deadline - time.monotonic()))
         try:
             result = conn.run("true", hide=True, warn=True, in_stream=False,
-                              timeout=max(5, int(min(30, remaining))))
+                              timeout=max(5, int(min(30, deadline - time.monotonic()))))
         except Exception as exc:  # noqa: BLE001 - a stalled or dropped probe: try again
             raise SSHError(_describe(exc)) from exc
         finally:
@@ -159,37 +182,47 @@ def run(conn: fabric.Connection, command: str, *, hide: bool = True, warn: bool 
 def wait_until_booted(*, host: str, user: str, key_filename: str | None,
                       gateway: "fabric.Connection | None" = None, timeout: float,
                       on_step: Callable[[str], None] | None = None,
-                      known_hosts: str | None = None) -> None:
+                      known_hosts: str | None = None,
+                      handshakes: "threading.Semaphore | None" = None,
+                      keep_open: bool = False) -> "fabric.Connection | None":
     """A node is booted when SSH logs in AND cloud-init has finished there: the one
     definition of "ready" that launch and the benchmarks share. ``on_step`` hears
     "waiting for ssh" and "waiting for cloud-init" as each wait begins.
 
-    The cloud-init wait is retried as a whole too: a connection that drops or a channel
-    that cannot open (a busy gateway at large N) is one more try, not a failed launch.
-    With ``known_hosts`` the node's key is pinned at the first login (see ``connect``).
+    One connection per try: the login that succeeds runs the cloud-init wait. A try
+    whose connection drops or whose channel cannot open (a busy gateway at large N) is
+    one more try, not a failed launch. With ``known_hosts`` the node's key is pinned at
+    the first login (see ``connect``). With ``keep_open`` the connection is returned
+    open (the master becomes the workers' gateway), else closed and None returned.
     """
     deadline = time.monotonic() + timeout
-    if on_step:
-        on_step("waiting for ssh")
-    wait_for_ssh(host=host, user=user, key_filename=key_filename, gateway=gateway,
-                 timeout=max(5, deadline - time.monotonic()), known_hosts=known_hosts)
-    if on_step:
-        on_step("waiting for cloud-init")
 
-    def finished():
-        conn = connect(host=host, user=user, key_filename=key_filename, gateway=gateway,
-                       known_hosts=known_hosts)
+    def one_try():
+        if on_step:
+            on_step("waiting for ssh")
+        conn = wait_for_login(host=host, user=user, key_filename=key_filename,
+                              gateway=gateway, known_hosts=known_hosts,
+                              timeout=max(5, deadline - time.monotonic()),
+                              handshakes=handshakes)
         try:
-            return wait_for_cloud_init(conn, timeout=max(5, deadline - time.monotonic()))
+            if on_step:
+                on_step("waiting for cloud-init")
+            wait_for_cloud_init(conn, timeout=max(5, deadline - time.monotonic()))
         except SSHError as exc:
+            conn.close()
             if "cloud-init failed" in exc.message:
                 raise CloudInitFailed(exc.message, hint=exc.hint) from exc
             raise
-        finally:
+        except BaseException:
             conn.close()
-    poll(finished, timeout=max(5, deadline - time.monotonic()),
-         what=f"cloud-init on {host}", interval=1, max_interval=3, transient=(SSHError,),
-         fatal=(HostKeyChanged,))
+            raise
+        if keep_open:
+            return [conn]
+        conn.close()
+        return [None]
+    return poll(one_try, timeout=max(5, deadline - time.monotonic()),
+                what=f"cloud-init on {host}", interval=1, max_interval=3,
+                transient=(SSHError,), fatal=(HostKeyChanged,))[0]
 
 
 class CloudInitFailed(DeployError):

@@ -181,13 +181,26 @@ class FakeProvider:
     def find_floating_pool(self, name):
         return types.SimpleNamespace(id="pub", name="public")
 
-    @staticmethod
-    def security_group_rule_count(**kw):
-        return 5
+    def read_quotas(self):
+        return "quota-state"
 
-    def check_quotas(self, need):
+    def compute_max_microversion(self):
+        return (2, 90)
+
+    def check_quotas(self, need, *, state=None):
+        assert state == "quota-state"      # read beside the look-ups, not again
         self.need = need
         return []
+
+    def allocate_floating_ip(self, *, pool_network_id, cluster):
+        self._rec("allocate_floating_ip")
+        return "fip1", "198.51.100.9"
+
+    def server_port_id(self, server_id):
+        return f"port-of-{server_id}"
+
+    def associate_floating_ip(self, *, fip_id, port_id):
+        self.associated = (fip_id, port_id)
 
     def create_security_group(self, **kw):
         self._rec("create_security_group")
@@ -263,20 +276,13 @@ def test_existing_cluster_refused_before_creating(key):
 class _SecurityGroupProvider(FakeProvider):
     """Keeps what the launch asked the security group to open; boot then fails."""
 
-    def security_group_rule_count(self, **kw):
-        from spark_openstack.provider import OpenStackProvider
-        self.rule_count = OpenStackProvider.security_group_rule_count(**kw)
-        return self.rule_count
-
     def create_security_group(self, **kw):
         self.group_kw = kw
         return super().create_security_group(**kw)
 
 
 def _opened(provider):
-    kw = provider.group_kw
-    pairs = [(c, p) for c in kw.get("ui_cidrs", ()) for p in kw.get("ui_ports", ())]
-    return set(pairs) | set(kw.get("ui_rules", ()))
+    return set(provider.group_kw.get("ui_rules", ()))
 
 
 def test_open_ui_cidr_opens_the_spark_uis_only(key):
@@ -288,7 +294,7 @@ def test_open_ui_cidr_opens_the_spark_uis_only(key):
         cluster.launch(provider=provider, spec=_spec(key, open_ui_cidrs=("192.0.2.0/24",)),
                        progress=progress)
     assert _opened(provider) == {("192.0.2.0/24", 8080), ("192.0.2.0/24", 4040)}
-    assert provider.rule_count == 2 + 2 + 1 + 2
+    assert provider.need.security_group_rules == 2 + 2 + 1 + 2
     assert not [e for e in progress.events if e[0] == "message" and "WARNING" in e[1]]
 
 
@@ -305,7 +311,7 @@ def test_open_unsafe_ui_cidr_opens_yarn_and_hdfs_and_warns(key):
     assert {p for c, p in opened if c == "192.0.2.0/24"} == {8080, 4040}
     assert {p for c, p in opened if c == "198.51.100.7/32"} == {8080, 4040, 8088, 9870}
     assert len(provider.group_kw["ui_rules"]) == len(opened) == 6   # no duplicate rules
-    assert provider.rule_count == 2 + 2 + 1 + 6
+    assert provider.need.security_group_rules == 2 + 2 + 1 + 6
     warnings = [e[1] for e in progress.events if e[0] == "message" and "WARNING" in e[1]]
     assert len(warnings) == 1
     assert all(w in warnings[0] for w in ("8088", "9870", "198.51.100.7/32", "login -L"))
@@ -331,6 +337,8 @@ def test_failure_after_create_deletes_exactly_what_was_made(key, failure, expect
     assert provider.deleted["servers"] == ["id-demo-master", "id-demo-worker-1",
                                            "id-demo-worker-2"]
     assert provider.deleted["sg"] == "sg1" and provider.deleted["server_group"] == "grp1"
+    # the floating IP was allocated before the boot: it is this run's, and deleted too
+    assert provider.deleted["fips"] == ["fip1"]
     assert "deleted everything this launch created" in str(err.value)
     assert "boot phase" in str(err.value)
     if expected is errors.CloudError:
@@ -344,6 +352,19 @@ def test_workers_are_created_in_one_multi_create_request(key):
         cluster.launch(provider=provider, spec=_spec(key, workers=5))
     assert provider.calls.count("create_server") == 2  # master + one request for 5 workers
     assert len(provider.deleted["servers"]) == 6
+
+
+def test_groups_and_floating_ip_are_made_before_the_servers_and_the_ip_goes_to_the_master(
+        key):
+    provider = FakeProvider(key_pub=key.with_name("id_a.pub").read_text(),
+                            fail_wait=errors.CloudError("stop"))
+    with pytest.raises(errors.CloudError):
+        cluster.launch(provider=provider, spec=_spec(key, workers=3))
+    first = provider.calls.index("create_server")
+    assert {"create_security_group", "create_server_group",
+            "allocate_floating_ip"} <= set(provider.calls[:first])
+    # associated while the servers were still being waited for (the wait then failed)
+    assert provider.associated == ("fip1", "port-of-id-demo-master")
 
 
 def test_keep_on_failure_keeps_and_says_how_to_clean_up(key):

@@ -10,7 +10,7 @@ from keystoneauth1 import exceptions as ks
 from openstack import exceptions as sdk
 
 from spark_openstack import errors
-from spark_openstack.provider import (OpenStackProvider, QuotaNeed, translate_errors,
+from spark_openstack.provider import (OpenStackProvider, QuotaNeed, naming, translate_errors,
                                       translate_exception, translating)
 
 
@@ -204,7 +204,8 @@ def test_node_from_server_reads_fixed_and_floating_addresses():
                                 "OS-EXT-IPS:type": "fixed"}]})
     fip = types.SimpleNamespace(port_details={"device_id": "s1"}, fixed_ip_address="10.0.0.5",
                                 floating_ip_address="198.51.100.9")
-    node = OpenStackProvider.node_from_server(_provider_with(), server, floating_ips=[fip])
+    # a pure function: no connection needed to read a server record
+    node = naming.node_from_server(server, floating_ips=[fip])
     assert (node.private_ip, node.public_ip, node.role, node.vcpus, node.ram_mb) == \
         ("10.0.0.5", "198.51.100.9", "master", 2, 4096)
     assert node.address == "198.51.100.9"
@@ -235,8 +236,8 @@ def test_security_group_opens_exactly_the_given_ui_rules_once_and_counts_them():
         [("203.0.113.7/32", 22, "IPv4"), ("2001:db8::/32", 8080, "IPv6"),
          ("2001:db8::/32", 4040, "IPv6")]
         + [("192.0.2.0/24", p, "IPv4") for p in (8080, 4040, 8088, 9870)])
-    assert OpenStackProvider.security_group_rule_count(
-        ssh_cidrs=1, ui_rules=len(ui_rules)) == len(net.rules) + 2    # + default egress
+    assert naming.security_group_rule_count(
+        ssh_cidrs=["203.0.113.7/32"], ui_rules=ui_rules + ui_rules[:1]) == len(net.rules) + 2
 
 
 class _GroupNet:
@@ -265,7 +266,7 @@ def test_delete_security_group_returns_only_once_the_group_is_gone(monkeypatch):
     monkeypatch.setattr(polling, "_SLICE", 0.01)
     net = _GroupNet()
     provider = _provider_with(network=net)
-    monkeypatch.setattr("spark_openstack.provider.poll", lambda fn, **kw: polling.poll(
+    monkeypatch.setattr("spark_openstack.provider.network.poll", lambda fn, **kw: polling.poll(
         fn, **{**kw, "interval": 0.01, "max_interval": 0.01}))
     provider.delete_security_group("sg1")
     assert net.deletes == 3 and not net.present
@@ -276,7 +277,7 @@ def test_delete_security_group_that_stays_is_a_timeout_not_success(monkeypatch):
     net = _GroupNet()
     net.delete_security_group = lambda group_id, ignore_missing=True: None   # never goes
     provider = _provider_with(network=net)
-    monkeypatch.setattr("spark_openstack.provider.poll", lambda fn, **kw: polling.poll(
+    monkeypatch.setattr("spark_openstack.provider.network.poll", lambda fn, **kw: polling.poll(
         fn, **{**kw, "interval": 0.01, "max_interval": 0.01}))
     with pytest.raises(errors.TimeoutError_, match="still there"):
         provider.delete_security_group("sg1", timeout=0.05)
