@@ -10,6 +10,7 @@ Workers without a floating IP are reached through the master (``gateway=``).
 from __future__ import annotations
 
 import contextlib
+import logging
 import socket
 import threading
 import time
@@ -21,6 +22,12 @@ import paramiko
 from . import hostkeys
 from .errors import DeployError, HostKeyChanged, SparkOpenstackError, SSHError, TimeoutError_
 from .polling import poll
+
+#: paramiko logs every refused hop ("Secsh channel 3 open FAILED") at ERROR; with no
+#: handler configured Python prints those to stderr. Probing workers that do not listen
+#: yet is normal here and reported through progress, so paramiko stays quiet unless the
+#: application configures logging itself.
+logging.getLogger("paramiko").addHandler(logging.NullHandler())
 
 #: Every remote command has a limit; callers that need longer (installs) pass their own.
 DEFAULT_COMMAND_TIMEOUT = 600

@@ -427,3 +427,73 @@ def test_openssh_reads_the_pins_and_refuses_a_changed_key(sshd, known_hosts):
                              timeout=60, stdin=subprocess.DEVNULL)
     assert refused.returncode != 0 and "in" not in refused.stdout.split()
     assert "host key" in refused.stderr.lower() or "identification" in refused.stderr.lower()
+
+
+def test_the_login_that_succeeds_is_the_one_that_waits_for_cloud_init(sshd, known_hosts,
+                                                                       monkeypatch):
+    """sshd not up yet: attempts are refused and retried; once it answers, ONE connection
+    logs in, runs the cloud-init wait and (keep_open) is handed back open."""
+    opened = []
+    real_connect = ssh.connect
+
+    def counting_connect(**kwargs):
+        conn = real_connect(**kwargs)
+        opened.append(conn)
+        return conn
+    monkeypatch.setattr(ssh, "connect", counting_connect)
+    waited_on = []
+
+    def cloud_init_done(conn, *, timeout):       # this test machine's own cloud-init never
+        waited_on.append(conn)                   # finishes: a real command stands for it
+        return ssh.run(conn, "echo status: done", timeout=timeout).stdout
+    monkeypatch.setattr(ssh, "wait_for_cloud_init", cloud_init_done)
+    sshd.stop()
+    threading.Timer(1.5, sshd.start).start()
+    steps: list[str] = []
+    conn = ssh.wait_until_booted(host=f"127.0.0.1:{sshd.port}", user="root",
+                                 key_filename=str(sshd.client_key), timeout=60,
+                                 known_hosts=known_hosts, on_step=steps.append,
+                                 keep_open=True)
+    try:
+        assert len(opened) == 1 and conn is opened[0] and waited_on == [conn]
+        assert ssh.run(conn, "echo still-open").stdout.strip() == "still-open"
+        assert steps[-1] == "waiting for cloud-init" and "waiting for ssh" in steps
+    finally:
+        conn.close()
+
+
+def test_handshakes_are_bounded_while_many_nodes_wait(sshd, monkeypatch):
+    """Twelve nodes at once through a semaphore of 2: never more than 2 connects run."""
+    running = [0, 0]            # now, most ever
+    lock = threading.Lock()
+    real_connect = ssh.connect
+
+    def slow_connect(**kwargs):
+        with lock:
+            running[0] += 1
+            running[1] = max(running[1], running[0])
+        try:
+            time.sleep(0.2)
+            return real_connect(**kwargs)
+        finally:
+            with lock:
+                running[0] -= 1
+    monkeypatch.setattr(ssh, "connect", slow_connect)
+    monkeypatch.setattr(ssh, "wait_for_cloud_init",
+                        lambda conn, *, timeout: ssh.run(conn, "sleep 1").stdout)
+    slots = threading.Semaphore(2)
+    failures: list[BaseException] = []
+
+    def one():
+        try:
+            ssh.wait_until_booted(host=f"127.0.0.1:{sshd.port}", user="root",
+                                  key_filename=str(sshd.client_key), timeout=60,
+                                  handshakes=slots)
+        except BaseException as exc:  # noqa: BLE001 - reported by the assert below
+            failures.append(exc)
+    threads = [threading.Thread(target=one) for _ in range(12)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert not failures and running == [0, 2]
