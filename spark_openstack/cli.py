@@ -25,10 +25,11 @@ from rich.table import Table
 from rich.text import Text
 
 from . import __version__, errors
-from .config import (BUILTIN_DEFAULTS, KNOWN_SERVICES, SAFE_UI_PORTS, UNSAFE_UI_PORTS,
-                     WEB_UI_PORTS, _parse_cidrs, config_path, launch_spec_from,
-                     load_config_file, resolve, validate_cluster_name, validate_ssh_user,
-                     write_config_file)
+from .config import (BUILTIN_DEFAULTS, IMAGE_DEFAULTS, KNOWN_SERVICES, _parse_cidrs,
+                     config_path, image_spec_from, launch_spec_from, load_config_file, resolve,
+                     validate_cluster_name, validate_ssh_user, web_ui_ports, write_config_file)
+from .model import DEFAULT_DATA_DIR
+from .ports import SAFE, UNSAFE
 from .progress import Progress
 
 stderr = Console(stderr=True, highlight=False, soft_wrap=True)
@@ -60,8 +61,11 @@ class AppContext:
             self._file_values = load_config_file(self.path, required=bool(self.config_file))
         return self._file_values
 
-    def resolve(self, flags: dict):
-        return resolve(flags=flags, file_values=self.file_values, file_path=self.path)
+    def resolve(self, flags: dict, *, defaults: dict | None = None):
+        """``flags`` over the config file over ``defaults`` (launch's built-in ones unless
+        a command has its own, as create-image does)."""
+        return resolve(flags=flags, file_values=self.file_values, file_path=self.path,
+                       defaults=defaults)
 
     @property
     def cloud(self) -> str | None:
@@ -77,6 +81,11 @@ class AppContext:
 
 
 pass_app = click.make_pass_decorator(AppContext)
+
+
+def _ui_list(ports) -> str:
+    """``spark-master 8080, spark-app 4040``: web UIs as the help texts name them."""
+    return ", ".join(f"{p.ui_name} {p.number}" for p in ports)
 
 
 # --------------------------------------------------------------------------- progress
@@ -295,12 +304,14 @@ HDFS's web ports act on anonymous requests and open only with --open-unsafe-ui-c
 @click.option("-c", "--cluster", "cluster", metavar="NAME", required=True,
               help="Cluster name (a-z, 0-9, '-'; starts with a letter; <= 40 chars).")
 @click.option("-s", "--slaves", "--workers", "slaves", type=int, metavar="N",
-              help="Number of workers (default 1); the master is extra.")
+              help=f"Number of workers (default {BUILTIN_DEFAULTS['slaves']}); "
+                   "the master is extra.")
 @click.option("-k", "--keypair", metavar="NAME", help="Nova keypair to put on the servers.")
 @click.option("-i", "--image", metavar="IMAGE", help="Image name or id.")
 @click.option("--identity-file", metavar="PATH",
               help="Private key of the keypair (default: the matching one in ~/.ssh).")
-@click.option("--flavor", metavar="FLAVOR", help="Flavor of the workers (default m1.small).")
+@click.option("--flavor", metavar="FLAVOR",
+              help=f"Flavor of the workers (default {BUILTIN_DEFAULTS['flavor']}).")
 @click.option("--master-flavor", metavar="FLAVOR", help="Flavor of the master (default: --flavor).")
 @click.option("--network", metavar="NET", help="Network (default: the project's only one).")
 @click.option("--floating-ip-pool", metavar="NET",
@@ -310,20 +321,21 @@ HDFS's web ports act on anonymous requests and open only with --open-unsafe-ui-c
 @click.option("--allowed-cidr", multiple=True, metavar="CIDR",
               help="Who may SSH in (repeatable). Required; never opened to all unless given.")
 @click.option("--open-ui-cidr", multiple=True, metavar="CIDR",
-              help="Open the Spark web UIs (" + " ".join(map(str, SAFE_UI_PORTS.values()))
-                   + ") to this CIDR (repeatable). Never YARN or HDFS. Closed by default: "
+              help=f"Open the safe web UIs ({_ui_list(web_ui_ports(exposures=(SAFE,)))}) "
+                   "to this CIDR (repeatable); never the unsafe ones. Closed by default: "
                    "use `login -L` instead.")
 @click.option("--open-unsafe-ui-cidr", multiple=True, metavar="CIDR",
-              help="UNSAFE: also open YARN's and HDFS's web ("
-                   + " ".join(map(str, UNSAFE_UI_PORTS.values())) + ") to this CIDR "
-                   "(repeatable). Anyone there can run code on the cluster (YARN REST) and act "
-                   "as the HDFS superuser (?user.name=). Prefer `login -L`.")
+              help="UNSAFE: also open the web UIs that act on anonymous requests ("
+                   f"{_ui_list(web_ui_ports(exposures=(UNSAFE,)))}) to this CIDR (repeatable)."
+                   " Anyone there can run code on the cluster (YARN REST) and act as the HDFS "
+                   "superuser (?user.name=). Prefer `login -L`.")
 @click.option("--anti-affinity/--no-anti-affinity", default=None,
               help="Soft anti-affinity server group (default on).")
 @click.option("--data-dir", multiple=True, metavar="DIR",
               help="Where HDFS keeps its data on every node (repeatable, one per disk; "
-                   "default /var/lib/hadoop/hdfs).")
-@click.option("--ssh-user", metavar="USER", help="Login user of the image (default debian).")
+                   f"default {DEFAULT_DATA_DIR}).")
+@click.option("--ssh-user", metavar="USER",
+              help=f"Login user of the image (default {BUILTIN_DEFAULTS['ssh_user']}).")
 @click.option("--services", metavar="LIST",
               help=f"Comma-separated subset of {','.join(KNOWN_SERVICES)} (default all that "
                    "the image can run).")
@@ -332,7 +344,7 @@ HDFS's web ports act on anonymous requests and open only with --open-unsafe-ui-c
 @click.option("--keep-on-failure", is_flag=True, default=None,
               help="On failure leave what was created, for debugging.")
 @click.option("--timeout", type=int, metavar="SECONDS",
-              help="Limit for boot + SSH (default 900).")
+              help=f"Limit for boot + SSH (default {BUILTIN_DEFAULTS['timeout']}).")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON on stdout.")
 @pass_app
 def launch(app: AppContext, cluster, as_json, services, **flags):
@@ -518,8 +530,8 @@ Examples:
   spark-openstack login -c demo --print       # just show the ssh command""")
 @click.option("-c", "--cluster", metavar="NAME", required=True)
 @click.option("-L", "--forward-ui", is_flag=True,
-              help="Forward every web UI port (" + " ".join(map(str, WEB_UI_PORTS.values()))
-                   + ") to localhost, through SSH.")
+              help=f"Forward the web UIs ({_ui_list(web_ui_ports())}; those of the services "
+                   "the cluster runs) to localhost, through SSH.")
 @click.option("--identity-file", metavar="PATH", help="Private key (default: config/~/.ssh).")
 @click.option("--ssh-user", metavar="USER", help="Override the user recorded at launch.")
 @click.option("--print", "print_only", is_flag=True, help="Print the ssh command instead.")
@@ -552,8 +564,8 @@ def login(app: AppContext, cluster, forward_ui, identity_file, ssh_user, print_o
     if shutil.which("ssh") is None:
         raise errors.UsageError("no `ssh` program on PATH", hint="install OpenSSH's client")
     if forward_ui:
-        stderr.print("web UIs: " + "  ".join(f"{k} http://localhost:{p}"
-                                             for k, p in WEB_UI_PORTS.items()))
+        stderr.print("web UIs: " + "  ".join(f"{p.ui_name} http://localhost:{p.number}"
+                                             for p in web_ui_ports(services=facts.services)))
     sys.stdout.flush()
     os.execvp("ssh", argv)
 
@@ -569,20 +581,23 @@ Examples:
       # the second one is the sandbox cloud: its mirror serves Spark only""")
 @click.option("-n", "--name", metavar="NAME", required=True, help="Name of the new image.")
 @click.option("--base-image", metavar="IMAGE", help="Image to start the builder from.")
-@click.option("--flavor", metavar="FLAVOR", help="Flavor of the builder server.")
+@click.option("--flavor", metavar="FLAVOR",
+              help=f"Flavor of the builder server (default {IMAGE_DEFAULTS['flavor']}).")
 @click.option("-k", "--keypair", metavar="NAME", help="Nova keypair for SSH to the builder.")
 @click.option("--identity-file", metavar="PATH",
               help="Private key of the keypair (default: the matching one in ~/.ssh).")
 @click.option("--spark-version", metavar="V",
-              help=f"Spark release to install (default {BUILTIN_DEFAULTS['spark_version']}).")
+              help=f"Spark release to install (default {IMAGE_DEFAULTS['spark_version']}).")
 @click.option("--hadoop-version", metavar="V",
-              help=f"Hadoop release to install (default {BUILTIN_DEFAULTS['hadoop_version']}).")
+              help=f"Hadoop release to install (default {IMAGE_DEFAULTS['hadoop_version']}).")
 @click.option("--no-hadoop", is_flag=True, default=None,
               help="Spark only, no Hadoop (the cluster then runs Spark standalone only).")
 @click.option("--mirror", metavar="URL",
-              help="Apache-layout download mirror (default https://archive.apache.org/dist); "
+              help=f"Apache-layout download mirror (default {IMAGE_DEFAULTS['mirror']}); "
                    "every download is checked against its published .sha512.")
-@click.option("--java-package", metavar="PKG", help="Debian package providing Java.")
+@click.option("--java-package", metavar="PKG",
+              help="Debian package providing Java, installed only if the base image has none "
+                   f"(default {IMAGE_DEFAULTS['java_package']}).")
 @click.option("--python-packages", metavar="LIST", help="Comma-separated pip packages.")
 @click.option("--network", metavar="NET",
               help="Network of the builder (default: the project's only one).")
@@ -592,9 +607,10 @@ Examples:
               help="Reach the builder through a floating IP (default: its fixed IP).")
 @click.option("--floating-ip-pool", metavar="NET",
               help="External network for the builder's floating IP (with --floating-ip).")
-@click.option("--ssh-user", metavar="USER", help="Login user of the base image (default debian).")
+@click.option("--ssh-user", metavar="USER",
+              help=f"Login user of the base image (default {IMAGE_DEFAULTS['ssh_user']}).")
 @click.option("--timeout", type=int, metavar="SECONDS",
-              help="Limit for the whole bake (default 1800).")
+              help=f"Limit for the whole bake (default {IMAGE_DEFAULTS['timeout']}).")
 @pass_app
 def create_image(app: AppContext, name, python_packages, **flags):
     """Bake an image with Java, Spark (and Hadoop) installed by cloud-init."""
@@ -609,36 +625,13 @@ def create_image(app: AppContext, name, python_packages, **flags):
     if python_packages is not None:
         flags["python_packages"] = tuple(p.strip() for p in python_packages.split(",")
                                          if p.strip())
-    resolved = app.resolve(flags)
-    v = resolved.values
-    if v["no_hadoop"] and flags.get("hadoop_version"):
-        raise errors.UsageError("--no-hadoop and --hadoop-version contradict each other")
-    for key in ("base_image", "flavor", "keypair", "spark_version"):
-        if not v.get(key):
-            raise errors.UsageError(f"no --{key.replace('_', '-')} given",
-                                    hint="pass it, or set it with `spark-openstack configure`")
-    ssh_user = validate_ssh_user(v.get("ssh_user") or "debian",
-                                 source=resolved.source("ssh_user"))
+    spec = image_spec_from(app.resolve(flags, defaults=IMAGE_DEFAULTS), name=name)
     provider = app.provider
-    keypair = provider.find_keypair(v["keypair"])
-    key_filename = resolve_identity_file(identity_file=v.get("identity_file"), keypair=keypair)
-    kwargs = dict(conn_provider=provider, name=name, base_image=v["base_image"],
-                  flavor=v["flavor"], keypair=v["keypair"], key_filename=key_filename,
-                  network=v.get("network"), ssh_user=ssh_user,
-                  timeout=v.get("timeout") or 1800, spark_version=v["spark_version"],
-                  allowed_cidrs=list(_parse_cidrs(tuple(v.get("allowed_cidr") or ()),
-                                                  source=resolved.source("allowed_cidr"))),
-                  floating_ip=bool(flags.get("floating_ip")),
-                  floating_pool=v.get("floating_ip_pool"))
-    if v["no_hadoop"]:
-        kwargs["hadoop_version"] = None
-    elif v.get("hadoop_version"):
-        kwargs["hadoop_version"] = v["hadoop_version"]
-    for key in ("mirror", "java_package", "python_packages"):
-        if v.get(key):
-            kwargs[key] = v[key]
+    keypair = provider.find_keypair(spec.keypair)
+    key_filename = resolve_identity_file(identity_file=spec.identity_file, keypair=keypair)
     with RichProgress(title=f"create-image {name}") as progress:
-        image_id = image_mod.create_image(progress=progress, **kwargs)
+        image_id = image_mod.create_image(conn_provider=provider, spec=spec,
+                                          key_filename=key_filename, progress=progress)
     stdout.print(f"image {name} ready: {image_id}")
 
 

@@ -19,8 +19,8 @@ from typing import Any
 import paramiko
 
 from . import errors, hostkeys
-from .config import (SSH_USER_HINT, WEB_UI_PORTS, LaunchSpec, is_ssh_user, unsafe_ui_warning,
-                     validate_ssh_user, web_ui_rules)
+from .config import (SSH_USER_HINT, LaunchSpec, is_ssh_user, unsafe_ui_warning,
+                     validate_ssh_user, web_ui_ports, web_ui_rules)
 from .executor import run_per_node
 from .model import (DEFAULT_DATA_DIR, META_CLUSTER, META_RUN, ROLE_MASTER, ROLE_WORKER,
                     ClusterFacts, Node, master_name, worker_name)
@@ -832,7 +832,8 @@ def describe(*, provider: OpenStackProvider, cluster: str) -> dict:
         "services": list(facts.services),
         "security_group": group.name if group is not None else None,
         "server_group": server_groups[0].name if server_groups else None,
-        "web_uis": {k: f"http://{facts.master.address}:{p}" for k, p in WEB_UI_PORTS.items()},
+        "web_uis": {p.ui_name: f"http://{facts.master.address}:{p.number}"
+                    for p in web_ui_ports(services=facts.services)},
     }
 
 
@@ -852,8 +853,8 @@ def list_clusters(*, provider: OpenStackProvider) -> list[dict]:
 def login_command(*, facts: ClusterFacts, key_filename: str | None,
                   forward_ui: bool = False, user: str | None = None,
                   known_hosts: str | None = None) -> list[str]:
-    """The ``ssh`` argv that logs in to the master (with ``-L`` forwards for every web UI:
-    through SSH even the unsafe ones are only yours).
+    """The ``ssh`` argv that logs in to the master (with ``-L`` forwards for the web UI of
+    every service the cluster runs: through SSH even the unsafe ones are only yours).
 
     The user goes in as ``-l USER`` and the host after ``--``, both checked first, so no
     value read from the cloud can become an ssh option (``-oProxyCommand=...``).
@@ -881,7 +882,7 @@ def login_command(*, facts: ClusterFacts, key_filename: str | None,
     if key_filename:
         argv += ["-i", key_filename, "-o", "IdentitiesOnly=yes"]
     if forward_ui:
-        for port in sorted(set(WEB_UI_PORTS.values())):
+        for port in sorted({p.number for p in web_ui_ports(services=facts.services)}):
             argv += ["-L", f"{port}:{facts.master.private_ip}:{port}"]
     argv += ["-l", login_user, "--", host]
     return argv

@@ -10,27 +10,21 @@ from __future__ import annotations
 import ipaddress
 import os
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlparse
 
 import yaml
 
-from .errors import ConfigError, UsageError
+from .errors import ConfigError, UsageError, ValidationError
 from .model import DEFAULT_DATA_DIR
+from .ports import PORTS_BY_SERVICE, SAFE, UNSAFE, Port
 
 DEFAULT_CONFIG_PATH = Path("~/.config/spark-openstack/config.yaml")
 CONFIG_ENV = "SPARK_OPENSTACK_CONFIG"
 
 KNOWN_SERVICES = ("hdfs", "yarn", "spark")
-# The web UIs, by name, in one place (render.PORTS, describe, login -L and the security
-# group all read these). "Safe" ones only show state to an anonymous visitor (Spark's
-# kill buttons and REST submission are off); the "unsafe" ones act on anonymous requests:
-# YARN's REST API accepts new applications (code execution on the cluster) and HDFS trusts
-# ``?user.name=`` (anyone can act as the HDFS superuser). --open-ui-cidr never opens those.
-SAFE_UI_PORTS = {"spark-master": 8080, "spark-app": 4040}
-UNSAFE_UI_PORTS = {"yarn-resourcemanager": 8088, "hdfs-namenode": 9870}
-WEB_UI_PORTS = {**SAFE_UI_PORTS, **UNSAFE_UI_PORTS}     # what `login -L` forwards
 CLUSTER_NAME_MAX = 40
 _CLUSTER_NAME_RE = re.compile(r"^[a-z][a-z0-9-]*$")
 # A POSIX login name: it ends up on an ssh command line, so it must never look like an option.
@@ -72,6 +66,14 @@ BUILTIN_DEFAULTS: dict[str, Any] = {
     "java_package": None,
     "python_packages": (),
 }
+# create-image's own defaults where they differ from launch's (a bake downloads and unpacks
+# Spark and Hadoop: it gets longer than a launch's boot + SSH).
+DEFAULT_MIRROR = "https://archive.apache.org/dist"
+DEFAULT_JAVA_PACKAGE = "openjdk-17-jre-headless"
+IMAGE_TIMEOUT = 1800
+IMAGE_DEFAULTS: dict[str, Any] = {**BUILTIN_DEFAULTS, "timeout": IMAGE_TIMEOUT,
+                                  "mirror": DEFAULT_MIRROR, "java_package": DEFAULT_JAVA_PACKAGE,
+                                  "floating_ip": False}   # the builder: its fixed IP
 _LIST_KEYS = {"allowed_cidr", "open_ui_cidr", "open_unsafe_ui_cidr", "services",
               "python_packages", "data_dir"}
 _BOOL_KEYS = {"floating_ip", "anti_affinity", "deploy", "keep_on_failure", "no_hadoop"}
@@ -252,22 +254,29 @@ def validate_ssh_user(user, *, source: str = "--ssh-user") -> str:
     return user
 
 
+def web_ui_ports(*, services=KNOWN_SERVICES, exposures=(SAFE, UNSAFE)) -> tuple[Port, ...]:
+    """The master's web UIs of ``services`` whose exposure is one of ``exposures``: what
+    the security group may open, ``describe`` lists and ``login -L`` forwards (through SSH
+    even the unsafe ones are only the user's own). Declared by the service classes
+    (``spark_openstack.ports``)."""
+    return tuple(p for service in KNOWN_SERVICES if service in services
+                 for p in PORTS_BY_SERVICE[service] if p.web_ui and p.exposure in exposures)
+
+
 def web_ui_rules(*, open_ui_cidrs, unsafe_ui_cidrs) -> list[tuple[str, int]]:
     """The (CIDR, port) pairs the security group opens for web UIs, without duplicates:
-    ``open_ui_cidrs`` get the Spark UIs only; ``unsafe_ui_cidrs`` get every UI."""
-    rules = [(c, p) for c in open_ui_cidrs for p in SAFE_UI_PORTS.values()]
-    rules += [(c, p) for c in unsafe_ui_cidrs for p in WEB_UI_PORTS.values()]
+    ``open_ui_cidrs`` get the safe UIs only; ``unsafe_ui_cidrs`` get every UI."""
+    rules = [(c, p.number) for c in open_ui_cidrs for p in web_ui_ports(exposures=(SAFE,))]
+    rules += [(c, p.number) for c in unsafe_ui_cidrs for p in web_ui_ports()]
     return list(dict.fromkeys(rules))
 
 
 def unsafe_ui_warning(cidrs) -> str:
     """What --open-unsafe-ui-cidr exposes, said plainly at launch."""
-    return (f"WARNING: --open-unsafe-ui-cidr opens YARN's ResourceManager "
-            f"(port {UNSAFE_UI_PORTS['yarn-resourcemanager']}: anyone there can submit an "
-            f"application, i.e. run code on the cluster) and HDFS's NameNode web "
-            f"(port {UNSAFE_UI_PORTS['hdfs-namenode']}: ?user.name= is trusted, so anyone "
-            f"there can read, change and delete all HDFS data as the HDFS superuser) to "
-            f"{', '.join(cidrs)}; `spark-openstack login -L` reaches them safely instead")
+    exposed = "; ".join(f"{p.ui_name} (port {p.number}): {p.why}"
+                        for p in web_ui_ports(exposures=(UNSAFE,)))
+    return (f"WARNING: --open-unsafe-ui-cidr opens to {', '.join(cidrs)}: {exposed}; "
+            f"`spark-openstack login -L` reaches them safely instead")
 
 
 _DATA_DIR_RE = re.compile(r"^/[A-Za-z0-9._/-]*$")
@@ -331,11 +340,6 @@ class LaunchSpec:
     keep_on_failure: bool = False
     timeout: int = 900
     services: tuple[str, ...] = KNOWN_SERVICES
-    extra: dict = field(default_factory=dict)
-
-    @property
-    def effective_master_flavor(self) -> str:
-        return self.master_flavor or self.flavor
 
 
 def launch_spec_from(resolved: Resolved, *, cluster_name: str | None) -> LaunchSpec:
@@ -388,3 +392,107 @@ def launch_spec_from(resolved: Resolved, *, cluster_name: str | None) -> LaunchS
         data_dirs=data_dirs, ssh_user=ssh_user,
         deploy=bool(v.get("deploy", True)), keep_on_failure=bool(v.get("keep_on_failure")),
         timeout=timeout, services=tuple(dict.fromkeys(services)))
+
+
+# --------------------------------------------------------------------------- create-image
+
+_VERSION = re.compile(r"^[0-9]+(\.[0-9]+){1,3}([-.][0-9A-Za-z]+)*$")
+_DEBIAN_PACKAGE = re.compile(r"^[a-z0-9][a-z0-9.+-]+$")
+# pip requirement specifiers without shell or option syntax: name[extras]==1.2, name>=1
+_PIP_REQUIREMENT = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*(\[[A-Za-z0-9_,.-]+\])?"
+                              r"([<>=!~]=?[0-9A-Za-z.*+-]+(,[<>=!~]=?[0-9A-Za-z.*+-]+)*)?$")
+
+
+def validate_bake_inputs(*, spark_version, hadoop_version, mirror, java_package,
+                         python_packages) -> None:
+    """Refuse inputs that would make a broken or unsafe builder script (they go into a
+    shell script run as root), naming the option and what to pass instead."""
+    if not isinstance(spark_version, str) or not _VERSION.match(spark_version):
+        raise ValidationError(f"--spark-version {spark_version!r} is not a release number",
+                              hint=f"pass a version like {BUILTIN_DEFAULTS['spark_version']}")
+    if hadoop_version is not None and (not isinstance(hadoop_version, str)
+                                       or not _VERSION.match(hadoop_version)):
+        raise ValidationError(f"--hadoop-version {hadoop_version!r} is not a release number",
+                              hint=f"pass a version like {BUILTIN_DEFAULTS['hadoop_version']}, "
+                                   "or --no-hadoop for a Spark-only image")
+    parsed = urlparse(mirror if isinstance(mirror, str) else "")
+    if parsed.scheme not in ("http", "https") or not parsed.netloc:
+        raise ValidationError(f"--mirror {mirror!r} is not an http(s) URL",
+                              hint=f"pass a mirror with Apache's layout, e.g. {DEFAULT_MIRROR}")
+    if not isinstance(java_package, str) or not _DEBIAN_PACKAGE.match(java_package):
+        raise ValidationError(f"--java-package {java_package!r} is not a Debian package name",
+                              hint=f"e.g. {DEFAULT_JAVA_PACKAGE}")
+    for package in python_packages:
+        if not isinstance(package, str) or not _PIP_REQUIREMENT.match(package):
+            raise ValidationError(f"--python-packages entry {package!r} is not a plain "
+                                  "requirement", hint="e.g. numpy or pandas==2.2.3, "
+                                                      "comma-separated")
+
+
+@dataclass(frozen=True)
+class ImageSpec:
+    """Everything ``image.create_image`` needs, checked when made (cloud names unchecked):
+    a bad value fails here, naming its option, before anything is created."""
+
+    name: str
+    base_image: str
+    flavor: str
+    keypair: str
+    identity_file: str | None = None
+    spark_version: str = BUILTIN_DEFAULTS["spark_version"]
+    hadoop_version: str | None = BUILTIN_DEFAULTS["hadoop_version"]   # None: Spark only
+    mirror: str = DEFAULT_MIRROR
+    java_package: str = DEFAULT_JAVA_PACKAGE
+    python_packages: tuple[str, ...] = ()
+    network: str | None = None
+    allowed_cidrs: tuple[str, ...] = ()
+    floating_ip: bool = False
+    floating_ip_pool: str | None = None
+    ssh_user: str = "debian"
+    timeout: int = IMAGE_TIMEOUT
+
+    def __post_init__(self):
+        for key, flag in (("name", "-n/--name"), ("base_image", "--base-image"),
+                          ("flavor", "--flavor"), ("keypair", "-k/--keypair")):
+            if not getattr(self, key):
+                raise UsageError(f"no {key.replace('_', ' ')} given ({flag})",
+                                 hint=f"pass {flag.split('/')[-1]} NAME, or set "
+                                      f"`{key.replace('_', '-')}:` in the config file")
+        object.__setattr__(self, "python_packages", tuple(self.python_packages or ()))
+        validate_bake_inputs(spark_version=self.spark_version,
+                             hadoop_version=self.hadoop_version, mirror=self.mirror,
+                             java_package=self.java_package,
+                             python_packages=self.python_packages)
+        cidrs = _parse_cidrs(tuple(self.allowed_cidrs or ()), source="--allowed-cidr")
+        if not cidrs:
+            raise UsageError(
+                "no --allowed-cidr given: SSH to the image builder would be closed to everyone",
+                hint="pass the address you connect from, e.g. --allowed-cidr 203.0.113.7/32")
+        object.__setattr__(self, "allowed_cidrs", cidrs)
+        validate_ssh_user(self.ssh_user)
+        if isinstance(self.timeout, bool) or not isinstance(self.timeout, int) \
+                or self.timeout < 60:
+            raise UsageError(f"--timeout is {self.timeout!r}; the bake needs at least 60 "
+                             "seconds", hint=f"pass --timeout SECONDS (default {IMAGE_TIMEOUT})")
+
+
+def image_spec_from(resolved: Resolved, *, name: str | None) -> ImageSpec:
+    """Turn create-image's layered values (over ``IMAGE_DEFAULTS``) into an ``ImageSpec``."""
+    v, src = resolved.values, resolved.source
+    hadoop_version = v.get("hadoop_version")
+    if v.get("no_hadoop"):
+        if src("hadoop_version") == "--hadoop-version":
+            raise UsageError("--no-hadoop and --hadoop-version contradict each other",
+                             hint="drop one of them")
+        hadoop_version = None
+    identity = v.get("identity_file")
+    return ImageSpec(
+        name=name or "", base_image=v.get("base_image") or "", flavor=v.get("flavor") or "",
+        keypair=v.get("keypair") or "",
+        identity_file=str(Path(identity).expanduser()) if identity else None,
+        spark_version=v.get("spark_version"), hadoop_version=hadoop_version,
+        mirror=v.get("mirror"), java_package=v.get("java_package"),
+        python_packages=tuple(v.get("python_packages") or ()), network=v.get("network"),
+        allowed_cidrs=tuple(v.get("allowed_cidr") or ()),
+        floating_ip=bool(v.get("floating_ip")), floating_ip_pool=v.get("floating_ip_pool"),
+        ssh_user=v.get("ssh_user") or "debian", timeout=v.get("timeout"))

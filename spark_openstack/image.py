@@ -20,14 +20,14 @@ import time
 from dataclasses import dataclass, field
 
 from . import __version__, ssh
+from .config import ImageSpec
 from .errors import (DeployError, Interrupted, NotFoundError, SparkOpenstackError,
                      UsageError, ValidationError)
 from .model import META_RUN
 from .polling import shielded_cleanup
 from .progress import PhaseTimer, ensure
 from .provider import security_group_name
-from .userdata import (DEFAULT_JAVA_PACKAGE, DEFAULT_MIRROR, render_bake_userdata,
-                       validate_bake_inputs)
+from .userdata import render_bake_userdata
 
 IMAGE_MARKER_PATH = "/etc/spark-openstack/image.json"
 BUILDER_METADATA_KEY = "spark_openstack_image_builder"
@@ -261,40 +261,29 @@ def _delete_round(provider, todo: dict[str, set[str]], done: dict[str, set[str]]
 
 # --------------------------------------------------------------------------- create-image
 
-def create_image(*, conn_provider, name: str, base_image: str, flavor: str, keypair: str,
-                 key_filename: str | None, spark_version: str, hadoop_version: str | None,
-                 mirror: str = DEFAULT_MIRROR, java_package: str = DEFAULT_JAVA_PACKAGE,
-                 python_packages=(), network: str | None = None, ssh_user: str = "debian",
-                 timeout: float = 1800, allowed_cidrs=(), floating_ip: bool = False,
-                 floating_pool: str | None = None, progress=None) -> str:
-    """Bake and snapshot an image; returns its id. Deletes the builder in every case.
+def create_image(*, conn_provider, key_filename: str | None, spec: ImageSpec | None = None,
+                 progress=None, **fields) -> str:
+    """Bake and snapshot the image ``spec`` describes; returns its id. Deletes the builder
+    in every case. Scripts may pass ``ImageSpec``'s fields as keywords instead of ``spec``.
 
-    ``allowed_cidrs``: who may SSH to the builder (required; a security group is made for
-    the builder and deleted with it). ``floating_ip``: reach the builder through a floating IP from
-    ``floating_pool`` instead of its fixed address.
+    A security group letting ``spec.allowed_cidrs`` SSH in is made for the builder and
+    deleted with it; with ``spec.floating_ip`` the builder is reached through a floating IP
+    (from ``spec.floating_ip_pool``) instead of its fixed address.
 
     Every exit (success, failure, Ctrl-C/SIGTERM as ``Interrupted``) deletes what this
     run made, found by its run id (``_ImageRun``), the finished image excepted.
     """
+    if spec is None:
+        spec = ImageSpec(**fields)
+    elif fields:
+        raise TypeError(f"create_image: pass spec= or its fields, not both ({sorted(fields)})")
     progress = ensure(progress)
-    validate_bake_inputs(spark_version=spark_version, hadoop_version=hadoop_version,
-                         mirror=mirror, java_package=java_package,
-                         python_packages=list(python_packages or ()))
-    if not allowed_cidrs:
-        raise ValidationError(
-            "no --allowed-cidr given: SSH to the image builder would be closed to everyone",
-            hint="pass the address you connect from, e.g. --allowed-cidr 203.0.113.7/32")
+    name = spec.name
     run = _ImageRun()
     phase = ["validate"]
     try:
         image_id = _build(provider=conn_provider, run=run, phase=phase, progress=progress,
-                          name=name, base_image=base_image, flavor=flavor, keypair=keypair,
-                          key_filename=key_filename, spark_version=spark_version,
-                          hadoop_version=hadoop_version, mirror=mirror,
-                          java_package=java_package, python_packages=python_packages,
-                          network=network, ssh_user=ssh_user, timeout=timeout,
-                          allowed_cidrs=allowed_cidrs, floating_ip=floating_ip,
-                          floating_pool=floating_pool)
+                          spec=spec, key_filename=key_filename)
     except (KeyboardInterrupt, Interrupted):
         with shielded_cleanup():
             summary = _cleanup(conn_provider, run, progress=progress)
@@ -309,13 +298,13 @@ def create_image(*, conn_provider, name: str, base_image: str, flavor: str, keyp
     return image_id
 
 
-def _build(*, provider, run: _ImageRun, phase: list[str], progress, name, base_image,
-           flavor, keypair, key_filename, spark_version, hadoop_version, mirror,
-           java_package, python_packages, network, ssh_user, timeout, allowed_cidrs,
-           floating_ip, floating_pool) -> str:
+def _build(*, provider, run: _ImageRun, phase: list[str], progress, spec: ImageSpec,
+           key_filename) -> str:
     """The steps of ``create_image``; each create is recorded in ``run`` as it happens."""
+    name, base_image, flavor, keypair = spec.name, spec.base_image, spec.flavor, spec.keypair
+    network, ssh_user, allowed_cidrs = spec.network, spec.ssh_user, spec.allowed_cidrs
     timings: dict[str, float] = {}
-    deadline = time.monotonic() + timeout
+    deadline = time.monotonic() + spec.timeout
     builder = builder_name(name)
 
     def step(label):
@@ -334,15 +323,15 @@ def _build(*, provider, run: _ImageRun, phase: list[str], progress, name, base_i
         flav = provider.find_flavor(flavor)
         provider.find_keypair(keypair)
         net = provider.find_network(network)
-        pool = provider.find_floating_pool(floating_pool) if floating_ip else None
+        pool = provider.find_floating_pool(spec.floating_ip_pool) if spec.floating_ip else None
         user_data = render_bake_userdata(
-            spark_version=spark_version, hadoop_version=hadoop_version, mirror=mirror,
-            java_package=java_package, python_packages=list(python_packages or ()),
-            built_by=f"spark-openstack {__version__}")
+            spark_version=spec.spark_version, hadoop_version=spec.hadoop_version,
+            mirror=spec.mirror, java_package=spec.java_package,
+            python_packages=spec.python_packages, built_by=f"spark-openstack {__version__}")
     with step("boot builder"):
         with run.creating("secgroup"):
             group = provider.create_security_group(
-                cluster=builder, ssh_cidrs=list(allowed_cidrs), 
+                cluster=builder, ssh_cidrs=list(allowed_cidrs),
                 name=builder_group_name(name, run.run_id),
                 description=builder_description(name, run.run_id))
             run.record("secgroup", group.id)

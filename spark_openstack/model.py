@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 # Server metadata keys (the cloud is the source of truth: no local state file).
 META_CLUSTER = "spark_openstack_cluster"
@@ -78,7 +78,6 @@ class ClusterFacts:
     spark_secret: str = ""         # per-cluster spark.authenticate secret
     hadoop_version: str = ""       # from the image marker ("" = unknown / no Hadoop)
     java_version: str = ""         # from the image marker, e.g. "17.0.15"
-    extra: dict = field(default_factory=dict)
 
     @property
     def nodes(self) -> tuple[Node, ...]:

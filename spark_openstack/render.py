@@ -13,28 +13,16 @@ from pathlib import Path
 import jinja2
 
 from . import paths
-from .config import SAFE_UI_PORTS, UNSAFE_UI_PORTS
 from .errors import ValidationError
 from .model import DEFAULT_DATA_DIR, ClusterFacts, Node
+from .ports import PORTS_BY_SERVICE
 
 HADOOP_SERVICES = ("hdfs", "yarn")
 ALL_SERVICES = ("hdfs", "yarn", "spark")
 
-# Ports (Hadoop 3 / Spark defaults, named once so templates, services and health agree).
-# The web UI ports come from config's UI port lists, which the security group reads too.
-PORTS = {
-    "namenode_rpc": 9000,
-    "namenode_http": UNSAFE_UI_PORTS["hdfs-namenode"],
-    "secondary_http": 9868,
-    "datanode_data": 9866,
-    "datanode_http": 9864,
-    "datanode_ipc": 9867,
-    "resourcemanager_http": UNSAFE_UI_PORTS["yarn-resourcemanager"],
-    "spark_master": 7077,
-    "spark_master_ui": SAFE_UI_PORTS["spark-master"],
-    "spark_app_ui": SAFE_UI_PORTS["spark-app"],     # Spark's default spark.ui.port
-    "spark_worker_ui": 8081,
-}
+#: The port numbers templates use (``{{ ports.namenode_rpc }}``), from the services'
+#: declarations (``spark_openstack.ports``), so daemons, services and security group agree.
+PORTS = {p.name: p.number for ports in PORTS_BY_SERVICE.values() for p in ports}
 
 # Files that hold the cluster's secret: only the service account may read them.
 SECRET_FILE_NAMES = ("spark-defaults.conf",)

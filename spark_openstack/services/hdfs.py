@@ -5,6 +5,7 @@ import re
 import shlex
 
 from ..errors import DeployError
+from ..ports import HDFS_PORTS
 from ..render import PORTS, cluster_dirs
 from .base import SERVICE_USER, HadoopService
 
@@ -33,6 +34,7 @@ class HDFS(HadoopService):
     worker_daemons = ("datanode",)
     config_names = ("core-site.xml", "hdfs-site.xml", "hadoop-env.sh", "workers",
                     "dfs.exclude")
+    ports = HDFS_PORTS
     members_command = "hdfs dfsadmin -report -live"
     health_detail = "DataNodes live"
     ui_label, ui_port = "NameNode UI", PORTS["namenode_http"]

@@ -5,6 +5,7 @@ import json
 import shlex
 
 from ..errors import DeployError
+from ..ports import SPARK_PORTS
 from ..render import PORTS
 from .base import Health, Service
 
@@ -16,6 +17,7 @@ class Spark(Service):
     name = "spark"
     daemons = ("master", "worker")
     config_names = ("spark-env.sh", "spark-defaults.conf", "workers")
+    ports = SPARK_PORTS
 
     @property
     def master_url(self) -> str:

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import re
 
+from ..ports import YARN_PORTS
 from ..render import PORTS, cluster_dirs
 from .base import HadoopService
 
@@ -21,6 +22,7 @@ class YARN(HadoopService):
     worker_daemons = ("nodemanager",)
     config_names = ("yarn-site.xml", "mapred-site.xml", "core-site.xml", "hadoop-env.sh",
                     "workers", "yarn.exclude")
+    ports = YARN_PORTS
     members_command = "yarn node -list -states RUNNING"
     health_detail = "NodeManagers running"
     ui_label, ui_port = "ResourceManager UI", PORTS["resourcemanager_http"]

@@ -111,12 +111,52 @@ def test_configure_writes_and_flags_beat_it(tmp_path, capsys, monkeypatch):
     assert "filekey" in out
 
 
+def _help(*argv) -> str:
+    """The help text on one line (click wraps after hyphens: "yarn-" / "resourcemanager")."""
+    return " ".join(CliRunner().invoke(cli.cli, [*argv, "--help"]).output.split()) \
+        .replace("- ", "-")
+
+
 def test_open_ui_help_separates_spark_uis_from_unsafe_ones():
-    text = CliRunner().invoke(cli.cli, ["launch", "--help"]).output
-    assert "--open-unsafe-ui-cidr" in text and "Never YARN or HDFS" in text
+    text = _help("launch")
+    safe = text.split("--open-ui-cidr CIDR", 1)[1].split("--open-unsafe-ui-cidr", 1)[0]
+    unsafe = text.split("--open-unsafe-ui-cidr CIDR", 1)[1].split("--anti-affinity", 1)[0]
+    assert "spark-master 8080, spark-app 4040" in safe and "never the unsafe ones" in safe
+    assert "8088" not in safe and "9870" not in safe
+    assert "hdfs-namenode 9870, yarn-resourcemanager 8088" in unsafe
     assert "8888" not in text
-    login = CliRunner().invoke(cli.cli, ["login", "--help"]).output
+    login = _help("login")
     assert all(p in login for p in ("8080", "4040", "8088", "9870"))
+
+
+def test_help_defaults_are_the_ones_used():
+    from spark_openstack import config
+    assert f"Limit for boot + SSH (default {config.BUILTIN_DEFAULTS['timeout']})" in \
+        _help("launch")
+    image_help = _help("create-image")
+    assert f"Limit for the whole bake (default {config.IMAGE_TIMEOUT})" in image_help
+    assert f"default {config.DEFAULT_MIRROR}" in image_help
+
+
+def test_create_image_passes_its_own_default_timeout(capsys, monkeypatch):
+    """create-image --help promised 1800 s while the bake got launch's 900 s; the spec the
+    command hands to image.create_image carries what the help says."""
+    seen = {}
+
+    def fake_create_image(*, conn_provider, spec, key_filename, progress):
+        seen["spec"] = spec
+        return "image-id"
+    fake = type("P", (), {"find_keypair": lambda self, name: type("K", (), {
+        "name": name, "public_key": "ssh-ed25519 AAAA x"})()})()
+    monkeypatch.setattr("spark_openstack.image.create_image", fake_create_image)
+    monkeypatch.setattr("spark_openstack.cluster.resolve_identity_file",
+                        lambda **kw: "/key")
+    monkeypatch.setattr(cli.AppContext, "provider", property(lambda self: fake))
+    code, out, _ = run_main(["create-image", "-n", "img", "--base-image", "debian-12",
+                             "-k", "kp", "--allowed-cidr", "10.0.0.0/8", "--no-hadoop"], capsys)
+    assert code == 0 and "image img ready: image-id" in out
+    spec = seen["spec"]
+    assert spec.timeout == 1800 and spec.hadoop_version is None and spec.name == "img"
 
 
 @pytest.mark.parametrize("argv", [
@@ -124,7 +164,7 @@ def test_open_ui_help_separates_spark_uis_from_unsafe_ones():
     ["launch", "-c", "demo", "-k", "k", "-i", "img", "--allowed-cidr", "10.0.0.0/8",
      "--ssh-user", "-oProxyCommand=x"],
     ["create-image", "-n", "img", "--base-image", "b", "--flavor", "f", "-k", "k",
-     "--ssh-user", "Bad User"],
+     "--allowed-cidr", "10.0.0.0/8", "--ssh-user", "Bad User"],
     ["configure", "--ssh-user", "-oProxyCommand=x"],
 ])
 def test_bad_ssh_user_is_a_usage_error_before_any_cloud_call(argv, capsys, monkeypatch):

@@ -1,4 +1,5 @@
-"""Settings: name validation, file parsing, flag > file > default, LaunchSpec checks."""
+"""Settings: name validation, file parsing, flag > file > default, LaunchSpec and ImageSpec
+checks, and which web UIs the security group may open."""
 from __future__ import annotations
 
 import os
@@ -113,8 +114,7 @@ def _spec(**flags):
 
 def test_launch_spec_defaults():
     spec = _spec()
-    assert spec.workers == 1 and spec.flavor == "m1.small"
-    assert spec.effective_master_flavor == "m1.small"
+    assert spec.workers == 1 and spec.flavor == "m1.small" and spec.master_flavor is None
     assert spec.open_ui_cidrs == () and spec.floating_ip and spec.anti_affinity
     assert spec.services == ("hdfs", "yarn", "spark")
 
@@ -163,11 +163,21 @@ def test_unsafe_ui_cidrs_are_their_own_setting():
     assert "open_unsafe_ui_cidr" in config.BUILTIN_DEFAULTS
 
 
-def test_ui_port_lists_name_each_port_once_and_keep_yarn_and_hdfs_unsafe():
-    assert set(config.SAFE_UI_PORTS.values()) == {8080, 4040}
-    assert set(config.UNSAFE_UI_PORTS.values()) == {8088, 9870}
-    assert config.WEB_UI_PORTS == {**config.SAFE_UI_PORTS, **config.UNSAFE_UI_PORTS}
-    assert len(set(config.WEB_UI_PORTS.values())) == len(config.WEB_UI_PORTS)
+def test_web_ui_ports_keep_yarn_and_hdfs_unsafe_and_follow_the_services():
+    numbers = lambda ports: {p.ui_name: p.number for p in ports}   # noqa: E731
+    assert numbers(config.web_ui_ports(exposures=("safe",))) == \
+        {"spark-master": 8080, "spark-app": 4040}
+    assert numbers(config.web_ui_ports(exposures=("unsafe",))) == \
+        {"hdfs-namenode": 9870, "yarn-resourcemanager": 8088}
+    assert numbers(config.web_ui_ports()) == {"spark-master": 8080, "spark-app": 4040,
+                                              "hdfs-namenode": 9870,
+                                              "yarn-resourcemanager": 8088}
+    assert numbers(config.web_ui_ports(services=("spark",))) == \
+        {"spark-master": 8080, "spark-app": 4040}
+    assert numbers(config.web_ui_ports(services=("hdfs", "spark"))) == \
+        {"hdfs-namenode": 9870, "spark-master": 8080, "spark-app": 4040}
+    # internal web UIs (DataNode, Spark worker, secondary NameNode) are never listed
+    assert not {9864, 8081, 9868} & {p.number for p in config.web_ui_ports()}
 
 
 def test_web_ui_rules_never_open_yarn_or_hdfs_to_open_ui_cidr():
@@ -208,3 +218,74 @@ def test_a_config_file_with_the_removed_volume_size_says_why(tmp_path):
     with pytest.raises(ConfigError, match="never formatted or mounted") as err:
         config.load_config_file(path)
     assert "--data-dir" in str(err.value)
+
+
+# --------------------------------------------------------------------------- ImageSpec
+
+def _image_spec(flags=None, file_values=None, name="img"):
+    base = {"base_image": "debian-12", "keypair": "k", "allowed_cidr": ("203.0.113.7/32",)}
+    base.update(flags or {})
+    resolved = config.resolve(flags=base, file_values=file_values or {},
+                              file_path="/cfg.yaml", defaults=config.IMAGE_DEFAULTS)
+    return config.image_spec_from(resolved, name=name)
+
+
+def test_image_spec_defaults_are_create_images_own():
+    spec = _image_spec()
+    assert spec.timeout == config.IMAGE_TIMEOUT == 1800     # not launch's 900
+    assert spec.timeout != config.BUILTIN_DEFAULTS["timeout"]
+    assert (spec.spark_version, spec.hadoop_version) == ("4.3.0", "3.5.0")
+    assert spec.mirror == config.DEFAULT_MIRROR and spec.java_package == config.DEFAULT_JAVA_PACKAGE
+    assert spec.flavor == "m1.small" and spec.ssh_user == "debian" and not spec.floating_ip
+    assert spec.allowed_cidrs == ("203.0.113.7/32",) and spec.python_packages == ()
+
+
+def test_image_spec_layers_flags_over_the_file():
+    spec = _image_spec({"timeout": 2400, "python_packages": ["numpy"], "identity_file": "~/k"},
+                       file_values={"timeout": 600, "mirror": "http://10.213.0.1:8099"})
+    assert spec.timeout == 2400 and spec.mirror == "http://10.213.0.1:8099"
+    assert spec.python_packages == ("numpy",) and not spec.identity_file.startswith("~")
+    assert _image_spec(file_values={"timeout": 600}).timeout == 600
+
+
+def test_no_hadoop_makes_a_spark_only_spec_and_contradicts_an_explicit_version():
+    assert _image_spec({"no_hadoop": True}).hadoop_version is None
+    # a version from the config file is only a default: --no-hadoop wins over it
+    assert _image_spec({"no_hadoop": True},
+                       file_values={"hadoop_version": "3.4.1"}).hadoop_version is None
+    with pytest.raises(UsageError, match="contradict"):
+        _image_spec({"no_hadoop": True, "hadoop_version": "3.4.1"})
+
+
+@pytest.mark.parametrize("flags,option,hint", [
+    ({"base_image": None}, "--base-image", "base-image:"),
+    ({"keypair": None}, "-k/--keypair", "--keypair NAME"),
+    ({"allowed_cidr": ()}, "--allowed-cidr", "--allowed-cidr 203.0.113.7/32"),
+    ({"allowed_cidr": ("10.0.0.300/8",)}, "--allowed-cidr", "CIDR notation"),
+    ({"spark_version": "4.3; rm -rf /"}, "--spark-version", "like 4.3.0"),
+    ({"hadoop_version": "latest"}, "--hadoop-version", "--no-hadoop"),
+    ({"mirror": "ftp://mirror"}, "--mirror", "Apache's layout"),
+    ({"java_package": "openjdk 17"}, "--java-package", "openjdk-17"),
+    ({"python_packages": ("numpy; curl evil",)}, "--python-packages", "pandas==2.2.3"),
+    ({"ssh_user": "-oProxyCommand=x"}, "--ssh-user", "POSIX user name"),
+    ({"timeout": 5}, "--timeout", "default 1800"),
+])
+def test_bad_image_inputs_name_the_option_why_and_what_to_do(flags, option, hint):
+    with pytest.raises(UsageError) as err:
+        _image_spec(flags)
+    assert option in err.value.message and hint in (err.value.hint or "")
+    assert err.value.exit_code == 2
+
+
+def test_no_image_name_is_refused():
+    with pytest.raises(UsageError, match="-n/--name"):
+        _image_spec(name=None)
+
+
+def test_image_spec_made_directly_is_checked_too():
+    with pytest.raises(UsageError, match="--mirror"):
+        config.ImageSpec(name="i", base_image="b", flavor="f", keypair="k",
+                         allowed_cidrs=("10.0.0.0/8",), mirror="file:///etc")
+    spec = config.ImageSpec(name="i", base_image="b", flavor="f", keypair="k",
+                            allowed_cidrs=["10.1.2.3/8"], python_packages=["numpy"])
+    assert spec.allowed_cidrs == ("10.0.0.0/8",) and spec.python_packages == ("numpy",)

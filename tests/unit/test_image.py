@@ -335,6 +335,25 @@ def test_a_create_still_in_flight_is_waited_for_and_deleted(fast, kind):
     assert not cloud.landing
 
 
+def test_the_spec_decides_what_is_baked_and_bad_input_touches_no_cloud(fast):
+    from spark_openstack.config import ImageSpec
+    cloud = FakeCloud()
+    spec = ImageSpec(name="img", base_image="debian-12", flavor="m1.small", keypair="kp",
+                     allowed_cidrs=("10.0.0.0/8",), hadoop_version=None,
+                     mirror="http://10.213.0.1:8099")
+    image.create_image(conn_provider=cloud, spec=spec, key_filename=None,
+                       progress=RecordingProgress())
+    user_data = cloud.kwargs["server"]["user_data"]
+    assert "SPARK_URL=http://10.213.0.1:8099/spark/spark-4.3.0/" in user_data
+    assert "HADOOP_URL=''" in user_data
+    with pytest.raises(TypeError, match="not both"):
+        image.create_image(conn_provider=cloud, spec=spec, key_filename=None, name="x")
+    cloud = FakeCloud()
+    with pytest.raises(errors.UsageError, match="--allowed-cidr"):
+        _create(cloud, allowed_cidrs=[])
+    assert cloud.kwargs == {} and cloud.calls == []
+
+
 def test_an_existing_image_name_is_refused_before_anything_is_made(fast):
     cloud = FakeCloud(existing_image=True)
     with pytest.raises(errors.ValidationError, match="already exists"):

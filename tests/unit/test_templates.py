@@ -232,11 +232,24 @@ def test_hadoop_env_opens_java_base_on_java_17(java, flagged):
     assert "export HADOOP_PID_DIR=/var/lib/hadoop/pids" in env
 
 
-def test_daemon_ports_of_the_web_uis_are_the_ones_the_security_group_opens():
-    from spark_openstack import config
-    ui = config.WEB_UI_PORTS
-    assert render.PORTS["spark_master_ui"] == ui["spark-master"]
-    assert render.PORTS["spark_app_ui"] == ui["spark-app"]
-    assert render.PORTS["namenode_http"] == ui["hdfs-namenode"]
-    assert render.PORTS["resourcemanager_http"] == ui["yarn-resourcemanager"]
-    assert set(ui.values()) <= set(render.PORTS.values())
+def test_template_ports_are_the_services_declared_ones():
+    from spark_openstack.ports import PORTS_BY_SERVICE
+    declared = [p for ports in PORTS_BY_SERVICE.values() for p in ports]
+    assert render.PORTS == {p.name: p.number for p in declared}
+    assert len(render.PORTS) == len(declared), "two services declare the same port name"
+
+
+def test_templates_bind_the_port_numbers_they_are_given(monkeypatch):
+    """No port number is written into a template: change a declaration and the daemons
+    listen elsewhere (so the security group, which reads the same declarations, follows)."""
+    moved = {name: number + 10000 for name, number in render.PORTS.items()}
+    monkeypatch.setattr(render, "PORTS", moved)
+    facts = make_facts()
+    files = render.render_node_configs(facts=facts, node=facts.master)
+    hdfs = files["/opt/hadoop/etc/hadoop/hdfs-site.xml"]
+    env = files["/opt/spark/conf/spark-env.sh"]
+    assert f"{facts.master.private_ip}:{moved['namenode_http']}" in hdfs
+    assert f"SPARK_MASTER_WEBUI_PORT={moved['spark_master_ui']}" in env
+    assert f"SPARK_MASTER_PORT={moved['spark_master']}" in env
+    core = files["/opt/hadoop/etc/hadoop/core-site.xml"]
+    assert f":{moved['namenode_rpc']}<" in core

@@ -15,8 +15,8 @@ import yaml
 
 from spark_openstack import paths
 from spark_openstack.errors import ValidationError
-from spark_openstack.userdata import (render_bake_userdata, render_node_userdata,
-                                      spark_tarball_url, hadoop_tarball_url)
+from spark_openstack.userdata import (render_bake_userdata, spark_tarball_url,
+                                      hadoop_tarball_url)
 
 FETCH = paths.cloud_init_dir() / "fetch_verified.py"
 
@@ -42,7 +42,12 @@ def test_bake_userdata_is_cloud_config_with_a_valid_script(tmp_path, hadoop_vers
     subprocess.run(["bash", "-n", str(tmp_path / "bake.sh")], check=True)
     assert "set -Eeuo pipefail" in script
     assert "command -v java" in script          # Java only when missing
-    assert "MIRROR=http://10.213.0.1:8099\n" in script
+    # the script downloads exactly the URLs of Apache's layout, built once in Python
+    assert ("SPARK_URL=http://10.213.0.1:8099/spark/spark-4.3.0/spark-4.3.0-bin-hadoop3.tgz\n"
+            in script)
+    assert 'install_release "$SPARK_URL"' in script and "$MIRROR" not in script
+    assert ("HADOOP_URL=http://10.213.0.1:8099/hadoop/common/hadoop-3.4.1/hadoop-3.4.1.tar.gz\n"
+            in script) == bool(hadoop_version)
     assert ("HADOOP_VERSION=3.4.1" in script) == bool(hadoop_version)
     assert "/opt/spark" in script and "/etc/spark-openstack/image.json" in script
     assert "pip install --break-system-packages numpy" in script
@@ -71,11 +76,6 @@ def test_bad_inputs_are_refused_by_name(kwargs, option):
     args.update(kwargs)
     with pytest.raises(ValidationError, match=option):
         render_bake_userdata(**args)
-
-
-def test_node_userdata_sets_the_hostname():
-    doc = yaml.safe_load(render_node_userdata(node_name="demo-worker-1"))
-    assert doc["hostname"] == "demo-worker-1" and doc["manage_etc_hosts"] is False
 
 
 @pytest.fixture
