@@ -21,6 +21,7 @@ from ..errors import DeployError, HostKeyChanged, SparkOpenstackError, SSHError,
 from ..executor import run_per_node
 from ..polling import poll
 from ..model import ClusterFacts, Node
+from ..ports import Port
 from ..render import cluster_dirs, node_config_files
 
 SERVICE_USER = "hduser"
@@ -246,6 +247,7 @@ class Service:
     name = ""
     daemons: tuple[str, ...] = ()
     config_names: tuple[str, ...] = ()   # file names (under the conf dir) this service needs
+    ports: tuple[Port, ...] = ()         # where it listens (declared in spark_openstack.ports)
 
     def __init__(self, *, facts: ClusterFacts, runner: Runner,
                  on_node_done: Callable | None = None):
@@ -275,12 +277,6 @@ class Service:
         return {path: entry for path, entry in
                 node_config_files(facts=self.facts, node=node).items()
                 if path.rsplit("/", 1)[-1] in self.config_names}
-
-    def configure(self) -> None:
-        """Write this service's config files on every node (in parallel)."""
-        run_per_node(lambda node: self.runner.put_files(node, self.config_files(node)),
-                     self.facts.nodes, what=f"{self.name}: write configs",
-                     on_done=self.on_node_done)
 
     # -- lifecycle (subclasses)
     def start(self) -> None:
@@ -418,7 +414,3 @@ class HadoopService(Service):
                       detail=self.health_detail + (f" ({', '.join(up)})" if up else ""),
                       missing=missing,
                       urls={self.ui_label: f"http://{self.master.private_ip}:{self.ui_port}/"})
-
-
-def quoted(*parts: str) -> str:
-    return " ".join(shlex.quote(p) for p in parts)
