@@ -22,17 +22,18 @@ import sys
 import threading
 import time
 from pathlib import Path
-from typing import Iterable
+from typing import Callable, Iterable
 
 from . import paths
-from .errors import DeployError, SparkOpenstackError, ValidationError
+from .errors import DeployError, NodeErrors, SparkOpenstackError, ValidationError
 from .executor import run_per_node
 from .model import FACTS_PATH_ON_MASTER, ClusterFacts, Node
 from .progress import PhaseTimer, ensure
-from .render import (ALL_SERVICES, HADOOP_SERVICES, cluster_dirs, image_hadoop_services,
-                     node_config_files, render_etc_hosts, uses_hadoop)
+from .render import (ALL_SERVICES, HADOOP_SERVICES, PORTS, cluster_dirs,
+                     image_hadoop_services, node_config_files, render_etc_hosts,
+                     uses_hadoop)
 from .services import SERVICE_CLASSES, START_ORDER, Health, Service, SSHRunner
-from .services.base import SERVICE_USER, Runner
+from .services.base import SERVICE_USER, HadoopService, Runner
 from .services.hdfs import HDFS
 
 IMAGE_MARKER_PATH = "/etc/spark-openstack/image.json"
@@ -146,25 +147,94 @@ def format_hdfs(*, facts: ClusterFacts, runner: Runner, force: bool = False) -> 
     return HDFS(facts=facts, runner=runner).format(force=force)
 
 
+#: First pause between health checks (then x1.3, at most 5 s): a daemon that joins is
+#: seen within about a second, and a check costs one command on the master.
+HEALTH_INTERVAL = 0.25
+
+
+def _side_by_side(steps: dict[str, Callable[[], object]]) -> dict[str, object]:
+    """Run a few independent steps at once (one thread each) and wait for all of them;
+    one failure is raised as it is, several together as ``[step] message`` lines."""
+    results: dict[str, object] = {}
+    errors: dict[str, BaseException] = {}
+
+    def one(name: str, step: Callable[[], object]) -> None:
+        try:
+            results[name] = step()
+        except BaseException as exc:  # noqa: BLE001 - re-raised below, in this thread
+            errors[name] = exc
+    if len(steps) == 1:
+        (name, step), = steps.items()
+        return {name: step()}
+    threads = [threading.Thread(target=one, args=item, name=f"step-{item[0]}", daemon=True)
+               for item in steps.items()]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    if len(errors) == 1:
+        raise next(iter(errors.values()))
+    if errors:
+        raise NodeErrors({name: (exc.message if isinstance(exc, SparkOpenstackError)
+                                 else f"{type(exc).__name__}: {exc}")
+                          for name, exc in errors.items()}, what="start services")
+    return results
+
+
+def _start_daemons(service: Service) -> None:
+    """A Hadoop service's master daemons all at once, then its worker daemon on every
+    worker at once (workers register with the master's); Spark as ``Spark.start``."""
+    if not isinstance(service, HadoopService):
+        service.start()
+        return
+    run_per_node(lambda daemon: service.on_master(service.start_command(daemon)),
+                 service.master_daemons, what=f"{service.name}: start on {service.master.name}")
+    for daemon in service.worker_daemons:
+        service.on_workers(service.start_command(daemon), what=f"start {daemon}")
+
+
+def _wait_for_port(service: Service, port: int, *, timeout: float) -> None:
+    """Until ``port`` on the master answers (a bash probe every 0.2 s on the master)."""
+    probe = (f"for i in $(seq 1 {int(timeout * 5)}); do "
+             f"(exec 3<>/dev/tcp/{service.master.private_ip}/{port}) 2>/dev/null && exit 0; "
+             "sleep 0.2; done; exit 1")
+    if service.on_master(probe, timeout=timeout + 30, check=False).exited != 0:
+        raise DeployError(f"{service.name}: nothing answers on {service.master.name}:{port} "
+                          f"after {timeout:.0f}s",
+                          hint=f"look at the logs on {service.master.name}: "
+                               f"{service.log_hint()}")
+
+
 def start_services(*, facts: ClusterFacts, runner: Runner, names: Iterable[str] | None = None,
                    progress=None, timings: dict | None = None,
                    health_timeout: float = 240) -> dict[str, Health]:
-    """Start services in order (HDFS format on first start, /user/hduser), each checked
-    healthy before the next starts."""
+    """Start the services side by side (none needs another to start: Spark standalone and
+    YARN do not wait for HDFS), each until it is healthy: HDFS formatted on first start,
+    its daemons started all at once, then its health and /user/hduser waited on together.
+    """
     progress = ensure(progress)
     timings = timings if timings is not None else {}
     health: dict[str, Health] = {}
-    for service in services_for(facts=facts, runner=runner, names=names):
+
+    def start(service: Service) -> None:
         with PhaseTimer(progress, f"start {service.name}", timings):
             if isinstance(service, HDFS) and not service.is_formatted():
                 progress.message(f"formatting HDFS on {facts.master.name}")
                 service.format()
-            service.start()
-            health[service.name] = service.wait_healthy(timeout=health_timeout)
+            _start_daemons(service)
+            waits: dict[str, Callable[[], object]] = {"health": lambda: service.wait_healthy(
+                timeout=health_timeout, interval=HEALTH_INTERVAL)}
             if isinstance(service, HDFS):
-                service.create_user_dir()
+                # Its clients are JVMs that fail while the NameNode is not up yet: a cheap
+                # probe first, then its health and /user/hduser together.
+                _wait_for_port(service, PORTS["namenode_rpc"], timeout=health_timeout)
+                waits["user dir"] = service.create_user_dir
+            health[service.name] = _side_by_side(waits)["health"]
         progress.message(health[service.name].line())
-    return health
+
+    chosen = services_for(facts=facts, runner=runner, names=names)
+    _side_by_side({service.name: (lambda s=service: start(s)) for service in chosen})
+    return {service.name: health[service.name] for service in chosen}
 
 
 def stop_services(*, facts: ClusterFacts, runner: Runner,
@@ -189,14 +259,15 @@ def cluster_health(*, facts: ClusterFacts, runner: Runner,
 
 
 # ----------------------------------------------------------------------------- node prep
-def _prepare_node(*, facts: ClusterFacts, runner: SSHRunner, node: Node,
-                  hduser_public_key: str) -> None:
-    """As root: data/log/pid dirs for hduser, /etc/hosts; as hduser: SSH trust + configs."""
-    dirs = cluster_dirs(facts).for_node(is_master=node.name == facts.master.name,
-                                        hadoop=uses_hadoop(facts.services))
+def _node_files(*, facts: ClusterFacts, node: Node, hduser_public_key: str
+                ) -> tuple[str, dict, dict]:
+    """Everything one node gets, for ONE push: (a root command making its data/log/pid
+    dirs for hduser, hduser's files: SSH trust, configs and, on the master, the facts
+    file; root's files: /etc/hosts)."""
+    is_master = node.name == facts.master.name
+    dirs = cluster_dirs(facts).for_node(is_master=is_master, hadoop=uses_hadoop(facts.services))
     quoted = " ".join(shlex.quote(d) for d in dirs)
-    runner.run_as_root(node, f"install -d -m 0755 -o {SERVICE_USER} -g {SERVICE_USER} {quoted}")
-    runner.put_files(node, {"/etc/hosts": (render_etc_hosts(facts=facts), 0o644)}, owner="root")
+    setup = f"install -d -m 0755 -o {SERVICE_USER} -g {SERVICE_USER} {quoted}"
     # Only the master (its private address) may log in as hduser with the cluster key.
     restriction = f'from="{facts.master.private_ip},127.0.0.1"'
     files = {
@@ -208,13 +279,24 @@ def _prepare_node(*, facts: ClusterFacts, runner: SSHRunner, node: Node,
             "  ConnectTimeout 10\n", 0o600),
     }
     files.update(node_config_files(facts=facts, node=node))
-    runner.put_files(node, files)
+    if is_master:   # what `fab` reads; it holds the Spark secret, so hduser-only (0600)
+        files[FACTS_PATH_ON_MASTER] = (facts.to_json() + "\n", 0o600)
+    return setup, files, {"/etc/hosts": (render_etc_hosts(facts=facts), 0o644)}
 
 
-def _read_remote_json(runner: SSHRunner, node: Node, path: str, *, as_root: bool) -> dict | None:
-    command = f"cat {shlex.quote(path)} 2>/dev/null || true"
-    result = (runner.run_as_root(node, command) if as_root else runner.run(node, command))
-    text = result.stdout.strip()
+def _prepare_node(*, facts: ClusterFacts, runner: SSHRunner, node: Node,
+                  hduser_public_key: str) -> None:
+    """One push to the node (one SSH command): dirs, /etc/hosts, SSH trust, configs."""
+    setup, files, root_files = _node_files(facts=facts, node=node,
+                                           hduser_public_key=hduser_public_key)
+    runner.put_files(node, files, root_files=root_files, setup=setup)
+
+
+_SEPARATOR = "----- spark-openstack -----"
+
+
+def _parse_json(text: str, node: Node, path: str) -> dict | None:
+    text = text.strip()
     if not text:
         return None
     try:
@@ -223,15 +305,31 @@ def _read_remote_json(runner: SSHRunner, node: Node, path: str, *, as_root: bool
         raise DeployError(f"{node.name}: {path} is not valid JSON") from exc
 
 
-def _hduser_key(runner: SSHRunner, master: Node, cluster: str) -> str:
-    """The cluster's hduser key, made on the master (the private half never leaves it)."""
+def _inspect_master(runner: SSHRunner, master: Node, cluster: str
+                    ) -> tuple[dict | None, dict, str]:
+    """ONE command on the master: the image marker, the facts of an earlier deploy, and
+    the cluster's hduser key (made there once; the private half never leaves it)."""
     key = shlex.quote(HDUSER_KEY)
-    out = runner.run(master, f"test -f {key} || ssh-keygen -q -t ed25519 -N '' "
-                             f"-C {shlex.quote('hduser@' + cluster)} -f {key}; "
-                             f"cat {key}.pub").stdout.strip()
-    if not out.startswith("ssh-"):
-        raise DeployError(f"{master.name}: could not read hduser's public key: {out[:100]!r}")
-    return out.splitlines()[-1]
+    keygen = (f"test -f {key} || ssh-keygen -q -t ed25519 -N '' "
+              f"-C {shlex.quote('hduser@' + cluster)} -f {key}; cat {key}.pub")
+    out = runner.run_as_root(master, (
+        f"cat {shlex.quote(IMAGE_MARKER_PATH)} 2>/dev/null; echo; echo '{_SEPARATOR}'; "
+        f"cat {shlex.quote(FACTS_PATH_ON_MASTER)} 2>/dev/null; echo; echo '{_SEPARATOR}'; "
+        f"sudo -n -u {SERVICE_USER} -H bash -c {shlex.quote(keygen)} 2>&1 || true")).stdout
+    parts = out.split(_SEPARATOR + "\n")
+    if len(parts) != 3:
+        raise DeployError(f"{master.name}: could not read {IMAGE_MARKER_PATH}: {out[:200]!r}")
+    marker = _parse_json(parts[0], master, IMAGE_MARKER_PATH)
+    previous = _parse_json(parts[1], master, FACTS_PATH_ON_MASTER) or {}
+    return marker, previous, parts[2].strip()
+
+
+def _checked_key(public_key: str, master: Node) -> str:
+    last = public_key.strip().splitlines()[-1] if public_key.strip() else ""
+    if not last.startswith("ssh-"):
+        raise DeployError(f"{master.name}: could not read hduser's public key: "
+                          f"{public_key[:100]!r}")
+    return last
 
 
 # ----------------------------------------------------------------------------- fab on master
@@ -298,38 +396,50 @@ cd "$HOME" && exec {REMOTE_VENV}/bin/fab --search-root {REMOTE_LIB} "$@"
 """
 
 
+#: ``fab`` in the venv (what pip would write for Fabric's console script).
+FAB_SCRIPT_TEXT = f"""#!{REMOTE_VENV}/bin/python
+import sys
+from fabric.main import program
+sys.exit(program.run())
+"""
+
+
 def install_fab_tooling(*, runner: SSHRunner, facts: ClusterFacts) -> str:
-    """Library + templates + fabfile + a venv with Fabric on the master; returns a note."""
+    """Library + templates + fabfile + a venv with Fabric on the master; returns a note.
+
+    Three commands: one asks the master's Python version and whether the venv has
+    Fabric, one gets everything in one archive on its stdin and unpacks it, one (the
+    first time) makes the venv from the wheels in that archive and links the library."""
     master = facts.master
     files = dict(_library_files())
     files[FAB_WRAPPER] = (FAB_WRAPPER_TEXT, 0o755)
-    pyinfo = runner.run_as_root(master, "python3 -c 'import sys,platform;"
-                                "print(\"%d.%d\" % sys.version_info[:2], platform.machine())'")
-    python_version, machine = pyinfo.stdout.split()
-    have = runner.run_as_root(master, f"{REMOTE_VENV}/bin/python -c 'import fabric' "
-                              "2>/dev/null && echo yes || true").stdout.strip() == "yes"
+    pyinfo = runner.run_as_root(master, (
+        "python3 -c 'import sys,platform;"
+        "print(\"%d.%d\" % sys.version_info[:2], platform.machine())'; "
+        f"{REMOTE_VENV}/bin/python -c 'import fabric' 2>/dev/null && echo yes || echo no"))
+    python_version, machine, have = pyinfo.stdout.split()[-3:]
+    have = have == "yes"
     if not have:
         wheels = build_wheelhouse(python_version=python_version, machine=machine)
         for wheel in sorted(wheels.glob("*.whl")):
             files[f"{REMOTE_WHEELS}/{wheel.name}"] = (wheel.read_bytes(), 0o644)
-    runner.run_as_root(master, f"rm -rf {REMOTE_LIB}")
-    runner.put_files(master, files, owner="root")
-    if not have:
-        runner.run_as_root(master, (
-            f"python3 -m venv --system-site-packages {REMOTE_VENV} && "
-            f"{REMOTE_VENV}/bin/pip install --quiet --no-index --disable-pip-version-check "
-            f"--find-links {REMOTE_WHEELS} fabric"), timeout=600)
-    site = runner.run_as_root(master, f"{REMOTE_VENV}/bin/python -c "
-                              "'import sysconfig; print(sysconfig.get_paths()[\"purelib\"])'"
-                              ).stdout.strip()
-    runner.put_files(master, {f"{site}/spark_openstack_lib.pth": (REMOTE_LIB + "\n", 0o644)},
-                     owner="root")
+        files[f"{REMOTE_VENV}/bin/fab"] = (FAB_SCRIPT_TEXT, 0o755)
+    site = (f"{REMOTE_VENV}/bin/python -c 'import sysconfig; "
+            f"print(sysconfig.get_paths()[\"purelib\"])'")
+    # Wheels are zip files of what goes into site-packages: unpacked and byte-compiled
+    # they are what pip would install, in about a second instead of pip's 10-20 s of CPU
+    # (which the daemons starting beside it need).
+    venv = "" if have else (
+        f"python3 -m venv --without-pip --system-site-packages {REMOTE_VENV} && "
+        f"site=$({site}) && {REMOTE_VENV}/bin/python -c 'import sys, zipfile; "
+        "[zipfile.ZipFile(w).extractall(sys.argv[1]) for w in sys.argv[2:]]' "
+        f"\"$site\" {REMOTE_WHEELS}/*.whl && "
+        f"{{ {REMOTE_VENV}/bin/python -m compileall -q \"$site\" >/dev/null || true; }} && ")
+    runner.put_files(master, {}, root_files=files, setup=f"rm -rf {REMOTE_LIB}", timeout=600)
+    runner.run_as_root(master, (
+        f"{venv}echo {shlex.quote(REMOTE_LIB)} > \"$({site})/spark_openstack_lib.pth\""),
+        timeout=600)
     return f"fab installed on {master.name}: `fab -l` lists the cluster's tasks"
-
-
-def write_facts_file(*, runner: Runner, facts: ClusterFacts) -> None:
-    """The facts ``fab`` reads; it holds the Spark secret, so hduser-only (0600)."""
-    runner.put_files(facts.master, {FACTS_PATH_ON_MASTER: (facts.to_json() + "\n", 0o600)})
 
 
 # ----------------------------------------------------------------------------- entry point
@@ -354,32 +464,24 @@ def deploy_cluster(*, facts: ClusterFacts, key_filename: str | None,
     runner = SSHRunner(ssh_user=facts.ssh_user, key_filename=key_filename,
                        gateway_host=gateway_host, known_hosts=known_hosts)
     started = time.monotonic()
+    fab_thread = None
+    fab_note: list[str] = []
     try:
+        # The workers' connections open while the master is inspected.
+        connecting = threading.Thread(target=runner.connect, args=(facts.workers,),
+                                      name="connect-workers", daemon=True)
+        connecting.start()
         with PhaseTimer(progress, "deploy: inspect image", timings):
-            marker = _read_remote_json(runner, facts.master, IMAGE_MARKER_PATH, as_root=False)
-            previous = _read_remote_json(runner, facts.master, FACTS_PATH_ON_MASTER,
-                                         as_root=True) or {}
+            marker, previous, public_key = _inspect_master(runner, facts.master,
+                                                           facts.cluster_name)
             facts, notes = reconcile_facts(facts=facts, image_marker=marker, services=services,
                                            existing_secret=previous.get("spark_secret", ""))
+            public_key = _checked_key(public_key, facts.master)
         for note in notes:
             progress.message(note)
         messages += notes
-        with PhaseTimer(progress, "deploy: configure nodes", timings):
-            public_key = _hduser_key(runner, facts.master, facts.cluster_name)
-
-            def prepare(node: Node) -> None:
-                _prepare_node(facts=facts, runner=runner, node=node,
-                              hduser_public_key=public_key)
-
-            def done(node, _result, error):
-                progress.node_status(node.name, "configured" if error is None else "FAILED")
-            run_per_node(prepare, facts.nodes, what="configure nodes", on_done=done)
-            write_facts_file(runner=runner, facts=facts)
-        fab_thread = None
         if install_fab:
-            # Its own SSH connection, so installing fab overlaps starting the services.
-            fab_note: list[str] = []
-
+            # Its own SSH connection and thread: fab is installed while the rest goes on.
             def install() -> None:
                 fab_runner = SSHRunner(ssh_user=facts.ssh_user, key_filename=key_filename,
                                        gateway_host=gateway_host, known_hosts=known_hosts)
@@ -399,6 +501,16 @@ def deploy_cluster(*, facts: ClusterFacts, key_filename: str | None,
             fab_thread.start()
         health: dict[str, Health] = {}
         try:
+            with PhaseTimer(progress, "deploy: configure nodes", timings):
+                def prepare(node: Node) -> None:
+                    _prepare_node(facts=facts, runner=runner, node=node,
+                                  hduser_public_key=public_key)
+
+                def done(node, _result, error):
+                    progress.node_status(node.name, "configured" if error is None else "FAILED")
+                connecting.join()
+                run_per_node(prepare, facts.nodes, what="configure nodes", on_done=done,
+                             max_workers=len(facts.nodes))
             if start:
                 health = start_services(facts=facts, runner=runner, progress=progress,
                                         timings=timings, health_timeout=health_timeout)
@@ -409,7 +521,9 @@ def deploy_cluster(*, facts: ClusterFacts, key_filename: str | None,
                 messages.append(note)
         finally:
             if fab_thread is not None:
+                began = time.monotonic()
                 fab_thread.join()
+                timings["deploy: wait for fab"] = time.monotonic() - began
                 for note in fab_note:
                     progress.message(note)
                     messages.append(note)

@@ -14,7 +14,9 @@ from .errors import NodeErrors, SparkOpenstackError
 N = TypeVar("N")
 R = TypeVar("R")
 
-DEFAULT_MAX_WORKERS = 16
+#: Per-node steps mostly wait on a remote command, so every node of a 64-worker cluster
+#: runs at once; callers that open connections through one gateway pass their own bound.
+DEFAULT_MAX_WORKERS = 64
 
 
 def _node_name(node) -> str:

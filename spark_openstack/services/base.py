@@ -61,10 +61,49 @@ def tar_bytes(files: dict[str, tuple[str | bytes, int]]) -> bytes:
 
 def _extract_command(archive: str, files, owner: str) -> str:
     """Unpack over existing directories (following /opt/spark -> /opt/spark-x symlinks),
-    then give the files to ``owner``."""
+    then give the files to ``owner`` (``archive`` "-" is stdin)."""
     quoted = " ".join(shlex.quote(p) for p in sorted(files))
     return (f"tar -xzf {shlex.quote(archive)} -C / --no-same-owner --no-overwrite-dir"
-            f" && chown {shlex.quote(owner)}:{shlex.quote(owner)} {quoted}")
+            + (f" && chown {shlex.quote(owner)}:{shlex.quote(owner)} {quoted}" if files else ""))
+
+
+def _run_with_input(conn, command: str, data: bytes, *, timeout: float,
+                    where: str) -> CommandResult:
+    """``command`` on one new channel of an open connection, ``data`` on its stdin (then
+    EOF): a whole upload-and-unpack in one round trip, no SFTP, no temp file."""
+    import socket
+
+    import paramiko
+    shown = command if len(command) < 200 else command[:200] + "..."
+    try:
+        if not conn.is_connected:
+            conn.open()
+        chan = conn.client.get_transport().open_session(timeout=30)
+    except Exception as exc:  # noqa: BLE001 - a dropped connection, a refused channel
+        raise SSHError(f"{where}: `{shown}` could not run: {exc}") from exc
+    try:
+        chan.settimeout(timeout)
+        chan.exec_command(command)
+        send_error = None
+        try:
+            chan.sendall(data)
+            chan.shutdown_write()
+        except (OSError, EOFError, paramiko.SSHException) as exc:
+            send_error = exc   # the command ended early: its exit status says why
+        stdout = chan.makefile("rb").read().decode(errors="replace")
+        stderr = chan.makefile_stderr("rb").read().decode(errors="replace")
+        if not chan.status_event.wait(timeout):
+            raise socket.timeout()
+        exited = chan.recv_exit_status()
+    except socket.timeout as exc:
+        raise TimeoutError_(f"{where}: `{shown}` did not finish in {timeout:.0f}s") from exc
+    except (OSError, EOFError, paramiko.SSHException) as exc:
+        raise SSHError(f"{where}: `{shown}` could not run: {exc}") from exc
+    finally:
+        chan.close()
+    if exited == 0 and send_error is not None:
+        raise SSHError(f"{where}: upload to `{shown}` failed: {send_error}")
+    return CommandResult(stdout, stderr, exited)
 
 
 # ----------------------------------------------------------------------------- SSH runner
@@ -89,6 +128,7 @@ class SSHRunner:
         self._gateway = None
         self._lock = threading.Lock()
         self._node_locks: dict[str, threading.Lock] = {}
+        self._closed = False
 
     def _connection(self, node: Node):
         from .. import ssh  # Fabric/paramiko only where SSH is really used
@@ -106,13 +146,35 @@ class SSHRunner:
                                                 known_hosts=self.known_hosts)
                 gateway = self._gateway
                 host = node.private_ip
-        conn = ssh.connect(host=host, user=self.ssh_user, key_filename=self.key_filename,
-                           gateway=gateway, timeout=self.connect_timeout,
-                           known_hosts=self.known_hosts)
-        with self._lock:
-            self._conns[node.name] = conn
-            self._node_locks.setdefault(node.name, threading.Lock())
+            # one connection per node, even when several threads ask for it at once
+            node_lock = self._node_locks.setdefault(node.name, threading.Lock())
+        with node_lock:
+            with self._lock:
+                conn = self._conns.get(node.name)
+            if conn is None:
+                conn = ssh.connect(host=host, user=self.ssh_user,
+                                   key_filename=self.key_filename, gateway=gateway,
+                                   timeout=self.connect_timeout, known_hosts=self.known_hosts)
+                with self._lock:
+                    closed = self._closed
+                    if not closed:
+                        self._conns[node.name] = conn
+                if closed:     # closed meanwhile (a failed deploy): leave nothing open
+                    conn.close()
+                    raise SSHError(f"{node.name}: the deploy's connections are closed")
         return conn
+
+    def connect(self, nodes) -> None:
+        """Open the connections to ``nodes`` now, all at once (ahead of their first use);
+        a node that cannot be reached fails when it is used, with its own error."""
+        nodes = list(nodes)
+
+        def one(node: Node) -> None:
+            try:
+                self._connection(node)
+            except SparkOpenstackError:
+                pass
+        run_per_node(one, nodes, what="connect", max_workers=max(1, len(nodes)))
 
     def _as_service_user(self, command: str) -> str:
         inner = f"bash -lc {shlex.quote(command)}"
@@ -120,42 +182,51 @@ class SSHRunner:
             return inner
         return f"cd / && sudo -n -u {SERVICE_USER} -H {inner}"
 
+    def _as_root(self, command: str) -> str:
+        return command if self.ssh_user == "root" else f"sudo -n bash -c {shlex.quote(command)}"
+
     def run_as_root(self, node: Node, command: str, *, timeout: float | None = None,
                     check: bool = True) -> CommandResult:
-        wrapped = command if self.ssh_user == "root" else f"sudo -n bash -c {shlex.quote(command)}"
-        return self._raw(node, wrapped, timeout=timeout, check=check)
+        return self._raw(node, self._as_root(command), timeout=timeout, check=check)
 
     def run(self, node: Node, command: str, *, timeout: float | None = None,
             check: bool = True) -> CommandResult:
         return self._raw(node, self._as_service_user(command), timeout=timeout, check=check)
 
-    def _raw(self, node: Node, command: str, *, timeout, check) -> CommandResult:
+    def _raw(self, node: Node, command: str, *, timeout, check,
+             stdin: bytes | None = None) -> CommandResult:
+        """One command on its own channel: commands on one node may run side by side."""
         from .. import ssh
         conn = self._connection(node)
-        with self._node_locks[node.name]:
+        if stdin is None:
             result = ssh.run(conn, command, warn=not check, timeout=timeout)
-        return CommandResult(result.stdout or "", result.stderr or "", result.exited)
+            return CommandResult(result.stdout or "", result.stderr or "", result.exited)
+        timeout = ssh.DEFAULT_COMMAND_TIMEOUT if timeout is None else timeout
+        result = _run_with_input(conn, command, stdin, timeout=timeout, where=node.name)
+        if check and result.exited != 0:
+            tail = "\n".join((result.stderr or result.stdout).strip().splitlines()[-15:])
+            raise SSHError(f"{node.name}: `{command[:200]}` exited {result.exited}"
+                           + (f":\n{tail}" if tail else ""))
+        return result
 
     def put_files(self, node: Node, files: dict[str, tuple[str | bytes, int]], *,
-                  owner: str = SERVICE_USER) -> None:
-        """Upload once (a private temp file), unpack as root, hand to ``owner``."""
-        if not files:
+                  owner: str = SERVICE_USER,
+                  root_files: dict[str, tuple[str | bytes, int]] | None = None,
+                  setup: str = "", timeout: float = 300) -> None:
+        """Push once: ONE command as root gets a gzip tar of ``files`` and ``root_files``
+        on its stdin, runs ``setup`` (a shell command, e.g. making directories), unpacks,
+        and hands ``files`` to ``owner`` (``root_files`` stay root's)."""
+        if not files and not root_files and not setup:
             return
-        conn = self._connection(node)
-        with self._node_locks[node.name]:
-            from .. import ssh
-            tmp = ssh.run(conn, "mktemp /tmp/spark-openstack.XXXXXXXX.tgz").stdout.strip()
-            try:
-                conn.put(io.BytesIO(tar_bytes(files)), remote=tmp)
-            except Exception as exc:  # noqa: BLE001
-                raise SSHError(f"{node.name}: upload to {tmp} failed: {exc}") from exc
-        try:
-            self.run_as_root(node, _extract_command(tmp, files, owner))
-        finally:
-            self._raw(node, f"rm -f {shlex.quote(tmp)}", timeout=30, check=False)
+        command = " && ".join(part for part in (
+            setup, (_extract_command("-", files, owner) if files or root_files else "")) if part)
+        self._raw(node, self._as_root(command), timeout=timeout, check=True,
+                  stdin=tar_bytes({**(root_files or {}), **files}) if files or root_files
+                  else b"")
 
     def close(self) -> None:
         with self._lock:
+            self._closed = True
             conns, self._conns = list(self._conns.values()), {}
             gateway, self._gateway = self._gateway, None
         for conn in conns:

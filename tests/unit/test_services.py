@@ -302,3 +302,143 @@ def test_master_runner_runs_the_master_locally_and_unpacks_files(tmp_path):
                     "--no-same-owner"], check=True)
     assert (target / "conf/secret.conf").stat().st_mode & 0o777 == 0o600
     assert (target / "conf/env.sh").stat().st_mode & 0o777 == 0o755
+
+
+# ----------------------------------------------------------------------------- one push
+class _LocalChannel:
+    """A paramiko channel stand-in whose command runs in a local bash."""
+
+    def __init__(self):
+        import threading
+        self.status_event = threading.Event()
+        self.proc = None
+
+    def settimeout(self, _timeout):
+        pass
+
+    def exec_command(self, command):
+        self.proc = subprocess.Popen(["bash", "-c", command], stdin=subprocess.PIPE,
+                                     stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+
+    def sendall(self, data):
+        try:
+            self.proc.stdin.write(data)
+            self.proc.stdin.flush()
+        except BrokenPipeError as exc:
+            raise OSError("Socket is closed") from exc
+
+    def shutdown_write(self):
+        self.proc.stdin.close()
+
+    def makefile(self, _mode):
+        return self.proc.stdout
+
+    def makefile_stderr(self, _mode):
+        return self.proc.stderr
+
+    def recv_exit_status(self):
+        return self.proc.wait()
+
+    def close(self):
+        if self.proc.poll() is None:
+            self.proc.wait()
+        self.status_event.set()
+
+
+class _LocalConnection:
+    is_connected = True
+
+    def __init__(self):
+        outer = self
+
+        class Transport:
+            def open_session(self, timeout=None):
+                chan = _LocalChannel()
+                outer.channels.append(chan)
+                orig = chan.makefile_stderr
+
+                def stderr(mode):
+                    out = orig(mode)
+                    chan.proc.wait()
+                    chan.status_event.set()
+                    return out
+                chan.makefile_stderr = stderr
+                return chan
+        self.channels: list = []
+        self.client = type("Client", (), {"get_transport": lambda _self: Transport()})()
+
+
+def test_a_push_is_one_command_with_the_archive_on_its_stdin(tmp_path):
+    from spark_openstack.services.base import _extract_command, _run_with_input
+    conn = _LocalConnection()
+    archive = tar_bytes({"/conf/a.xml": ("<a/>", 0o644), "/conf/s.conf": ("s", 0o600)})
+    command = _extract_command("-", {}, "nobody").replace("-C /", f"-C {tmp_path}")
+    result = _run_with_input(conn, command, archive, timeout=30, where="demo-master")
+    assert result.exited == 0 and len(conn.channels) == 1
+    assert (tmp_path / "conf/a.xml").read_text() == "<a/>"
+    assert (tmp_path / "conf/s.conf").stat().st_mode & 0o777 == 0o600
+    # a command that ends before reading its input reports its own exit status
+    early = _run_with_input(conn, "echo 'no space left' >&2; exit 3", b"x" * 2_000_000,
+                            timeout=30, where="demo-master")
+    assert early.exited == 3 and "no space left" in early.stderr
+
+
+def test_each_node_gets_everything_in_one_push_and_only_the_master_the_facts():
+    from spark_openstack.model import FACTS_PATH_ON_MASTER
+    facts = make_facts(workers=2, services=("hdfs", "spark"))
+
+    class Recorder:
+        def __init__(self):
+            self.pushes = []
+
+        def put_files(self, node, files, *, owner="hduser", root_files=None, setup=""):
+            self.pushes.append((node.name, dict(files), dict(root_files or {}), setup))
+
+    runner = Recorder()
+    for node in facts.nodes:
+        deploy._prepare_node(facts=facts, runner=runner, node=node,
+                             hduser_public_key="ssh-ed25519 AAAA hduser@demo")
+    assert [p[0] for p in runner.pushes] == ["demo-master", "demo-worker-1", "demo-worker-2"]
+    for name, files, root_files, setup in runner.pushes:
+        assert list(root_files) == ["/etc/hosts"]
+        assert setup.startswith("install -d -m 0755 -o hduser -g hduser ")
+        assert "/home/hduser/.ssh/authorized_keys" in files
+        assert (FACTS_PATH_ON_MASTER in files) == (name == "demo-master")
+        assert any(path.endswith("/hdfs-site.xml") for path in files)
+    assert runner.pushes[0][1][FACTS_PATH_ON_MASTER][1] == 0o600
+    assert "/namenode" in runner.pushes[0][3] and "/datanode" in runner.pushes[1][3]
+
+
+def test_the_master_is_inspected_in_one_command():
+    facts = make_facts()
+    calls = []
+
+    class Runner:
+        def run_as_root(self, node, command, **_):
+            calls.append(command)
+            sep = deploy._SEPARATOR
+            return CommandResult(f'{{"hadoop_version": "3.4.1"}}\n{sep}\n\n{sep}\n'
+                                 "ssh-ed25519 AAAA hduser@demo\n", "", 0)
+
+    marker, previous, key = deploy._inspect_master(Runner(), facts.master, "demo")
+    assert len(calls) == 1 and "ssh-keygen" in calls[0]
+    assert marker == {"hadoop_version": "3.4.1"} and previous == {}
+    assert deploy._checked_key(key, facts.master) == "ssh-ed25519 AAAA hduser@demo"
+    with pytest.raises(DeployError, match="public key"):
+        deploy._checked_key("sudo: unknown user hduser", facts.master)
+
+
+def test_steps_side_by_side_raise_one_error_as_is_and_several_per_step():
+    import time as _time
+    began = _time.monotonic()
+    out = deploy._side_by_side({"a": lambda: _time.sleep(0.3) or 1,
+                                "b": lambda: _time.sleep(0.3) or 2})
+    assert out == {"a": 1, "b": 2} and _time.monotonic() - began < 0.55
+
+    def boom(msg):
+        raise DeployError(msg)
+    with pytest.raises(DeployError, match="hdfs not ready"):
+        deploy._side_by_side({"hdfs": lambda: boom("hdfs not ready"), "spark": lambda: 1})
+    with pytest.raises(NodeErrors) as info:
+        deploy._side_by_side({"hdfs": lambda: boom("x"), "spark": lambda: boom("y")})
+    assert "[hdfs] x" in str(info.value) and "[spark] y" in str(info.value)
