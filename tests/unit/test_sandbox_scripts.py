@@ -93,3 +93,63 @@ def test_faults_needs_root_but_not_for_help():
     bad = subprocess.run([str(ROOT / "sandbox" / "faults"), "--compute", "503:1.5"],
                          capture_output=True, text=True, timeout=30)
     assert bad.returncode == 2 and "within 0..1" in bad.stderr
+
+
+def _load_agent(prefix):
+    import importlib.util
+    spec = importlib.util.spec_from_file_location("sandbox_agent", ROOT / "sandbox" / "agent.py")
+    agent = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(agent)
+    agent.PREFIX = prefix
+    return agent
+
+
+def test_agent_restores_a_hosts_rules_only_once_its_nic_is_plugged_and_again_if_replugged():
+    """The driver restores its default-deny into a new namespace before it plugs the NIC:
+    the agent waits for the NIC (rules restored earlier would be overwritten and, cached as
+    applied, never restored again), and a re-plugged host (a new namespace of the same
+    name) gets its rules again. Real namespaces, with a prefix no real sandbox uses."""
+    from types import SimpleNamespace as NS
+    agent = _load_agent("sbxut")
+    device = "d" + os.urandom(4).hex()
+    ns, veth = f"sbxut-{device[:8]}", f"sbxut{os.getpid() % 10000}v"
+    port = NS(id="p1", device_id=device, device_owner="compute:nova",
+              is_port_security_enabled=True, security_group_ids=["g1"],
+              fixed_ips=[{"ip_address": "10.99.0.5"}])
+    rules = [NS(security_group_id="g1", remote_group_id=None, direction="ingress",
+                ether_type="IPv4", protocol="tcp", port_range_min=22, port_range_max=22,
+                remote_ip_prefix="10.99.0.1/32")]
+
+    def saved():
+        return subprocess.run(["ip", "netns", "exec", ns, "iptables-save", "-t", "filter"],
+                              capture_output=True, text=True, check=True).stdout
+
+    plugs = []
+
+    def plug():   # a fresh pair each time: a deleted netns takes its veth down lazily
+        name = f"{veth}{len(plugs)}"
+        plugs.append(name)
+        subprocess.run(["ip", "netns", "add", ns], check=True)
+        subprocess.run(["ip", "link", "add", name, "type", "veth", "peer", "name", name + "p"],
+                       check=True)
+        subprocess.run(["ip", "link", "set", name, "netns", ns], check=True)
+        subprocess.run(["ip", "-n", ns, "link", "set", name, "name", "eth0"], check=True)
+
+    try:
+        subprocess.run(["ip", "netns", "add", ns], check=True)
+        agent.sync_security_groups([port], rules)
+        assert "--dport 22" not in saved()          # no NIC yet: nothing restored
+        subprocess.run(["ip", "netns", "del", ns], check=True)
+        plug()
+        agent.sync_security_groups([port], rules)
+        assert "-A INPUT -s 10.99.0.1/32 -p tcp -m tcp --dport 22 -j ACCEPT" in saved()
+        assert ":INPUT DROP" in saved()
+        subprocess.run(["ip", "netns", "del", ns], check=True)   # re-plugged: a new netns
+        plug()
+        assert "--dport 22" not in saved()
+        agent.sync_security_groups([port], rules)
+        assert "--dport 22" in saved()
+    finally:
+        subprocess.run(["ip", "netns", "del", ns], capture_output=True)
+        for name in plugs:
+            subprocess.run(["ip", "link", "del", name + "p"], capture_output=True)
