@@ -4,13 +4,13 @@
 assembled from one class per seam of the cloud (read them in this order):
 
 * ``naming``     pure functions, no connection: resource names, server metadata and
-                 tags, ``node_from_server``, the security-group rules, quota arithmetic;
+                 tags, ``node_from_server``, quota arithmetic;
 * ``sdk_errors`` SDK/keystoneauth exceptions -> ``spark_openstack.errors`` (every public
                  method runs inside ``translating``: callers never see an SDK exception);
 * ``catalog``    look-ups that validate input (image, flavor, keypair, network, pool),
                  microversions and the quota check;
 * ``compute``    servers (create never waits; one list request per poll) and server groups;
-* ``network``    the security group, ports and floating IPs;
+* ``network``    the security group (its rules too), ports and floating IPs;
 * ``images``     snapshots and image properties for create-image, old volumes.
 
 ``request_count`` counts the HTTP requests sent (for the benchmarks).
@@ -25,8 +25,8 @@ from .catalog import CatalogMixin
 from .compute import ComputeMixin
 from .images import ImageMixin
 from .naming import (FIP_DESCRIPTION_PREFIX, QuotaNeed, fip_description,
-                     security_group_name, security_group_rule_count, server_group_name)
-from .network import NetworkMixin
+                     security_group_name, server_group_name)
+from .network import NetworkMixin, security_group_rule_count, security_group_rules
 from .sdk_errors import translate_errors, translate_exception, translating
 
 #: openstacksdk's own retries (keystoneauth): a refused/reset connection and a 429 or
@@ -82,5 +82,5 @@ class OpenStackProvider(CatalogMixin, ComputeMixin, NetworkMixin, ImageMixin):
 
 __all__ = ["OpenStackProvider", "QuotaNeed", "RETRY_SETTINGS", "FIP_DESCRIPTION_PREFIX",
            "fip_description", "security_group_name", "server_group_name",
-           "security_group_rule_count", "translate_errors", "translate_exception",
+           "security_group_rule_count", "security_group_rules", "translate_errors", "translate_exception",
            "translating"]

@@ -1,12 +1,11 @@
 """Pure functions of the provider: names, metadata, tags, nodes and quota arithmetic.
 
 No connection needed: what a cluster's resources are called, how a server says which
-cluster and role it belongs to, how a server record becomes a ``Node``, and which
-security-group rules a cluster gets. Unit tests call these directly.
+cluster and role it belongs to, how a server record becomes a ``Node``, and the
+quota arithmetic. Unit tests call these directly.
 """
 from __future__ import annotations
 
-import ipaddress
 from dataclasses import dataclass
 from typing import Any, Iterable
 
@@ -16,7 +15,6 @@ from ..model import (META_CLUSTER, META_ROLE, ROLE_MASTER, ROLE_WORKER, TAG_PREF
 SECURITY_GROUP_PREFIX = "spark-openstack-"
 SERVER_GROUP_PREFIX = "spark-openstack-"
 FIP_DESCRIPTION_PREFIX = "spark-openstack:"
-SSH_PORT = 22
 
 
 def security_group_name(cluster: str) -> str:
@@ -68,35 +66,6 @@ def node_from_server(server, *, floating_ips: Iterable[Any] = (), flavor=None) -
     return Node(name=server.name, role=role, server_id=server.id, private_ip=private,
                 public_ip=public or None, status=server.status, vcpus=int(vcpus),
                 ram_mb=int(ram))
-
-
-def security_group_rules(*, group_id: str, ssh_cidrs: Iterable[str],
-                         ui_rules: Iterable[tuple[str, int]] = ()) -> list[dict[str, Any]]:
-    """The one definition of a cluster's ingress rules: members talk freely (IPv4 and
-    IPv6), SSH from ``ssh_cidrs``, and the ``(cidr, port)`` pairs of ``ui_rules`` (which
-    UI may be opened to whom is policy decided in ``config.web_ui_rules``)."""
-    rules: list[dict[str, Any]] = [
-        dict(security_group_id=group_id, direction="ingress", ethertype=ethertype,
-             remote_group_id=group_id) for ethertype in ("IPv4", "IPv6")]
-
-    def cidr_rule(cidr, port):
-        eth = "IPv6" if ipaddress.ip_network(cidr).version == 6 else "IPv4"
-        return dict(security_group_id=group_id, direction="ingress", ethertype=eth,
-                    protocol="tcp", port_range_min=port, port_range_max=port,
-                    remote_ip_prefix=cidr)
-    pairs = dict.fromkeys([(c, SSH_PORT) for c in ssh_cidrs] + list(ui_rules))
-    return rules + [cidr_rule(c, p) for c, p in pairs]
-
-
-#: Neutron adds an egress rule per ethertype to every new group.
-DEFAULT_EGRESS_RULES = 2
-
-
-def security_group_rule_count(*, ssh_cidrs: Iterable[str],
-                              ui_rules: Iterable[tuple[str, int]] = ()) -> int:
-    """Rules a cluster's group holds, Neutron's default egress pair included (quota)."""
-    return DEFAULT_EGRESS_RULES + len(security_group_rules(
-        group_id="count", ssh_cidrs=ssh_cidrs, ui_rules=ui_rules))
 
 
 def _names(resources: Iterable[Any], limit: int = 15) -> str:

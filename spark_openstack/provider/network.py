@@ -1,14 +1,46 @@
-"""Neutron: the cluster's security group (rules from ``naming.security_group_rules``),
-ports and floating IPs.
+"""Neutron: the cluster's security group (built here and only here: its rules are
+``security_group_rules``), ports and floating IPs.
 """
 from __future__ import annotations
 
+import ipaddress
 from typing import Any, Iterable
 
 from .. import errors
 from ..polling import poll
-from .naming import fip_description, security_group_name, security_group_rules
+from .naming import fip_description, security_group_name
 from .sdk_errors import translate_errors
+
+SSH_PORT = 22
+
+
+def security_group_rules(*, group_id: str, ssh_cidrs: Iterable[str],
+                         ui_rules: Iterable[tuple[str, int]] = ()) -> list[dict[str, Any]]:
+    """The one definition of a cluster's ingress rules: members talk freely (IPv4 and
+    IPv6), SSH from ``ssh_cidrs``, and the ``(cidr, port)`` pairs of ``ui_rules`` (which
+    UI may be opened to whom is policy decided in ``config.web_ui_rules``)."""
+    rules: list[dict[str, Any]] = [
+        dict(security_group_id=group_id, direction="ingress", ethertype=ethertype,
+             remote_group_id=group_id) for ethertype in ("IPv4", "IPv6")]
+
+    def cidr_rule(cidr, port):
+        eth = "IPv6" if ipaddress.ip_network(cidr).version == 6 else "IPv4"
+        return dict(security_group_id=group_id, direction="ingress", ethertype=eth,
+                    protocol="tcp", port_range_min=port, port_range_max=port,
+                    remote_ip_prefix=cidr)
+    pairs = dict.fromkeys([(c, SSH_PORT) for c in ssh_cidrs] + list(ui_rules))
+    return rules + [cidr_rule(c, p) for c, p in pairs]
+
+
+#: Neutron adds an egress rule per ethertype to every new group.
+DEFAULT_EGRESS_RULES = 2
+
+
+def security_group_rule_count(*, ssh_cidrs: Iterable[str],
+                              ui_rules: Iterable[tuple[str, int]] = ()) -> int:
+    """Rules a cluster's group holds, Neutron's default egress pair included (quota)."""
+    return DEFAULT_EGRESS_RULES + len(security_group_rules(
+        group_id="count", ssh_cidrs=ssh_cidrs, ui_rules=ui_rules))
 
 
 class NetworkMixin:
@@ -25,7 +57,7 @@ class NetworkMixin:
     def create_security_group(self, *, cluster: str, ssh_cidrs: Iterable[str],
                               ui_rules: Iterable[tuple[str, int]] = (),
                               name: str | None = None, description: str | None = None):
-        """The cluster's group with ``naming.security_group_rules`` in one bulk request.
+        """The cluster's group with ``security_group_rules`` in one bulk request.
         ``name``/``description`` replace the cluster's (create-image names its builder's
         group per run and marks the run). A group whose rules fail is deleted again."""
         group = self.conn.network.create_security_group(

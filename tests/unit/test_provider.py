@@ -10,7 +10,8 @@ from keystoneauth1 import exceptions as ks
 from openstack import exceptions as sdk
 
 from spark_openstack import errors
-from spark_openstack.provider import (OpenStackProvider, QuotaNeed, naming, translate_errors,
+from spark_openstack.provider import (OpenStackProvider, QuotaNeed, naming, network,
+                                      translate_errors,
                                       translate_exception, translating)
 
 
@@ -236,7 +237,7 @@ def test_security_group_opens_exactly_the_given_ui_rules_once_and_counts_them():
         [("203.0.113.7/32", 22, "IPv4"), ("2001:db8::/32", 8080, "IPv6"),
          ("2001:db8::/32", 4040, "IPv6")]
         + [("192.0.2.0/24", p, "IPv4") for p in (8080, 4040, 8088, 9870)])
-    assert naming.security_group_rule_count(
+    assert network.security_group_rule_count(
         ssh_cidrs=["203.0.113.7/32"], ui_rules=ui_rules + ui_rules[:1]) == len(net.rules) + 2
 
 
