@@ -446,13 +446,15 @@ def install_fab_tooling(*, runner: SSHRunner, facts: ClusterFacts) -> str:
 def deploy_cluster(*, facts: ClusterFacts, key_filename: str | None,
                    gateway_host: str | None = None, progress=None,
                    services: Iterable[str] | None = None, install_fab: bool = True,
-                   health_timeout: float = 240, start: bool = True,
+                   health_timeout: float | None = None, start: bool = True,
                    known_hosts: str | None = None) -> dict:
     """Configure every node and start the services; returns what was deployed.
 
     ``start=False`` stops after the configs, the facts file and ``fab``: the Fabric tasks
     on the master (``fab format_hdfs``, ``fab start_hadoop`` ...) start the services.
     ``known_hosts`` (the cluster's pinned host keys) is checked on every SSH connection.
+    ``health_timeout`` (default 240 s + 4 s per worker: every worker registers with the
+    one master) bounds each service's wait for all its members.
 
     Result keys: ``facts`` (as deployed), ``services``, ``health`` ({name: Health}),
     ``urls`` ({label: url} on private addresses), ``timings`` ({phase: seconds}),
@@ -461,6 +463,8 @@ def deploy_cluster(*, facts: ClusterFacts, key_filename: str | None,
     progress = ensure(progress)
     timings: dict[str, float] = {}
     messages: list[str] = []
+    if health_timeout is None:
+        health_timeout = 240 + 4 * len(facts.workers)
     runner = SSHRunner(ssh_user=facts.ssh_user, key_filename=key_filename,
                        gateway_host=gateway_host, known_hosts=known_hosts)
     started = time.monotonic()
