@@ -278,8 +278,8 @@ def workers_rss(gateway_ip: str, workers: list[dict], args) -> str:
     """Min / median / max RSS and peak of the workers' Spark daemons (through the master)."""
     gateway = ssh.connect(host=gateway_ip, user=args.ssh_user, key_filename=args.identity_file)
     try:
-        def read(worker: dict) -> str:
-            conn = ssh.connect(host=worker["private_ip"], user=args.ssh_user,
+        def read(worker) -> str:        # a named record: run_per_node reports its name
+            conn = ssh.connect(host=worker.private_ip, user=args.ssh_user,
                                key_filename=args.identity_file, gateway=gateway)
             try:
                 return ssh.run(conn, DAEMON_RSS, warn=True).stdout
