@@ -58,8 +58,8 @@ META_RUN = "spark_openstack_run"
 KINDS = ("servers", "ports", "floating_ips", "security_groups", "server_groups")
 PROGRESS_LINE = re.compile(r"^\[\s*[\d.]+s\]")
 
-ALL_FAULTS = ("sigint-validate", "sigint-boot", "sigint-network", "sigint-ssh",
-              "sigint-deploy", "sigterm-validate", "sigterm-boot", "sigterm-network",
+ALL_FAULTS = ("sigint-validate", "sigint-boot", "sigint-floating-ip", "sigint-ssh",
+              "sigint-deploy", "sigterm-validate", "sigterm-boot", "sigterm-floating-ip",
               "sigterm-ssh", "sigterm-deploy", "sigint-cleanup",
               "compute-503", "network-429", "kill-worker", "freeze-worker", "race")
 
@@ -348,17 +348,19 @@ class Bench:
         return self.signal_case("sigint-validate", signal.SIGINT, at=r"\] validate \.\.\.",
                                 phase=None)
 
-    def sigint_network(self) -> Row:
-        return self.signal_case("sigint-network", signal.SIGINT, at=r"\] network \.\.\.",
-                                phase="network")
+    def sigint_floating_ip(self) -> Row:
+        """The floating IP was just put on the master's port (the boot phase goes on)."""
+        return self.signal_case("sigint-floating-ip", signal.SIGINT, at=r"master: floating IP",
+                                phase="boot")
 
     def sigterm_validate(self) -> Row:
         return self.signal_case("sigterm-validate", signal.SIGTERM,
                                 at=r"\] validate \.\.\.", phase=None)
 
-    def sigterm_network(self) -> Row:
-        return self.signal_case("sigterm-network", signal.SIGTERM, at=r"\] network \.\.\.",
-                                phase="network")
+    def sigterm_floating_ip(self) -> Row:
+        """The floating IP was just put on the master's port (the boot phase goes on)."""
+        return self.signal_case("sigterm-floating-ip", signal.SIGTERM, at=r"master: floating IP",
+                                phase="boot")
 
     def sigterm_ssh(self) -> Row:
         return self.signal_case("sigterm-ssh", signal.SIGTERM, at=r"\] ssh \.\.\.", phase="ssh")
@@ -504,8 +506,8 @@ class Bench:
             run = Run(self.env, self.launch_args(cluster, timeout=timeout))
             froze_at = None
             try:
-                # all servers ACTIVE: launch moves on to the network phase
-                seen = run.wait_line(r"\] network \.\.\.", timeout=300)
+                # the victim is ACTIVE: frozen before SSH can reach it
+                seen = run.wait_line(rf"{victim}: active", timeout=300)
                 if seen is not None and run.proc.poll() is None:
                     sandbox_faults("--freeze-host", victim)
                     froze_at, frozen = time.monotonic(), True
