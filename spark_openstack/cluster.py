@@ -163,15 +163,24 @@ class _Created:
                     or self.floating_ip_ids)
 
 
-def _all_at_once(calls: dict[str, Any]) -> dict[str, Any]:
-    """Run independent cloud calls at once and wait for every one of them (a create that
-    succeeds beside one that fails is still recorded); the first failure in ``calls``'s
-    own order is raised, the same error whatever thread finished first."""
+def _all_at_once(calls: dict[str, Any], *, creates: bool) -> dict[str, Any]:
+    """Run independent cloud calls at once; the first failure in ``calls``'s own order is
+    raised, the same error whatever thread finished first.
+
+    Creates are waited for even on Ctrl-C (each request is bounded by the provider's
+    ``api_timeout``), so what they made is in the ledger before the rollback reads it;
+    read-only look-ups are abandoned at once.
+    """
     import concurrent.futures
-    with concurrent.futures.ThreadPoolExecutor(max_workers=len(calls),
-                                               thread_name_prefix="lookup") as pool:
+    pool = concurrent.futures.ThreadPoolExecutor(max_workers=len(calls),
+                                                 thread_name_prefix="cloud-call")
+    try:
         futures = {label: pool.submit(fn) for label, fn in calls.items()}
         concurrent.futures.wait(futures.values())
+    except BaseException:
+        pool.shutdown(wait=creates, cancel_futures=True)
+        raise
+    pool.shutdown(wait=True)
     return {label: future.result() for label, future in futures.items()}
 
 
@@ -199,7 +208,7 @@ def validate_launch(*, provider: OpenStackProvider, spec: LaunchSpec,
                                                               option="--master-flavor")
     if spec.floating_ip:
         calls["pool"] = lambda: provider.find_floating_pool(spec.floating_ip_pool)
-    found = _all_at_once(calls)
+    found = _all_at_once(calls, creates=False)
     existing = found["existing"]
     if existing:
         raise errors.ClusterExistsError(
@@ -359,7 +368,7 @@ def _create_and_reach(*, provider, plan: LaunchPlan, created: _Created, timings,
 
         first = _all_at_once({"security group": make_security_group,
                               "server group": make_server_group,
-                              "floating IP": allocate_floating_ip})
+                              "floating IP": allocate_floating_ip}, creates=True)
         group, server_group_id = first["security group"], first["server group"]
         floating_ip = first["floating IP"]
 
@@ -402,7 +411,7 @@ def _create_and_reach(*, provider, plan: LaunchPlan, created: _Created, timings,
         with concurrent.futures.ThreadPoolExecutor(max_workers=1,
                                                    thread_name_prefix="fip") as pool:
             try:
-                _all_at_once({"master": create_master, "workers": create_workers})
+                _all_at_once({"master": create_master, "workers": create_workers}, creates=True)
                 associated = pool.submit(
                     _associate_when_port_exists, provider=provider, fip=floating_ip,
                     server_id=created.server_ids[master_name(name)],
@@ -560,12 +569,17 @@ def wait_until_reachable(*, facts: ClusterFacts, key_filename: str, timeout: flo
                                timeout=max(5, deadline - time.monotonic()),
                                known_hosts=known_hosts)
     gateways = [first]
+    opened = threading.Lock()
+
+    def open_gateway(_):       # kept as it opens: one that fails must not leak the others
+        conn = ssh.connect(host=master.address, user=user, key_filename=key_filename,
+                           known_hosts=known_hosts)
+        with opened:
+            gateways.append(conn)
     try:
         extra = -(-len(facts.workers) // WORKERS_PER_GATEWAY) - 1
-        gateways += run_per_node(
-            lambda i: ssh.connect(host=master.address, user=user, key_filename=key_filename,
-                                  known_hosts=known_hosts), range(extra),
-            what="open gateway connections").values() if extra > 0 else []
+        if extra > 0:
+            run_per_node(open_gateway, range(extra), what="open gateway connections")
         index = {w.name: i for i, w in enumerate(facts.workers)}
 
         def ready(node: Node):

@@ -32,8 +32,11 @@ from .sdk_errors import translate_errors, translate_exception, translating
 #: openstacksdk's own retries (keystoneauth): a refused/reset connection and a 429 or
 #: 5xx-from-a-proxy answer are retried with backoff, honouring ``Retry-After``; one flaky
 #: answer must not roll back a nearly finished launch or stop a cleanup half way.
+#: Every request is bounded too (keystoneauth's ``timeout``): a cloud that accepts the
+#: connection and never answers fails that request instead of holding a launch, its
+#: cleanup or a Ctrl-C forever.
 RETRY_SETTINGS = {"connect_retries": 4, "status_code_retries": 5,
-                  "retriable_status_codes": [429, 502, 503, 504]}
+                  "retriable_status_codes": [429, 502, 503, 504], "api_timeout": 60}
 
 
 class OpenStackProvider(CatalogMixin, ComputeMixin, NetworkMixin, ImageMixin):

@@ -128,11 +128,11 @@ class NetworkMixin:
                            cluster: str, description: str | None = None) -> tuple[str, str]:
         """Allocate a floating IP on the server's port; returns ``(fip_id, address)``.
         Its description is the cluster's (``fip_description``) unless given."""
-        ports = list(self.conn.network.ports(device_id=server_id))
-        if not ports:
+        port_id = self.server_port_id(server_id)
+        if port_id is None:
             raise errors.CloudError(f"server {server_id} has no network port for a floating IP")
         fip = self.conn.network.create_ip(floating_network_id=pool_network_id,
-                                          port_id=ports[0].id,
+                                          port_id=port_id,
                                           description=description or fip_description(cluster))
         return fip.id, fip.floating_ip_address
 

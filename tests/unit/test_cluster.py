@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import subprocess
+import threading
 import types
 
 import pytest
@@ -499,3 +500,33 @@ def test_an_interrupted_destroy_names_what_is_left_and_how_to_finish():
     assert "destroy of 'demo' interrupted" in message
     assert "demo-master, demo-worker-1" in message and "spark-openstack-demo" in message
     assert "destroy -c demo` again" in message and info.value.exit_code == 130
+
+
+@pytest.mark.parametrize("creates", [False, True])
+def test_ctrl_c_abandons_look_ups_at_once_but_waits_for_creates(creates):
+    """A stalled look-up must not hold a Ctrl-C; a create in flight is waited for, so what
+    it made reaches the ledger before the rollback reads it."""
+    import os
+    import signal
+    import time
+    finished = threading.Event()
+
+    def slow_call():
+        time.sleep(1.5)
+        finished.set()
+        return "made"
+    # Python's own Ctrl-C (an earlier CLI test may have left its handler installed)
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        threading.Timer(0.3, lambda: os.kill(os.getpid(), signal.SIGINT)).start()
+        began = time.monotonic()
+        with pytest.raises(KeyboardInterrupt):
+            cluster._all_at_once({"slow": slow_call}, creates=creates)
+        took = time.monotonic() - began
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    if creates:
+        assert finished.is_set() and took >= 1.4
+    else:
+        assert not finished.is_set() and took < 1.0
+    finished.wait(3)
