@@ -332,6 +332,23 @@ def _checked_key(public_key: str, master: Node) -> str:
     return last
 
 
+def reconfigure_nodes(*, facts: ClusterFacts, runner: SSHRunner,
+                      nodes: Iterable[Node] | None = None, on_node_done=None) -> None:
+    """Rewrite the files that name the cluster's members (/etc/hosts, workers files,
+    exclude lists, every config, the facts file on the master) on ``nodes`` (default:
+    all), without touching a running daemon: what add-workers and remove-workers need
+    after the node list changed. One command reads hduser's key on the master, then one
+    push per node, all at once."""
+    _marker, _previous, public_key = _inspect_master(runner, facts.master, facts.cluster_name)
+    public_key = _checked_key(public_key, facts.master)
+
+    def push(node: Node) -> None:
+        _prepare_node(facts=facts, runner=runner, node=node, hduser_public_key=public_key)
+    targets = list(nodes) if nodes is not None else list(facts.nodes)
+    run_per_node(push, targets, what="update node files", on_done=on_node_done,
+                 max_workers=max(1, len(targets)))
+
+
 # ----------------------------------------------------------------------------- fab on master
 def wheelhouse_dir(*, python_version: str, machine: str) -> Path:
     base = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")

@@ -206,6 +206,33 @@ def record(path: str, *, host: str, key: paramiko.PKey) -> None:
             raise
 
 
+def forget(path: str, *, hosts) -> int:
+    """Drop the pinned keys of ``hosts`` (servers that were deleted: their addresses will
+    be reused by other servers with other keys); returns how many lines went."""
+    hosts = {h for h in hosts if h}
+    if not hosts or not os.path.exists(path):
+        return 0
+    with _locked(path):
+        lines = _read_text(path).splitlines(keepends=True)
+        kept = [line for line in lines
+                if not {n.split("]", 1)[0].lstrip("[")
+                        for n in line.split(" ", 1)[0].split(",")} & hosts]
+        if len(kept) == len(lines):
+            return 0
+        folder = os.path.dirname(os.path.abspath(path))
+        fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".{os.path.basename(path)}.")
+        try:
+            with os.fdopen(fd, "w", encoding="utf-8") as handle:
+                handle.writelines(kept)
+            os.chmod(tmp, 0o600)
+            os.replace(tmp, path)
+        except BaseException:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
+            raise
+    return len(lines) - len(kept)
+
+
 # ----------------------------------------------------------------------------- policy
 
 class PinOnFirstUse(paramiko.MissingHostKeyPolicy):

@@ -78,6 +78,9 @@ class ClusterFacts:
     spark_secret: str = ""         # per-cluster spark.authenticate secret
     hadoop_version: str = ""       # from the image marker ("" = unknown / no Hadoop)
     java_version: str = ""         # from the image marker, e.g. "17.0.15"
+    # workers being decommissioned (rendered into dfs.exclude / yarn.exclude): never
+    # recorded in the cloud, only while remove-workers (or `fab decommission`) runs
+    decommissioning: tuple[str, ...] = ()
 
     @property
     def nodes(self) -> tuple[Node, ...]:
@@ -107,6 +110,7 @@ class ClusterFacts:
         raw["workers"] = tuple(Node(**w) for w in raw["workers"])
         known = {f.name for f in dataclasses.fields(cls)}
         raw = {k: v for k, v in raw.items() if k in known}   # facts from an older tool
-        for key in ("services", "data_dirs"):
-            raw[key] = tuple(raw[key])
+        for key in ("services", "data_dirs", "decommissioning"):
+            if key in raw:
+                raw[key] = tuple(raw[key])
         return cls(**raw)

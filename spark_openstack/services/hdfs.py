@@ -1,6 +1,7 @@
 """HDFS: a NameNode on the master, a DataNode on every worker."""
 from __future__ import annotations
 
+import json
 import re
 import shlex
 
@@ -80,3 +81,73 @@ class HDFS(HadoopService):
     def log_hint(self) -> str:
         logs = cluster_dirs(self.facts).hadoop_logs
         return f"{logs}/*namenode*.log and, on workers, {logs}/*datanode*.log"
+
+    # -- decommission (remove-workers, `fab decommission`)
+    def refresh_nodes(self) -> None:
+        """Make the NameNode re-read ``dfs.hosts.exclude`` (no restart needed)."""
+        self.on_master("hdfs dfsadmin -refreshNodes", timeout=120)
+
+    def default_replication(self) -> int:
+        """The replication factor the NameNode was configured with (``dfs.replication``)."""
+        out = self.on_master("hdfs getconf -confKey dfs.replication", timeout=120).stdout
+        value = out.strip().splitlines()[-1] if out.strip() else ""
+        if not value.isdigit():
+            raise DeployError(f"hdfs: could not read dfs.replication on {self.master.name}: "
+                              f"{out.strip()[:200]!r}")
+        return int(value)
+
+    def max_file_replication(self) -> int:
+        """The highest replication any file in HDFS asks for (0 when HDFS is empty)."""
+        out = self.on_master("hdfs dfs -ls -R / 2>/dev/null | awk '$1 !~ /^d/ && $2 ~ /^[0-9]+$/ "
+                             "{ if ($2 > m) m = $2 } END { print m + 0 }'",
+                             timeout=600).stdout.strip()
+        return int(out.splitlines()[-1]) if out and out.splitlines()[-1].isdigit() else 0
+
+    def set_replication(self, replication: int) -> None:
+        """Lower (or raise) every file's replication and wait until HDFS has done it."""
+        self.on_master(f"hdfs dfs -setrep -R -w {int(replication)} /", timeout=3600)
+
+    def datanode_states(self) -> dict[str, dict]:
+        """``{host name: {"state": admin state, "left": blocks still to re-replicate,
+        "live": bool}}`` from the NameNode's JMX (one HTTP request on the master, no JVM).
+
+        The admin state is "In Service", "Decommission In Progress" or "Decommissioned";
+        ``left`` counts the blocks of a decommissioning node that still lack replicas
+        elsewhere (NameNodeInfo's DecomNodes).
+        """
+        url = (f"http://{self.master.private_ip}:{PORTS['namenode_http']}/jmx?"
+               "qry=Hadoop:service=NameNode,name=NameNodeInfo")
+        script = (
+            "import json,sys,urllib.request\n"
+            "b=json.load(urllib.request.urlopen(sys.argv[1],timeout=20))['beans'][0]\n"
+            "out={}\n"
+            "for k,v in json.loads(b.get('LiveNodes') or '{}').items():\n"
+            "  out[k.rsplit(':',1)[0]]={'state':v.get('adminState',''),'left':0,'live':True}\n"
+            "for k,v in json.loads(b.get('DeadNodes') or '{}').items():\n"
+            "  h=k.rsplit(':',1)[0]\n"
+            "  out.setdefault(h,{'state':'Decommissioned' if v.get('decommissioned') "
+            "else 'Dead','left':0,'live':False})\n"
+            "for k,v in json.loads(b.get('DecomNodes') or '{}').items():\n"
+            "  h=k.rsplit(':',1)[0]\n"
+            "  out.setdefault(h,{'state':'Decommission In Progress','live':True})\n"
+            "  out[h]['left']=int(v.get('underReplicatedBlocks',0))\n"
+            "print(json.dumps(out))\n")
+        result = self.on_master(f"python3 -c {shlex.quote(script)} {shlex.quote(url)}",
+                                timeout=60)
+        try:
+            return json.loads(result.stdout.strip().splitlines()[-1])
+        except (ValueError, IndexError) as exc:
+            raise DeployError(f"hdfs: the NameNode's JMX ({url}) gave no node states: "
+                              f"{result.stdout.strip()[:200]!r}") from exc
+
+    def fsck_problems(self) -> str:
+        """"" when ``hdfs fsck /`` finds every block with a live replica, else its summary."""
+        result = self.on_master("hdfs fsck / 2>&1 | tail -n 40", timeout=1800, check=False)
+        text = result.stdout
+        healthy = re.search(r"The filesystem under path '/' is HEALTHY", text)
+        missing = re.search(r"Missing blocks:\s*(\d+)", text)
+        corrupt = re.search(r"Corrupt blocks:\s*(\d+)", text)
+        if healthy and not (missing and int(missing[1])) and not (corrupt and int(corrupt[1])):
+            return ""
+        return "\n".join(line for line in text.splitlines() if line.strip())[-1500:] \
+            or "hdfs fsck / gave no answer"

@@ -54,8 +54,12 @@ class Spark(Service):
                               f"{timeout}s\n{log.strip()}",
                               hint=f"see /var/log/spark on {self.master.name}")
 
+    def stop_worker_command(self) -> str:
+        """Stop this node's Worker (nothing to stop is fine)."""
+        return f"{self._sbin('stop-worker.sh')} || true"
+
     def stop(self) -> None:
-        self.on_workers(f"{self._sbin('stop-worker.sh')} || true", what="stop worker")
+        self.on_workers(self.stop_worker_command(), what="stop worker")
         self.on_master(f"{self._sbin('stop-master.sh')} || true")
 
     def master_state(self) -> dict:

@@ -11,6 +11,9 @@ from .base import HadoopService
 _NODE_ROW = re.compile(r"^\s*(?P<host>[^\s:]+):\d+\s+RUNNING\b", re.M)
 
 
+_ANY_ROW = re.compile(r"^\s*(?P<host>[^\s:]+):\d+\s+(?:RUNNING|DECOMMISSIONING)\b", re.M)
+
+
 def running_nodemanagers(listing: str) -> set[str]:
     """Host names of the RUNNING NodeManagers in ``yarn node -list`` output."""
     return {m["host"] for m in _NODE_ROW.finditer(listing)}
@@ -33,3 +36,17 @@ class YARN(HadoopService):
     def log_hint(self) -> str:
         logs = cluster_dirs(self.facts).hadoop_logs
         return f"{logs}/*resourcemanager*.log and, on workers, {logs}/*nodemanager*.log"
+
+    # -- decommission (remove-workers, `fab decommission`)
+    def refresh_nodes(self, *, graceful_seconds: int) -> None:
+        """Make the ResourceManager re-read its exclude list; listed NodeManagers are
+        decommissioned gracefully (running containers get ``graceful_seconds`` to end,
+        tracked by the ResourceManager itself: ``-server``), others recommissioned."""
+        self.on_master(f"yarn rmadmin -refreshNodes -g {int(graceful_seconds)} -server",
+                       timeout=120)
+
+    def running_nodes(self) -> set[str]:
+        """Host names of the NodeManagers still RUNNING or DECOMMISSIONING."""
+        out = self.on_master("yarn node -list -states RUNNING,DECOMMISSIONING",
+                             timeout=60).stdout
+        return {m["host"] for m in _ANY_ROW.finditer(out)}

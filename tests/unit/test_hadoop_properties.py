@@ -33,6 +33,7 @@ HDFS_DEFAULT_NAMES = frozenset({
     "dfs.namenode.name.dir",
     "dfs.namenode.checkpoint.dir",
     "dfs.namenode.safemode.min.datanodes",
+    "dfs.namenode.decommission.interval",
     "dfs.namenode.datanode.registration.ip-hostname-check",
     "dfs.datanode.address",
     "dfs.datanode.http.address",
