@@ -161,3 +161,51 @@ def status(c):
             sys.exit(1)
     _run(step)
 
+
+
+def _workers_named(facts, nodes: str):
+    """The workers named in ``--nodes a,b`` (names or numbers); exits naming a wrong one."""
+    wanted = [n.strip() for n in (nodes or "").split(",") if n.strip()]
+    if not wanted:
+        sys.exit("error: say which workers: --nodes NAME[,NAME...]")
+    by_name = {w.name: w for w in facts.workers}
+    picked = []
+    for name in wanted:
+        full = f"{facts.cluster_name}-worker-{name}" if name.isdigit() else name
+        if full not in by_name:
+            sys.exit(f"error: {full} is not a worker of {facts.cluster_name} (workers: "
+                     f"{', '.join(by_name) or 'none'})")
+        picked.append(by_name[full])
+    if len(set(w.name for w in picked)) >= len(facts.workers):
+        sys.exit("error: that would decommission every worker")
+    return picked
+
+
+@task(help={"nodes": "comma-separated workers to drain (names or numbers)",
+            "timeout": "seconds to wait for HDFS to copy their blocks (default 3600)"})
+def decommission(c, nodes="", timeout=3600):
+    """Drain workers out of HDFS/YARN (dfs.hosts.exclude), then stop their daemons.
+
+    The servers stay: delete them with `spark-openstack remove-workers`, which does all
+    of this and updates every node's files. Ctrl-C or a failure reverts the decommission.
+    """
+    from spark_openstack import scale
+
+    def step(facts, runner):
+        victims = _workers_named(facts, nodes)
+        remaining = len(facts.workers) - len(victims)
+        scale.check_replication(facts=facts, runner=runner, remaining=remaining)
+        result = scale.decommission(facts=facts, runner=runner, victims=victims,
+                                    timeout=float(timeout))
+        print(f"decommissioned {', '.join(v.name for v in victims)} in "
+              f"{result['seconds']:.0f}s; their daemons are stopped")
+    _run(step)
+
+
+@task(help={"nodes": "unused: every worker in the exclude lists is put back in service"})
+def recommission(c, nodes=""):
+    """Empty the exclude lists and refresh: decommissioned workers serve again (their
+    daemons are started by `fab start_all`)."""
+    from spark_openstack import scale
+    _run(lambda facts, runner: scale.revert_decommission(facts=facts, runner=runner))
+    print("exclude lists emptied; start the workers' daemons with `fab start_all`")

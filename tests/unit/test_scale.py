@@ -1,0 +1,179 @@
+"""remove-workers' decisions before anything changes, and the decommission's revert.
+
+The real decommission (Apache's NameNode draining real DataNodes, files read back) is
+proven on the sandbox in tests/integration/test_day2.py; here each function's own logic
+runs against a runner that answers like the master would.
+"""
+from __future__ import annotations
+
+import json
+
+import paramiko
+import pytest
+
+from deploy_facts import make_facts
+from spark_openstack import errors, hostkeys, scale
+from spark_openstack.access import ClusterAccess
+from spark_openstack.render import render_node_configs
+from spark_openstack.services.base import CommandResult
+
+
+def _access(workers=3):
+    return ClusterAccess(provider=None, facts=make_facts(workers=workers,
+                                                         services=("hdfs", "spark")))
+
+
+def test_n_removes_the_highest_numbered_workers():
+    victims = scale.choose_victims(access=_access(3), count=2)
+    assert [v.name for v in victims] == ["demo-worker-2", "demo-worker-3"]
+
+
+def test_nodes_are_named_or_numbered_and_listed_once():
+    victims = scale.choose_victims(access=_access(3), count=None,
+                                   nodes=["2", "demo-worker-2", "demo-worker-1"])
+    assert [v.name for v in victims] == ["demo-worker-2", "demo-worker-1"]
+
+
+@pytest.mark.parametrize("count, nodes, error, words", [
+    (0, (), errors.ValidationError, "at least 1"),
+    (5, (), errors.ValidationError, "only 3 worker"),
+    (3, (), errors.ValidationError, "no worker"),
+    (None, ("demo-master",), errors.ValidationError, "is the master"),
+    (None, ("demo-worker-9",), errors.ValidationError, "no worker named 'demo-worker-9'"),
+    (None, ("1", "2", "3"), errors.ValidationError, "no worker"),
+    (1, ("1",), errors.UsageError, "one of them"),
+    (None, (), errors.UsageError, "-n COUNT or --node"),
+])
+def test_bad_choices_are_refused_with_the_reason(count, nodes, error, words):
+    with pytest.raises(error) as info:
+        scale.choose_victims(access=_access(3), count=count, nodes=nodes)
+    assert words in info.value.message
+
+
+class MasterAnswers:
+    """Answers the master's commands from a table; records every command and file."""
+
+    def __init__(self, answers: dict[str, str]):
+        self.answers = answers
+        self.commands: list[str] = []
+        self.files: list[dict] = []
+
+    def run(self, node, command, *, timeout=None, check=True):
+        self.commands.append(command)
+        for needle, out in self.answers.items():
+            if needle in command:
+                return CommandResult(out, "", 0)
+        return CommandResult("", "", 0)
+
+    def put_files(self, node, files, *, owner="hduser"):
+        self.files.append({path.rsplit("/", 1)[-1]: content for path, (content, _) in
+                           files.items()})
+
+    def close(self):
+        pass
+
+
+@pytest.mark.parametrize("remaining, default, highest, refused", [
+    (1, 2, 2, True),    # one DataNode cannot hold 2 replicas
+    (2, 2, 2, False),
+    (1, 3, 1, False),   # every file asks for 1: one DataNode is enough
+    (1, 2, 0, False),   # an empty HDFS can shrink to one
+    (2, 3, 3, True),
+])
+def test_a_shrink_hdfs_could_never_finish_is_refused(remaining, default, highest, refused):
+    runner = MasterAnswers({"getconf -confKey dfs.replication": f"{default}\n",
+                            "hdfs dfs -ls -R /": f"{highest}\n"})
+    facts = make_facts(workers=3, services=("hdfs", "spark"))
+    if refused:
+        with pytest.raises(errors.ValidationError) as info:
+            scale.check_replication(facts=facts, runner=runner, remaining=remaining)
+        assert "--lower-replication" in info.value.hint
+        assert not any("setrep" in c for c in runner.commands)
+    else:
+        assert scale.check_replication(facts=facts, runner=runner,
+                                       remaining=remaining) == ""
+
+
+def test_lower_replication_sets_every_file_to_what_remains_and_waits():
+    runner = MasterAnswers({"getconf -confKey dfs.replication": "2\n",
+                            "hdfs dfs -ls -R /": "2\n"})
+    note = scale.check_replication(facts=make_facts(workers=2, services=("hdfs",)),
+                                   runner=runner, remaining=1, lower_replication=True)
+    assert "set to 1" in note
+    assert any("hdfs dfs -setrep -R -w 1 /" in c for c in runner.commands)
+
+
+def _jmx(state: str, left: int) -> str:
+    return json.dumps({"demo-worker-2": {"state": state, "left": left, "live": True},
+                       "demo-worker-1": {"state": "In Service", "left": 0, "live": True}})
+
+
+def test_a_decommission_that_does_not_finish_is_reverted(monkeypatch):
+    runner = MasterAnswers({"NameNodeInfo": _jmx("Decommission In Progress", 7)})
+    facts = make_facts(workers=2, services=("hdfs",))
+    with pytest.raises(errors.TimeoutError_) as info:
+        scale.decommission(facts=facts, runner=runner, victims=[facts.workers[1]],
+                           timeout=1.5)
+    assert "reverted" in info.value.message
+    # first the victim listed and refreshed, then the list emptied and refreshed again
+    excludes = [f["dfs.exclude"] for f in runner.files]
+    assert "demo-worker-2" in excludes[0].splitlines()
+    assert "demo-worker-2" not in excludes[-1].splitlines()
+    refreshes = [c for c in runner.commands if "dfsadmin -refreshNodes" in c]
+    assert len(refreshes) == 2
+    assert not any("--daemon stop datanode" in c for c in runner.commands)
+
+
+def test_a_finished_decommission_checks_fsck_then_stops_the_daemons():
+    runner = MasterAnswers({
+        "NameNodeInfo": _jmx("Decommissioned", 0),
+        "hdfs fsck /": "Status: HEALTHY\n Missing blocks:\t0\n Corrupt blocks:\t0\n"
+                       "The filesystem under path '/' is HEALTHY\n"})
+    facts = make_facts(workers=2, services=("hdfs", "spark"))
+    scale.decommission(facts=facts, runner=runner, victims=[facts.workers[1]], timeout=30)
+    stops = [c for c in runner.commands if "--daemon stop datanode" in c or "stop-worker" in c]
+    assert len(stops) == 2
+    assert runner.commands.index(next(c for c in runner.commands if "fsck" in c)) < \
+        runner.commands.index(stops[0])
+
+
+def test_missing_blocks_stop_the_removal_and_revert():
+    runner = MasterAnswers({
+        "NameNodeInfo": _jmx("Decommissioned", 0),
+        "hdfs fsck /": "Status: CORRUPT\n MISSING BLOCKS:\t2\n Missing blocks:\t2\n"
+                       "The filesystem under path '/' is CORRUPT\n"})
+    facts = make_facts(workers=2, services=("hdfs",))
+    with pytest.raises(errors.DeployError) as info:
+        scale.decommission(facts=facts, runner=runner, victims=[facts.workers[1]],
+                           timeout=30)
+    assert "NOT removed" in info.value.message and "reverted" in info.value.message
+    assert not any("--daemon stop datanode" in c for c in runner.commands)
+
+
+def test_exclude_lists_name_exactly_the_workers_being_decommissioned():
+    import dataclasses
+    facts = make_facts(workers=3)
+    draining = dataclasses.replace(facts, decommissioning=("demo-worker-3",))
+    for current, expected in ((facts, []), (draining, ["demo-worker-3"])):
+        files = render_node_configs(facts=current, node=current.master)
+        for name in ("dfs.exclude", "yarn.exclude"):
+            text = next(v for k, v in files.items() if k.endswith("/" + name))
+            hosts = [ln for ln in text.splitlines() if ln.strip() and not ln.startswith("#")]
+            assert hosts == expected
+
+
+def test_facts_round_trip_keeps_decommissioning():
+    import dataclasses
+    facts = dataclasses.replace(make_facts(workers=2), decommissioning=("demo-worker-1",))
+    assert type(facts).from_json(facts.to_json()) == facts
+
+
+def test_forgotten_hosts_lose_their_pinned_keys_and_only_they(tmp_path):
+    path = str(tmp_path / "known_hosts")
+    keys = [paramiko.RSAKey.generate(1024) for _ in range(3)]
+    for host, key in zip(("10.0.0.5", "10.0.0.6", "[10.0.0.7]:2222"), keys):
+        hostkeys.record(path, host=host, key=key)
+    assert hostkeys.forget(path, hosts={"10.0.0.5", "10.0.0.7"}) == 2
+    assert not hostkeys.has_host(path, "10.0.0.5")
+    assert hostkeys.has_host(path, "10.0.0.6")
+    assert hostkeys.forget(path, hosts={"10.9.9.9"}) == 0
