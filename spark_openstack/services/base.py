@@ -193,6 +193,12 @@ class SSHRunner:
             check: bool = True) -> CommandResult:
         return self._raw(node, self._as_service_user(command), timeout=timeout, check=check)
 
+    def run_as_login_user(self, node: Node, command: str, *, timeout: float | None = None,
+                          check: bool = True, stdin: bytes | None = None) -> CommandResult:
+        """``command`` as the image's login user, neither sudo nor a login shell: what the
+        user would get from ``ssh`` (run-command, copy-file). ``stdin`` is sent, then EOF."""
+        return self._raw(node, command, timeout=timeout, check=check, stdin=stdin)
+
     def _raw(self, node: Node, command: str, *, timeout, check,
              stdin: bytes | None = None) -> CommandResult:
         """One command on its own channel: commands on one node may run side by side."""
