@@ -435,134 +435,6 @@ def deploy(app: AppContext, cluster, identity_file, services, start, as_json):
         stdout.print(message, markup=False)
 
 
-# --------------------------------------------------------------------------- run-command / copy-file
-
-def _open_access(app: AppContext, cluster: str, identity_file: str | None):
-    from .access import open_cluster
-    validate_cluster_name(cluster)
-    return open_cluster(provider=app.provider, cluster=cluster,
-                        identity_file=identity_file or app.file_values.get("identity_file"))
-
-
-def _print_prefixed(name: str, text: str, *, console: Console) -> None:
-    for line in text.splitlines():
-        console.print(f"[{name}] {line}", markup=False, highlight=False)
-
-
-@cli.command(name="run-command", context_settings=CONTEXT_SETTINGS, epilog="""\b
-Examples:
-  spark-openstack run-command -c demo -- uname -a
-  spark-openstack run-command -c demo --master-only -- 'hdfs dfs -ls / 2>&1'
-  spark-openstack run-command -c demo --node 1 --node demo-worker-2 -- df -h /
-  spark-openstack run-command -c demo -- sudo apt-get install -y htop
-  spark-openstack run-command -c demo --json -- nproc | jq -r '.[] | .node + " " + .stdout'
-""")
-@click.option("-c", "--cluster", metavar="NAME", required=True)
-@click.option("--master-only", is_flag=True, help="Only on the master.")
-@click.option("--node", "node_names", multiple=True, metavar="NODE",
-              help="Only on this node (a name, or a worker's number); repeatable.")
-@click.option("--identity-file", metavar="PATH",
-              help="Private key of the cluster's keypair (default: config/~/.ssh).")
-@click.option("--timeout", type=click.IntRange(min=1), default=3600, show_default=True,
-              metavar="SECONDS",
-              help="Limit of the command on each node.")
-@click.option("--json", "as_json", is_flag=True,
-              help="Print [{node, exit, stdout, stderr}] as JSON on stdout.")
-@click.argument("command", nargs=-1, required=True)
-@pass_app
-def run_command(app: AppContext, cluster, master_only, node_names, identity_file, timeout,
-                as_json, command):
-    """Run a shell command on every node (or some) at once, as the image's login user.
-
-    Each node's output is printed as it finishes, every line prefixed with [node]
-    (its stderr on stderr). The words after `--` are joined with spaces, as ssh does.
-    Exits 1 naming the nodes where the command exited non-zero or could not run.
-    """
-    from . import remote
-    text = " ".join(command)
-    if not text.strip():
-        raise errors.UsageError("no command given", hint="put it after `--`")
-    if master_only and node_names:
-        raise errors.UsageError("--master-only and --node exclude each other")
-    access = _open_access(app, cluster, identity_file)
-
-    def show(name, result):
-        if as_json:
-            return
-        _print_prefixed(name, result.stdout, console=stdout)
-        _print_prefixed(name, result.stderr, console=stderr)
-        if result.exited != 0:
-            stderr.print(f"[{name}] exited {result.exited}", markup=False, highlight=False)
-    unreachable: dict[str, str] = {}
-    try:
-        results = remote.run_command(access=access, command=text, nodes=node_names,
-                                     master_only=master_only, timeout=timeout,
-                                     on_output=show)
-    except remote.NodesUnreachable as exc:
-        results, unreachable = exc.results, exc.failures
-    if as_json:
-        rows = [{"node": n, "exit": r.exited, "stdout": r.stdout, "stderr": r.stderr}
-                for n, r in sorted(results.items(), key=lambda kv: _node_sort_key(kv[0]))]
-        rows += [{"node": n, "exit": None, "stdout": "", "stderr": "", "error": msg}
-                 for n, msg in sorted(unreachable.items())]
-        stdout.print_json(json.dumps(rows))
-    else:
-        for name, msg in sorted(unreachable.items()):
-            stderr.print(f"[{name}] not run: {msg}", markup=False, highlight=False)
-    failed = remote.failure(results=results, unreachable=unreachable)
-    if failed is not None:
-        raise failed
-
-
-@cli.command(name="copy-file", context_settings=CONTEXT_SETTINGS, epilog="""\b
-Examples:
-  spark-openstack copy-file -c demo ./job.jar /tmp/job.jar
-  spark-openstack copy-file -c demo ./conf-dir conf        # a directory: lands as ~/conf
-  spark-openstack copy-file -c demo data.csv /tmp/in/      # ends in /: /tmp/in/data.csv
-  spark-openstack copy-file -c demo --master-only notebook.ipynb ./    # into the home
-""")
-@click.option("-c", "--cluster", metavar="NAME", required=True)
-@click.option("--master-only", is_flag=True, help="Only to the master.")
-@click.option("--node", "node_names", multiple=True, metavar="NODE",
-              help="Only to this node (a name, or a worker's number); repeatable.")
-@click.option("--identity-file", metavar="PATH",
-              help="Private key of the cluster's keypair (default: config/~/.ssh).")
-@click.option("--json", "as_json", is_flag=True, help="Print where it landed as JSON.")
-@click.argument("local", type=click.Path(exists=True, file_okay=True, dir_okay=True,
-                                         path_type=Path))
-@click.argument("remote_path", metavar="REMOTE")
-@pass_app
-def copy_file(app: AppContext, cluster, master_only, node_names, identity_file, as_json,
-              local, remote_path):
-    """Copy a local file or directory to every node (or some), as the login user.
-
-    It is uploaded once, to the master, and forwarded from there inside the cluster.
-    A file lands as REMOTE (inside it when REMOTE is a directory or ends in /); a
-    directory lands as REMOTE with its contents (merged into an existing one), or
-    inside it when REMOTE ends in /. A relative REMOTE (or a quoted '~/...') is in the
-    login user's home.
-    """
-    from . import remote
-    if master_only and node_names:
-        raise errors.UsageError("--master-only and --node exclude each other")
-    access = _open_access(app, cluster, identity_file)
-    report = remote.copy_file(
-        access=access, local=local, remote=remote_path, nodes=node_names,
-        master_only=master_only,
-        on_node=None if as_json else (
-            lambda name, path: stdout.print(f"[{name}] {path}", markup=False,
-                                            highlight=False)))
-    if as_json:
-        stdout.print_json(json.dumps({
-            "local": report.local, "remote": report.remote, "directory": report.is_dir,
-            "archive_bytes": report.archive_bytes, "seconds": round(report.seconds, 2),
-            "nodes": [{"node": n, "path": p} for n, p in report.landed.items()]}))
-        return
-    stderr.print(f"copied {'directory' if report.is_dir else 'file'} {report.local} to "
-                 f"{len(report.landed)} node(s) in {report.seconds:.1f}s "
-                 f"({report.archive_bytes} bytes sent once, to the master)")
-
-
 # --------------------------------------------------------------------------- destroy
 
 @cli.command(context_settings=CONTEXT_SETTINGS, epilog="""\b
@@ -646,6 +518,133 @@ def list_(app: AppContext, as_json):
     for c in clusters:
         table.add_row(c["cluster"], str(c["workers"]), c["state"], c["master"] or "")
     stdout.print(table)
+
+
+# --------------------------------------------------------------------------- status / stop / start
+
+@cli.command(context_settings=CONTEXT_SETTINGS, epilog="""\b
+Examples:
+  spark-openstack status -c demo
+  spark-openstack status -c demo --json | jq .services.hdfs.missing
+  spark-openstack status -c demo > /dev/null && echo healthy
+
+Servers' states come from the cloud; HDFS live DataNodes, YARN running NodeManagers and
+Spark ALIVE workers are read on the master and compared with the cluster's workers,
+naming the missing ones. A stopped cluster is reported without contacting it.
+
+Exit status: 0 when every server is ACTIVE and every service has all its workers;
+1 otherwise (the report is printed all the same); 2 for bad input (unknown cluster).""")
+@click.option("-c", "--cluster", metavar="NAME", required=True)
+@click.option("--identity-file", metavar="PATH",
+              help="Private key of the cluster's keypair (default: config/~/.ssh).")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@pass_app
+def status(app: AppContext, cluster, identity_file, as_json):
+    """Show each server's state and each service's health (exit 1 if unhealthy)."""
+    from . import power
+    validate_cluster_name(cluster)
+    report = power.cluster_status(
+        provider=app.provider, cluster=cluster,
+        identity_file=identity_file or app.file_values.get("identity_file"))
+    if as_json:
+        stdout.print_json(json.dumps(report))
+        return 0 if report["healthy"] else 1
+    verdict = "healthy" if report["healthy"] else "NOT healthy"
+    table = Table(title=f"cluster {cluster}: {report['state']}, {verdict}",
+                  title_justify="left")
+    for col in ("node", "role", "status", "private ip", "public ip"):
+        table.add_column(col)
+    for node in report["nodes"]:
+        table.add_row(node["name"], node["role"], node["status"], node["private_ip"],
+                      node["public_ip"] or "")
+    stdout.print(table)
+    for service in report["services"].values():
+        stdout.print(service["line"], markup=False)
+    if report.get("note"):
+        stdout.print(f"note: {report['note']}", markup=False)
+    return 0 if report["healthy"] else 1
+
+
+@cli.command(context_settings=CONTEXT_SETTINGS, epilog="""\b
+Examples:
+  spark-openstack stop -c demo
+  spark-openstack stop -c demo --json
+
+Spark, YARN and then HDFS are stopped on the nodes (so HDFS closes cleanly), then every
+server is stopped (Nova stop) and waited for until SHUTOFF. Disks, addresses and HDFS
+data stay (what a stopped server still costs depends on the cloud); `start` brings the
+cluster back. Stopping a stopped cluster does nothing.""")
+@click.option("-c", "--cluster", metavar="NAME", required=True)
+@click.option("--identity-file", metavar="PATH",
+              help="Private key of the cluster's keypair (default: config/~/.ssh).")
+@click.option("--timeout", type=int, metavar="SECONDS", default=600, show_default=True,
+              help="Limit for the servers to stop.")
+@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON on stdout.")
+@pass_app
+def stop(app: AppContext, cluster, identity_file, timeout, as_json):
+    """Stop the services in order, then every server; HDFS data is kept."""
+    from . import power
+    validate_cluster_name(cluster)
+    with RichProgress(title=f"stop {cluster}") as progress:
+        result = power.stop_cluster(
+            provider=app.provider, cluster=cluster,
+            identity_file=identity_file or app.file_values.get("identity_file"),
+            progress=progress, timeout=timeout)
+    if as_json:
+        stdout.print_json(json.dumps(result))
+        return
+    for message in result["messages"]:
+        stdout.print(message, markup=False)
+    if result["already_stopped"]:
+        stdout.print(f"cluster {cluster!r} is already stopped; nothing to do")
+        return
+    took = result["timings"]["total"]
+    stdout.print(f"stopped cluster {cluster!r} in {took:.1f}s: services "
+                 f"{', '.join(result['services_stopped']) or 'none'}; servers "
+                 f"{', '.join(result['servers_stopped'])}. "
+                 f"`spark-openstack start -c {cluster}` brings it back.")
+
+
+@cli.command(context_settings=CONTEXT_SETTINGS, epilog="""\b
+Examples:
+  spark-openstack start -c demo
+  spark-openstack start -c demo --json | jq .healthy
+
+Boots every stopped server, waits for SSH and cloud-init, re-writes every node's configs
+from the cloud's current facts (addresses may have changed), then starts HDFS (waiting
+for safe mode to end), YARN and Spark and checks their health. HDFS is never formatted
+again and the cluster's Spark secret is kept. On a running, healthy cluster it does
+nothing; a running one with a service down is deployed again.""")
+@click.option("-c", "--cluster", metavar="NAME", required=True)
+@click.option("--identity-file", metavar="PATH",
+              help="Private key of the cluster's keypair (default: config/~/.ssh).")
+@click.option("--timeout", type=int, metavar="SECONDS", default=600, show_default=True,
+              help="Limit for the servers to start, and then for SSH on all of them.")
+@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON on stdout.")
+@pass_app
+def start(app: AppContext, cluster, identity_file, timeout, as_json):
+    """Start a stopped cluster's servers and services, and check health."""
+    from . import power
+    validate_cluster_name(cluster)
+    with RichProgress(title=f"start {cluster}") as progress:
+        result = power.start_cluster(
+            provider=app.provider, cluster=cluster,
+            identity_file=identity_file or app.file_values.get("identity_file"),
+            progress=progress, timeout=timeout)
+    if as_json:
+        stdout.print_json(json.dumps(result))
+        return
+    if result["already_running"]:
+        stdout.print(f"cluster {cluster!r} is already running and healthy; nothing to do")
+    for line in result.get("health", []):
+        stdout.print(line, markup=False)
+    deployed = result.get("deploy") or {}
+    for label, url in (deployed.get("urls") or {}).items():
+        stdout.print(f"{label}: {url}  (reach it with `spark-openstack login -c {cluster} -L`)")
+    for message in [*result["messages"], *(deployed.get("messages") or [])]:
+        stdout.print(message, markup=False)
+    if "total" in result["timings"]:
+        stdout.print(f"started cluster {cluster!r} in {result['timings']['total']:.1f}s")
 
 
 # --------------------------------------------------------------------------- login

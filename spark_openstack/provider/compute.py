@@ -166,6 +166,10 @@ class ComputeMixin:
     def stop_server(self, server_id: str) -> None:
         self.conn.compute.stop_server(server_id)
 
+    @translate_errors
+    def start_server(self, server_id: str) -> None:
+        self.conn.compute.start_server(server_id)
+
     def wait_for_server_status(self, *, server_id: str, status: str, timeout: float):
         def reached():
             with translating(f"wait for server {server_id} to be {status}"):
