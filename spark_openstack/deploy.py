@@ -48,7 +48,8 @@ HDUSER_KEY = f"/home/{SERVICE_USER}/.ssh/id_ed25519"
 # ----------------------------------------------------------------------------- facts
 def reconcile_facts(*, facts: ClusterFacts, image_marker: dict | None,
                     services: Iterable[str] | None = None,
-                    existing_secret: str = "") -> tuple[ClusterFacts, list[str]]:
+                    existing_secret: str = "",
+                    previous_retired: Iterable[str] = ()) -> tuple[ClusterFacts, list[str]]:
     """Facts adjusted to what the image really holds, plus messages for the user.
 
     An image without Hadoop means Spark only (said plainly); Java/Spark/Hadoop homes come
@@ -88,6 +89,10 @@ def reconcile_facts(*, facts: ClusterFacts, image_marker: dict | None,
     else:
         messages.append(f"deploying {describe_services(wanted)}")
     secret = facts.spark_secret or existing_secret or secrets.token_urlsafe(32)
+    # removed workers' addresses stay excluded, unless a current node has the address now
+    in_use = {n.private_ip for n in facts.nodes}
+    retired = tuple(dict.fromkeys(a for a in (*previous_retired, *facts.retired)
+                                  if a not in in_use))
     replaced = dataclasses.replace(
         facts,
         services=wanted,
@@ -97,6 +102,7 @@ def reconcile_facts(*, facts: ClusterFacts, image_marker: dict | None,
         hadoop_version=str(image_marker.get("hadoop_version") or ""),
         java_version=str(image_marker.get("java_version") or ""),
         spark_secret=secret,
+        retired=retired,
     )
     return replaced, messages
 
@@ -187,8 +193,13 @@ def _start_daemons(service: Service) -> None:
     if not isinstance(service, HadoopService):
         service.start()
         return
+    # A master daemon that already runs re-reads its exclude list before workers join: a
+    # new worker on a removed worker's address must not be taken for that one.
+    was_running = service.running(service.master, service.master_daemons[0])
     run_per_node(lambda daemon: service.on_master(service.start_command(daemon)),
                  service.master_daemons, what=f"{service.name}: start on {service.master.name}")
+    if was_running and hasattr(service, "refresh_nodes"):
+        service.refresh_nodes()
     for daemon in service.worker_daemons:
         service.on_workers(service.start_command(daemon), what=f"start {daemon}")
 
@@ -496,7 +507,8 @@ def deploy_cluster(*, facts: ClusterFacts, key_filename: str | None,
             marker, previous, public_key = _inspect_master(runner, facts.master,
                                                            facts.cluster_name)
             facts, notes = reconcile_facts(facts=facts, image_marker=marker, services=services,
-                                           existing_secret=previous.get("spark_secret", ""))
+                                           existing_secret=previous.get("spark_secret", ""),
+                                           previous_retired=previous.get("retired") or ())
             public_key = _checked_key(public_key, facts.master)
         for note in notes:
             progress.message(note)

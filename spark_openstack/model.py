@@ -81,6 +81,10 @@ class ClusterFacts:
     # workers being decommissioned (rendered into dfs.exclude / yarn.exclude): never
     # recorded in the cloud, only while remove-workers (or `fab decommission`) runs
     decommissioning: tuple[str, ...] = ()
+    # private addresses of removed workers, kept in the exclude lists: a removed DataNode
+    # would otherwise count as live (and be handed to readers) for 10 minutes, and a
+    # dead one not excluded comes back "In Service" when its address is reused
+    retired: tuple[str, ...] = ()
 
     @property
     def nodes(self) -> tuple[Node, ...]:
@@ -110,7 +114,7 @@ class ClusterFacts:
         raw["workers"] = tuple(Node(**w) for w in raw["workers"])
         known = {f.name for f in dataclasses.fields(cls)}
         raw = {k: v for k, v in raw.items() if k in known}   # facts from an older tool
-        for key in ("services", "data_dirs", "decommissioning"):
+        for key in ("services", "data_dirs", "decommissioning", "retired"):
             if key in raw:
                 raw[key] = tuple(raw[key])
         return cls(**raw)

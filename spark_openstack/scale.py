@@ -118,7 +118,7 @@ def decommission(*, facts: ClusterFacts, runner: Runner, victims: Iterable[Node]
     if "yarn" in facts.services:
         from .services.yarn import YARN
         yarn = YARN(facts=draining, runner=runner)
-    first_left: dict[str, int] = {}
+    most_left: dict[str, int] = {}
     try:
         if hdfs is not None or yarn is not None:
             _write_exclude_lists(facts=draining, runner=runner)
@@ -130,7 +130,8 @@ def decommission(*, facts: ClusterFacts, runner: Runner, victims: Iterable[Node]
                     states = hdfs.datanode_states()
                     for name in names:
                         state = states.get(name, {"state": "not registered", "left": 0})
-                        first_left.setdefault(name, int(state.get("left") or 0))
+                        most_left[name] = max(most_left.get(name, 0),
+                                              int(state.get("left") or 0))
                         if state["state"] == DECOMMISSIONED:
                             progress.node_status(name, "HDFS: decommissioned")
                         elif state["state"] == "not registered":
@@ -176,7 +177,7 @@ def decommission(*, facts: ClusterFacts, runner: Runner, victims: Iterable[Node]
             exc.message = f"{exc.message}\n{reverted}"
         raise
     stop_daemons(facts=facts, runner=runner, nodes=victims)
-    return {"seconds": time.monotonic() - started, "blocks": first_left}
+    return {"seconds": time.monotonic() - started, "blocks": most_left}
 
 
 def stop_daemons(*, facts: ClusterFacts, runner: Runner, nodes: Iterable[Node]) -> None:
@@ -263,8 +264,10 @@ def remove_workers(*, provider, cluster: str, count: int | None = None,
                     progress.node_status(node.name, "deleted")
                 hostkeys.forget(access.known_hosts, hosts={v.private_ip for v in victims})
             with PhaseTimer(progress, "update remaining nodes", timings):
-                shrunk = dataclasses.replace(facts, workers=tuple(remaining),
-                                             decommissioning=())
+                shrunk = dataclasses.replace(
+                    facts, workers=tuple(remaining), decommissioning=(),
+                    retired=tuple(dict.fromkeys((*facts.retired,
+                                                 *(v.private_ip for v in victims)))))
                 from .deploy import reconfigure_nodes
                 reconfigure_nodes(facts=shrunk, runner=runner)
                 _refresh(facts=shrunk, runner=runner)

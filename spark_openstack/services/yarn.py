@@ -38,12 +38,12 @@ class YARN(HadoopService):
         return f"{logs}/*resourcemanager*.log and, on workers, {logs}/*nodemanager*.log"
 
     # -- decommission (remove-workers, `fab decommission`)
-    def refresh_nodes(self, *, graceful_seconds: int) -> None:
+    def refresh_nodes(self, *, graceful_seconds: int = 0) -> None:
         """Make the ResourceManager re-read its exclude list; listed NodeManagers are
         decommissioned gracefully (running containers get ``graceful_seconds`` to end,
         tracked by the ResourceManager itself: ``-server``), others recommissioned."""
-        self.on_master(f"yarn rmadmin -refreshNodes -g {int(graceful_seconds)} -server",
-                       timeout=120)
+        graceful = f" -g {int(graceful_seconds)} -server" if graceful_seconds else ""
+        self.on_master(f"yarn rmadmin -refreshNodes{graceful}", timeout=120)
 
     def running_nodes(self) -> set[str]:
         """Host names of the NodeManagers still RUNNING or DECOMMISSIONING."""

@@ -116,9 +116,10 @@ def test_a_decommission_that_does_not_finish_is_reverted(monkeypatch):
                            timeout=1.5)
     assert "reverted" in info.value.message
     # first the victim listed and refreshed, then the list emptied and refreshed again
-    excludes = [f["dfs.exclude"] for f in runner.files]
-    assert "demo-worker-2" in excludes[0].splitlines()
-    assert "demo-worker-2" not in excludes[-1].splitlines()
+    excludes = [[ln.split("#", 1)[0].strip() for ln in f["dfs.exclude"].splitlines()]
+                for f in runner.files]
+    assert "10.213.0.22" in excludes[0]          # demo-worker-2's address
+    assert "10.213.0.22" not in excludes[-1]
     refreshes = [c for c in runner.commands if "dfsadmin -refreshNodes" in c]
     assert len(refreshes) == 2
     assert not any("--daemon stop datanode" in c for c in runner.commands)
@@ -150,21 +151,33 @@ def test_missing_blocks_stop_the_removal_and_revert():
     assert not any("--daemon stop datanode" in c for c in runner.commands)
 
 
-def test_exclude_lists_name_exactly_the_workers_being_decommissioned():
+def test_exclude_lists_hold_the_draining_and_the_removed_workers_addresses():
     import dataclasses
     facts = make_facts(workers=3)
-    draining = dataclasses.replace(facts, decommissioning=("demo-worker-3",))
-    for current, expected in ((facts, []), (draining, ["demo-worker-3"])):
+    draining = dataclasses.replace(facts, decommissioning=("demo-worker-3",),
+                                   retired=("10.213.0.99",))
+    for current, expected in ((facts, []), (draining, ["10.213.0.23", "10.213.0.99"])):
         files = render_node_configs(facts=current, node=current.master)
         for name in ("dfs.exclude", "yarn.exclude"):
             text = next(v for k, v in files.items() if k.endswith("/" + name))
-            hosts = [ln for ln in text.splitlines() if ln.strip() and not ln.startswith("#")]
-            assert hosts == expected
+            # Hadoop's HostsFileReader: whitespace-separated entries, "#" to end of line
+            hosts = [ln.split("#", 1)[0].strip() for ln in text.splitlines()]
+            assert [h for h in hosts if h] == expected
+
+
+def test_removed_addresses_stay_excluded_until_a_node_has_the_address_again():
+    from spark_openstack import deploy
+    facts = make_facts(workers=2)      # demo-worker-1 is 10.213.0.21
+    marker = {"hadoop_version": "3.4.1", "java_home": "/usr/lib/jvm/x", "spark_home": "/opt/spark"}
+    kept, _ = deploy.reconcile_facts(facts=facts, image_marker=marker,
+                                     previous_retired=["10.213.0.77", "10.213.0.21"])
+    assert kept.retired == ("10.213.0.77",)
 
 
 def test_facts_round_trip_keeps_decommissioning():
     import dataclasses
-    facts = dataclasses.replace(make_facts(workers=2), decommissioning=("demo-worker-1",))
+    facts = dataclasses.replace(make_facts(workers=2), decommissioning=("demo-worker-1",),
+                                retired=("10.213.0.5",))
     assert type(facts).from_json(facts.to_json()) == facts
 
 
@@ -177,3 +190,40 @@ def test_forgotten_hosts_lose_their_pinned_keys_and_only_they(tmp_path):
     assert not hostkeys.has_host(path, "10.0.0.5")
     assert hostkeys.has_host(path, "10.0.0.6")
     assert hostkeys.forget(path, hosts={"10.9.9.9"}) == 0
+
+
+def test_yarn_nodemanagers_leave_through_the_exclude_list(tmp_path):
+    """YARN's part against the stand-in ResourceManager (no YARN daemons are on any
+    registry here): the victim's address goes into yarn.exclude, the ResourceManager is
+    refreshed, the victim's NodeManager leaves, the other one keeps running."""
+    from test_services import StandInRunner
+
+    from spark_openstack import deploy
+
+    conf = tmp_path / "conf"
+    conf.mkdir()
+
+    class Runner(StandInRunner):
+        def put_files(self, node, files, *, owner="hduser"):
+            for path, (content, _mode) in files.items():
+                (conf / path.rsplit("/", 1)[-1]).write_text(content)
+
+    runner = Runner(tmp_path)
+    runner.env["HADOOP_CONF_DIR"] = str(conf)
+    facts = make_facts(workers=2, services=("yarn",))
+    for node in facts.nodes:
+        (runner.state / node.name).mkdir(parents=True, exist_ok=True)
+        (runner.state / node.name / "ip").write_text(node.private_ip)
+    try:
+        deploy.start_services(facts=facts, runner=runner, health_timeout=20)
+        scale.decommission(facts=facts, runner=runner, victims=[facts.workers[1]],
+                           timeout=20)
+        from spark_openstack.services import YARN
+        yarn = YARN(facts=facts, runner=runner)
+        assert yarn.running_nodes() == {"demo-worker-1"}
+        assert "10.213.0.22" in (conf / "yarn.exclude").read_text()
+        assert any("rmadmin -refreshNodes -g" in c for c in runner.calls())
+        assert not yarn.running(facts.workers[1], "nodemanager")
+        assert yarn.running(facts.workers[0], "nodemanager")
+    finally:
+        runner.kill_all()
