@@ -435,6 +435,134 @@ def deploy(app: AppContext, cluster, identity_file, services, start, as_json):
         stdout.print(message, markup=False)
 
 
+# --------------------------------------------------------------------------- run-command / copy-file
+
+def _open_access(app: AppContext, cluster: str, identity_file: str | None):
+    from .access import open_cluster
+    validate_cluster_name(cluster)
+    return open_cluster(provider=app.provider, cluster=cluster,
+                        identity_file=identity_file or app.file_values.get("identity_file"))
+
+
+def _print_prefixed(name: str, text: str, *, console: Console) -> None:
+    for line in text.splitlines():
+        console.print(f"[{name}] {line}", markup=False, highlight=False)
+
+
+@cli.command(name="run-command", context_settings=CONTEXT_SETTINGS, epilog="""\b
+Examples:
+  spark-openstack run-command -c demo -- uname -a
+  spark-openstack run-command -c demo --master-only -- 'hdfs dfs -ls / 2>&1'
+  spark-openstack run-command -c demo --node 1 --node demo-worker-2 -- df -h /
+  spark-openstack run-command -c demo -- sudo apt-get install -y htop
+  spark-openstack run-command -c demo --json -- nproc | jq -r '.[] | .node + " " + .stdout'
+""")
+@click.option("-c", "--cluster", metavar="NAME", required=True)
+@click.option("--master-only", is_flag=True, help="Only on the master.")
+@click.option("--node", "node_names", multiple=True, metavar="NODE",
+              help="Only on this node (a name, or a worker's number); repeatable.")
+@click.option("--identity-file", metavar="PATH",
+              help="Private key of the cluster's keypair (default: config/~/.ssh).")
+@click.option("--timeout", type=click.IntRange(min=1), default=3600, show_default=True,
+              metavar="SECONDS",
+              help="Limit of the command on each node.")
+@click.option("--json", "as_json", is_flag=True,
+              help="Print [{node, exit, stdout, stderr}] as JSON on stdout.")
+@click.argument("command", nargs=-1, required=True)
+@pass_app
+def run_command(app: AppContext, cluster, master_only, node_names, identity_file, timeout,
+                as_json, command):
+    """Run a shell command on every node (or some) at once, as the image's login user.
+
+    Each node's output is printed as it finishes, every line prefixed with [node]
+    (its stderr on stderr). The words after `--` are joined with spaces, as ssh does.
+    Exits 1 naming the nodes where the command exited non-zero or could not run.
+    """
+    from . import remote
+    text = " ".join(command)
+    if not text.strip():
+        raise errors.UsageError("no command given", hint="put it after `--`")
+    if master_only and node_names:
+        raise errors.UsageError("--master-only and --node exclude each other")
+    access = _open_access(app, cluster, identity_file)
+
+    def show(name, result):
+        if as_json:
+            return
+        _print_prefixed(name, result.stdout, console=stdout)
+        _print_prefixed(name, result.stderr, console=stderr)
+        if result.exited != 0:
+            stderr.print(f"[{name}] exited {result.exited}", markup=False, highlight=False)
+    unreachable: dict[str, str] = {}
+    try:
+        results = remote.run_command(access=access, command=text, nodes=node_names,
+                                     master_only=master_only, timeout=timeout,
+                                     on_output=show)
+    except remote.NodesUnreachable as exc:
+        results, unreachable = exc.results, exc.failures
+    if as_json:
+        rows = [{"node": n, "exit": r.exited, "stdout": r.stdout, "stderr": r.stderr}
+                for n, r in sorted(results.items(), key=lambda kv: _node_sort_key(kv[0]))]
+        rows += [{"node": n, "exit": None, "stdout": "", "stderr": "", "error": msg}
+                 for n, msg in sorted(unreachable.items())]
+        stdout.print_json(json.dumps(rows))
+    else:
+        for name, msg in sorted(unreachable.items()):
+            stderr.print(f"[{name}] not run: {msg}", markup=False, highlight=False)
+    failed = remote.failure(results=results, unreachable=unreachable)
+    if failed is not None:
+        raise failed
+
+
+@cli.command(name="copy-file", context_settings=CONTEXT_SETTINGS, epilog="""\b
+Examples:
+  spark-openstack copy-file -c demo ./job.jar /tmp/job.jar
+  spark-openstack copy-file -c demo ./conf-dir conf        # a directory: lands as ~/conf
+  spark-openstack copy-file -c demo data.csv /tmp/in/      # ends in /: /tmp/in/data.csv
+  spark-openstack copy-file -c demo --master-only notebook.ipynb ./    # into the home
+""")
+@click.option("-c", "--cluster", metavar="NAME", required=True)
+@click.option("--master-only", is_flag=True, help="Only to the master.")
+@click.option("--node", "node_names", multiple=True, metavar="NODE",
+              help="Only to this node (a name, or a worker's number); repeatable.")
+@click.option("--identity-file", metavar="PATH",
+              help="Private key of the cluster's keypair (default: config/~/.ssh).")
+@click.option("--json", "as_json", is_flag=True, help="Print where it landed as JSON.")
+@click.argument("local", type=click.Path(exists=True, file_okay=True, dir_okay=True,
+                                         path_type=Path))
+@click.argument("remote_path", metavar="REMOTE")
+@pass_app
+def copy_file(app: AppContext, cluster, master_only, node_names, identity_file, as_json,
+              local, remote_path):
+    """Copy a local file or directory to every node (or some), as the login user.
+
+    It is uploaded once, to the master, and forwarded from there inside the cluster.
+    A file lands as REMOTE (inside it when REMOTE is a directory or ends in /); a
+    directory lands as REMOTE with its contents (merged into an existing one), or
+    inside it when REMOTE ends in /. A relative REMOTE (or a quoted '~/...') is in the
+    login user's home.
+    """
+    from . import remote
+    if master_only and node_names:
+        raise errors.UsageError("--master-only and --node exclude each other")
+    access = _open_access(app, cluster, identity_file)
+    report = remote.copy_file(
+        access=access, local=local, remote=remote_path, nodes=node_names,
+        master_only=master_only,
+        on_node=None if as_json else (
+            lambda name, path: stdout.print(f"[{name}] {path}", markup=False,
+                                            highlight=False)))
+    if as_json:
+        stdout.print_json(json.dumps({
+            "local": report.local, "remote": report.remote, "directory": report.is_dir,
+            "archive_bytes": report.archive_bytes, "seconds": round(report.seconds, 2),
+            "nodes": [{"node": n, "path": p} for n, p in report.landed.items()]}))
+        return
+    stderr.print(f"copied {'directory' if report.is_dir else 'file'} {report.local} to "
+                 f"{len(report.landed)} node(s) in {report.seconds:.1f}s "
+                 f"({report.archive_bytes} bytes sent once, to the master)")
+
+
 # --------------------------------------------------------------------------- destroy
 
 @cli.command(context_settings=CONTEXT_SETTINGS, epilog="""\b
