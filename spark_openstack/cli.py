@@ -599,6 +599,110 @@ def destroy(app: AppContext, cluster, yes, as_json):
             f"{v} {k.replace('_', ' ')}" for k, v in result.items() if v))
 
 
+# --------------------------------------------------------------------------- scale
+
+def _print_health_lines(health: dict) -> None:
+    for item in health.values():
+        stdout.print(item.line() if hasattr(item, "line") else str(item), markup=False)
+
+
+@cli.command(name="add-workers", context_settings=CONTEXT_SETTINGS, epilog="""\b
+Examples:
+  spark-openstack add-workers -c demo -n 2                 # like the cluster's workers
+  spark-openstack add-workers -c demo -n 1 --flavor m1.large
+
+New workers boot from the cluster's own image, network, security group, server group
+and keypair; every node's /etc/hosts, workers files and configs are rewritten and the
+new DataNodes/NodeManagers/Spark workers started and health-checked. On a failure or
+Ctrl-C only the new servers are deleted; the cluster keeps serving throughout.""")
+@click.option("-c", "--cluster", metavar="NAME", required=True)
+@click.option("-n", "--count", type=int, required=True, metavar="K",
+              help="How many workers to add (>= 1).")
+@click.option("--flavor", metavar="FLAVOR",
+              help="Flavor of the new workers (default: that of the existing workers).")
+@click.option("--identity-file", metavar="PATH",
+              help="Private key of the cluster's keypair (default: config/~/.ssh).")
+@click.option("--timeout", type=float, default=900, show_default=True, metavar="SECONDS",
+              help="Deadline for the new servers to boot and answer SSH.")
+@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON on stdout.")
+@pass_app
+def add_workers(app: AppContext, cluster, count, flavor, identity_file, timeout, as_json):
+    """Grow a running cluster by K workers."""
+    from . import scale
+    validate_cluster_name(cluster)
+    with RichProgress(title=f"add-workers {cluster}") as progress:
+        result = scale.add_workers(
+            provider=app.provider, cluster=cluster, count=count, flavor=flavor,
+            identity_file=identity_file or app.file_values.get("identity_file"),
+            timeout=timeout, progress=progress)
+    health = result.pop("health", {})
+    if as_json:
+        result["health"] = [h.line() for h in health.values()]
+        result["healthy"] = all(h.ok for h in health.values())
+        stdout.print_json(json.dumps(result))
+        return
+    stdout.print(f"added {', '.join(result['added'])} to {cluster}: "
+                 f"{len(result['workers'])} worker(s) now")
+    _print_health_lines(health)
+
+
+@cli.command(name="remove-workers", context_settings=CONTEXT_SETTINGS, epilog="""\b
+Examples:
+  spark-openstack remove-workers -c demo -n 1 --yes            # the highest-numbered one
+  spark-openstack remove-workers -c demo --node demo-worker-2  # asks first
+  spark-openstack remove-workers -c demo --node 2 --node 3 --yes
+
+HDFS first copies the workers' blocks elsewhere (decommission through dfs.hosts.exclude,
+progress in blocks); only when the NameNode reports them Decommissioned are their
+daemons stopped and the servers deleted. Ctrl-C during the decommission reverts it.
+Refused: the master, unknown names, no worker left, fewer workers left than HDFS needs
+for its replicas (unless --lower-replication).""")
+@click.option("-c", "--cluster", metavar="NAME", required=True)
+@click.option("-n", "--count", type=int, metavar="K",
+              help="Remove the K highest-numbered workers.")
+@click.option("--node", "nodes", multiple=True, metavar="NODE",
+              help="A worker to remove, by name or number (repeatable).")
+@click.option("--lower-replication", is_flag=True,
+              help="When fewer workers would remain than files' replication, set every "
+                   "file's replication to the number left first.")
+@click.option("--timeout", type=float, default=3600, show_default=True, metavar="SECONDS",
+              help="Deadline for the decommission (copying the blocks).")
+@click.option("--identity-file", metavar="PATH",
+              help="Private key of the cluster's keypair (default: config/~/.ssh).")
+@click.option("-y", "--yes", is_flag=True, help="Do not ask for confirmation.")
+@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON on stdout.")
+@pass_app
+def remove_workers(app: AppContext, cluster, count, nodes, lower_replication, timeout,
+                   identity_file, yes, as_json):
+    """Shrink a running cluster, without losing HDFS data."""
+    from . import access as access_mod
+    from . import scale
+    validate_cluster_name(cluster)
+    identity = identity_file or app.file_values.get("identity_file")
+    if not yes:
+        found = access_mod.open_cluster(provider=app.provider, cluster=cluster,
+                                        identity_file=identity)
+        victims = scale.choose_victims(access=found, count=count, nodes=nodes)
+        if not sys.stdin.isatty():
+            raise errors.UsageError(f"refusing to remove workers of {cluster!r} without "
+                                    "confirmation", hint="add --yes when running "
+                                                         "non-interactively")
+        click.confirm(f"Decommission and delete {', '.join(v.name for v in victims)}?",
+                      abort=True, err=True)
+    with RichProgress(title=f"remove-workers {cluster}") as progress:
+        result = scale.remove_workers(
+            provider=app.provider, cluster=cluster, count=count, nodes=nodes,
+            identity_file=identity, lower_replication=lower_replication, timeout=timeout,
+            progress=progress)
+    if as_json:
+        stdout.print_json(json.dumps(result))
+        return
+    stdout.print(f"removed {', '.join(result['removed'])} from {cluster}: "
+                 f"{len(result['workers'])} worker(s) left")
+    for note in result["notes"]:
+        stdout.print(note, markup=False)
+
+
 # --------------------------------------------------------------------------- describe / list
 
 @cli.command(context_settings=CONTEXT_SETTINGS, epilog="""\b
