@@ -88,12 +88,21 @@ class HDFS(HadoopService):
         self.on_master("hdfs dfsadmin -refreshNodes", timeout=120)
 
     def default_replication(self) -> int:
-        """The replication factor the NameNode was configured with (``dfs.replication``)."""
-        out = self.on_master("hdfs getconf -confKey dfs.replication", timeout=120).stdout
-        value = out.strip().splitlines()[-1] if out.strip() else ""
+        """The replication factor the RUNNING NameNode uses (its /conf servlet): the
+        rendered hdfs-site may say more since workers were added, but the NameNode reads
+        it only when it starts."""
+        url = f"http://{self.master.private_ip}:{PORTS['namenode_http']}/conf"
+        script = ("import sys,urllib.request,xml.etree.ElementTree as E\n"
+                  "r=E.fromstring(urllib.request.urlopen(sys.argv[1],timeout=20).read())\n"
+                  "print(next(p.findtext('value') for p in r.iter('property') "
+                  "if p.findtext('name')=='dfs.replication'))\n")
+        out = self.on_master(f"python3 -c {shlex.quote(script)} {shlex.quote(url)}",
+                             timeout=60, check=False).stdout.strip()
+        value = out.splitlines()[-1].strip() if out else ""
         if not value.isdigit():
-            raise DeployError(f"hdfs: could not read dfs.replication on {self.master.name}: "
-                              f"{out.strip()[:200]!r}")
+            raise DeployError(f"hdfs: could not read the NameNode's dfs.replication from "
+                              f"{url}: {out[-200:]!r}",
+                              hint="is HDFS running? `spark-openstack status` says")
         return int(value)
 
     def max_file_replication(self) -> int:

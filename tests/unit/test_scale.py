@@ -81,7 +81,7 @@ class MasterAnswers:
     (2, 3, 3, True),
 ])
 def test_a_shrink_hdfs_could_never_finish_is_refused(remaining, default, highest, refused):
-    runner = MasterAnswers({"getconf -confKey dfs.replication": f"{default}\n",
+    runner = MasterAnswers({"dfs.replication": f"{default}\n",
                             "hdfs dfs -ls -R /": f"{highest}\n"})
     facts = make_facts(workers=3, services=("hdfs", "spark"))
     if refused:
@@ -95,7 +95,7 @@ def test_a_shrink_hdfs_could_never_finish_is_refused(remaining, default, highest
 
 
 def test_lower_replication_sets_every_file_to_what_remains_and_waits():
-    runner = MasterAnswers({"getconf -confKey dfs.replication": "2\n",
+    runner = MasterAnswers({"dfs.replication": "2\n",
                             "hdfs dfs -ls -R /": "2\n"})
     note = scale.check_replication(facts=make_facts(workers=2, services=("hdfs",)),
                                    runner=runner, remaining=1, lower_replication=True)
