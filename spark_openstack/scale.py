@@ -433,7 +433,12 @@ def _undo_add(*, provider, access: ClusterAccess, runner, deployed, created: dic
         if touched_old and deployed is not None:
             try:
                 from .deploy import reconfigure_nodes
-                reconfigure_nodes(facts=deployed, runner=runner)
+                # a new DataNode may have registered before it was deleted: its address
+                # is excluded like a removed worker's, or the NameNode would count it live
+                restored = dataclasses.replace(deployed, retired=tuple(dict.fromkeys(
+                    (*deployed.retired, *new_ips))))
+                reconfigure_nodes(facts=restored, runner=runner)
+                _refresh(facts=restored, runner=runner)
                 said.append("the old nodes' files are as before")
             except Exception as exc:  # noqa: BLE001
                 why = exc.message if isinstance(exc, errors.SparkOpenstackError) else exc
