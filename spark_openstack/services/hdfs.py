@@ -12,20 +12,29 @@ from .base import SERVICE_USER, HadoopService
 
 _REPORT_NAME = re.compile(r"^Name:\s*(?P<ip>[^:\s]+):\d+(?:\s*\((?P<host>[^)]+)\))?", re.M)
 _REPORT_HOSTNAME = re.compile(r"^Hostname:\s*(?P<host>\S+)", re.M)
+_REPORT_DECOMMISSION = re.compile(r"^Decommission Status\s*:\s*(?P<status>.+)$", re.M)
 
 
 def live_datanodes(report: str) -> set[str]:
-    """Names and addresses of the DataNodes in ``hdfs dfsadmin -report -live`` output.
+    """Names and addresses of the in-service DataNodes in ``hdfs dfsadmin -report -live``.
 
     Each DataNode block has ``Name: <ip>:<port> (<host>)`` and ``Hostname: <host>``; the
     host is the one it registered with (``dfs.datanode.hostname``, its node name here).
+    A block whose ``Decommission Status`` is not Normal is left out: a decommissioned
+    DataNode stays in the live list for minutes after it stopped, but serves nothing.
     """
     found: set[str] = set()
-    for match in _REPORT_NAME.finditer(report):
+    starts = [m.start() for m in _REPORT_NAME.finditer(report)] + [len(report)]
+    for begin, end in zip(starts, starts[1:]):
+        block = report[begin:end]
+        status = _REPORT_DECOMMISSION.search(block)
+        if status and status["status"].strip().lower() != "normal":
+            continue
+        match = _REPORT_NAME.match(block)
         found.add(match["ip"])
         if match["host"]:
             found.add(match["host"])
-    found.update(m["host"] for m in _REPORT_HOSTNAME.finditer(report))
+        found.update(m["host"] for m in _REPORT_HOSTNAME.finditer(block))
     return found
 
 

@@ -205,6 +205,14 @@ def test_live_datanodes_are_read_by_name_and_address():
     assert live_datanodes("Live datanodes (0):\n") == set()
 
 
+def test_decommissioned_datanodes_do_not_count_as_live():
+    report = REPORT_2_7_3.replace("Decommission Status : Normal",
+                                  "Decommission Status : Decommissioned", 1)
+    found = live_datanodes(report)
+    assert len(found & {"demo-worker-1", "demo-worker-2"}) == 1
+    assert len(found & {"10.213.0.21", "10.213.0.22"}) == 1
+
+
 def test_running_nodemanagers_are_read_from_the_node_list():
     listing = ("Total Nodes:2\n         Node-Id\t     Node-State\tNode-Http-Address\t"
                "Number-of-Running-Containers\n"
