@@ -187,12 +187,13 @@ def _side_by_side(steps: dict[str, Callable[[], object]]) -> dict[str, object]:
     return results
 
 
-def _start_daemons(service: Service) -> None:
+def _start_daemons(service: Service) -> bool:
     """A Hadoop service's master daemons all at once, then its worker daemon on every
-    worker at once (workers register with the master's); Spark as ``Spark.start``."""
+    worker at once (workers register with the master's); Spark as ``Spark.start``.
+    Returns whether the (first) master daemon was already running."""
     if not isinstance(service, HadoopService):
         service.start()
-        return
+        return False
     # A master daemon that already runs re-reads its exclude list before workers join: a
     # new worker on a removed worker's address must not be taken for that one.
     was_running = service.running(service.master, service.master_daemons[0])
@@ -202,6 +203,7 @@ def _start_daemons(service: Service) -> None:
         service.refresh_nodes()
     for daemon in service.worker_daemons:
         service.on_workers(service.start_command(daemon), what=f"start {daemon}")
+    return was_running
 
 
 def _wait_for_port(service: Service, port: int, *, timeout: float) -> None:
@@ -232,10 +234,11 @@ def start_services(*, facts: ClusterFacts, runner: Runner, names: Iterable[str] 
             if isinstance(service, HDFS) and not service.is_formatted():
                 progress.message(f"formatting HDFS on {facts.master.name}")
                 service.format()
-            _start_daemons(service)
+            was_running = _start_daemons(service)
             waits: dict[str, Callable[[], object]] = {"health": lambda: service.wait_healthy(
                 timeout=health_timeout, interval=HEALTH_INTERVAL)}
-            if isinstance(service, HDFS):
+            if isinstance(service, HDFS) and not was_running:
+                # (a NameNode that was running is up, out of safe mode and has the dir)
                 # Its clients are JVMs that fail while the NameNode is not up yet: a cheap
                 # probe first, then its health and /user/hduser together.
                 _wait_for_port(service, PORTS["namenode_rpc"], timeout=health_timeout)
