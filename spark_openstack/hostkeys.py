@@ -190,20 +190,25 @@ def record(path: str, *, host: str, key: paramiko.PKey) -> None:
             raise paramiko.BadHostKeyException(host, key, expected or next(iter(pinned.values())))
         if text and not text.endswith("\n"):
             text += "\n"
-        text += f"{host} {key.get_name()} {key.get_base64()}\n"
-        folder = os.path.dirname(os.path.abspath(path))
-        fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".{os.path.basename(path)}.")
-        try:
-            with os.fdopen(fd, "w", encoding="utf-8") as handle:
-                handle.write(text)
-                handle.flush()
-                os.fsync(handle.fileno())
-            os.chmod(tmp, 0o600)
-            os.replace(tmp, path)
-        except BaseException:
-            with contextlib.suppress(OSError):
-                os.unlink(tmp)
-            raise
+        _replace(path, text + f"{host} {key.get_name()} {key.get_base64()}\n")
+
+
+def _replace(path: str, text: str) -> None:
+    """Write ``text`` to a 0600 temp file beside ``path`` and rename it over ``path``: a
+    reader never sees half a file (callers hold the file's lock)."""
+    folder = os.path.dirname(os.path.abspath(path))
+    fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".{os.path.basename(path)}.")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(text)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.chmod(tmp, 0o600)
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
 
 
 def forget(path: str, *, hosts) -> int:
@@ -219,17 +224,7 @@ def forget(path: str, *, hosts) -> int:
                         for n in line.split(" ", 1)[0].split(",")} & hosts]
         if len(kept) == len(lines):
             return 0
-        folder = os.path.dirname(os.path.abspath(path))
-        fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".{os.path.basename(path)}.")
-        try:
-            with os.fdopen(fd, "w", encoding="utf-8") as handle:
-                handle.writelines(kept)
-            os.chmod(tmp, 0o600)
-            os.replace(tmp, path)
-        except BaseException:
-            with contextlib.suppress(OSError):
-                os.unlink(tmp)
-            raise
+        _replace(path, "".join(kept))
     return len(lines) - len(kept)
 
 

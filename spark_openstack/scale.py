@@ -19,7 +19,7 @@ from __future__ import annotations
 import dataclasses
 import secrets
 import time
-from typing import Iterable
+from typing import Iterable, NoReturn
 
 from . import errors, hostkeys
 from .access import ClusterAccess, deployed_facts, open_cluster
@@ -40,6 +40,22 @@ YARN_GRACEFUL_SECONDS = 600
 def _worker_index(node_name: str) -> int:
     tail = node_name.rsplit("-", 1)[-1]
     return int(tail) if tail.isdigit() else 0
+
+
+def _reason(exc: BaseException) -> str:
+    """An error in one line: the tool's own message, else the exception as text."""
+    return exc.message if isinstance(exc, errors.SparkOpenstackError) else str(exc)
+
+
+def _raise_after_undo(exc: BaseException, *, during: str, failed: str, said: str) -> NoReturn:
+    """Raise ``exc`` again with what the undo did: Ctrl-C as ``Interrupted``, the tool's
+    own errors with ``failed`` before and ``said`` after, anything else as CloudError."""
+    if isinstance(exc, KeyboardInterrupt):
+        raise errors.Interrupted(f"interrupted during {during}; {said}") from None
+    if isinstance(exc, errors.SparkOpenstackError):
+        exc.message = f"{failed}{exc.message}\n{said}"
+        raise exc
+    raise errors.CloudError(f"{failed}{type(exc).__name__}: {exc}\n{said}") from exc
 
 
 def _sorted_workers(nodes: Iterable[Node]) -> tuple[Node, ...]:
@@ -167,15 +183,11 @@ def decommission(*, facts: ClusterFacts, runner: Runner, victims: Iterable[Node]
                 revert_decommission(facts=facts, runner=runner)
                 reverted = "the decommission was reverted: the workers keep serving"
             except Exception as undo:  # noqa: BLE001 - reported with the first error
-                why = undo.message if isinstance(undo, errors.SparkOpenstackError) else undo
+                why = _reason(undo)
                 reverted = (f"reverting the decommission failed too ({why}); empty "
                             "dfs.exclude on the master and run `hdfs dfsadmin -refreshNodes`")
-        if isinstance(exc, KeyboardInterrupt):
-            raise errors.Interrupted(f"interrupted during the decommission of "
-                                     f"{', '.join(names)}; {reverted}") from None
-        if isinstance(exc, errors.SparkOpenstackError):
-            exc.message = f"{exc.message}\n{reverted}"
-        raise
+        _raise_after_undo(exc, during=f"the decommission of {', '.join(names)}",
+                          failed="", said=reverted)
     stop_daemons(facts=facts, runner=runner, nodes=victims)
     return {"seconds": time.monotonic() - started, "blocks": most_left}
 
@@ -398,14 +410,8 @@ def add_workers(*, provider, cluster: str, count: int, flavor: str | None = None
                             run_id=run_id, touched_old=phase[0] == "deploy", new_ips=new_ips,
                             progress=progress, delete=_delete_resources)
         runner.close()
-        if isinstance(exc, KeyboardInterrupt):
-            raise errors.Interrupted(f"add-workers interrupted during the {phase[0]} phase; "
-                                     f"{summary}") from None
-        if isinstance(exc, errors.SparkOpenstackError):
-            exc.message = f"add-workers failed in the {phase[0]} phase: {exc.message}\n{summary}"
-            raise
-        raise errors.CloudError(f"add-workers failed in the {phase[0]} phase: "
-                                f"{type(exc).__name__}: {exc}\n{summary}") from exc
+        _raise_after_undo(exc, during=f"add-workers' {phase[0]} phase",
+                          failed=f"add-workers failed in the {phase[0]} phase: ", said=summary)
     runner.close()
     return {"cluster": cluster, "added": [n.name for n in new_nodes],
             "workers": [w.name for w in grown.workers], "timings": timings,
@@ -427,7 +433,7 @@ def _undo_add(*, provider, access: ClusterAccess, runner, deployed, created: dic
             said.append(f"deleted the {result['servers']} new server(s)")
             hostkeys.forget(access.known_hosts, hosts=new_ips)
         except Exception as exc:  # noqa: BLE001 - reported, never hides the first error
-            why = exc.message if isinstance(exc, errors.SparkOpenstackError) else exc
+            why = _reason(exc)
             said.append(f"deleting the new servers failed ({why}); remove them with "
                         f"`spark-openstack remove-workers -c {access.name} --node NAME`")
         if touched_old and deployed is not None:
@@ -441,7 +447,7 @@ def _undo_add(*, provider, access: ClusterAccess, runner, deployed, created: dic
                 _refresh(facts=restored, runner=runner)
                 said.append("the old nodes' files are as before")
             except Exception as exc:  # noqa: BLE001
-                why = exc.message if isinstance(exc, errors.SparkOpenstackError) else exc
+                why = _reason(exc)
                 said.append(f"restoring the old nodes' files failed ({why}); run "
                             f"`spark-openstack deploy -c {access.name}`")
     return "; ".join(said) + "."

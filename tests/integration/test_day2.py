@@ -24,84 +24,40 @@ tests run in file order and each leaves the cluster as the next expects:
 9. ``stop`` (servers SHUTOFF, status not healthy) then ``start`` (healthy, files intact);
 10. ``destroy`` leaves nothing (checked before any other cleanup).
 
-Helpers are duplicated from test_e2e.py on purpose (each integration module owns its
-fixtures there); ``pytest -x`` is the intended way to run it.
+The cloud, the CLI and SSH helpers are shared with test_e2e.py (e2e_support.py,
+conftest.py); ``pytest -x`` is the intended way to run it.
 """
 from __future__ import annotations
 
 import hashlib
 import io
 import json
-import os
 import re
 import secrets
 import shlex
 import signal
 import subprocess
-import sys
 import tarfile
 import time
 import uuid
-from pathlib import Path
 
 import pytest
 
+from e2e_support import ALLOWED, BASE_IMAGE, CLI, FLAVOR, MIRROR, cli, new_keypair
+from e2e_support import as_hduser as _as_hduser
+from e2e_support import hadoop_version as _hadoop_version
+from e2e_support import leftovers as _leftovers
+from e2e_support import ok as _ok
+from e2e_support import said as _said
+from e2e_support import ssh as _ssh
+
 pytestmark = [pytest.mark.sandbox, pytest.mark.e2e]
 
-ROOT = Path(__file__).resolve().parents[2]
-MIRROR = os.environ.get("SPARK_OPENSTACK_E2E_MIRROR", "http://10.213.0.1:8099")
-ALLOWED = os.environ.get("SPARK_OPENSTACK_E2E_CIDR", "10.213.0.1/32")
-BASE_IMAGE = os.environ.get("SPARK_OPENSTACK_E2E_BASE_IMAGE", "debian-12")
-FLAVOR = os.environ.get("SPARK_OPENSTACK_E2E_FLAVOR", "m1.small")
-REAL_CLOUD = os.environ.get("SPARK_OPENSTACK_E2E_CLOUD")
-CLI = str(Path(sys.executable).parent / "spark-openstack")
 HDFS_DIR = "/user/hduser/day2"
 BLOCK = 1024 * 1024          # 1 MiB blocks (HDFS's minimum): many blocks from a few MiB
 
 
 # ============================================================================ helpers
-def _hadoop_version() -> str:
-    if os.environ.get("SPARK_OPENSTACK_E2E_HADOOP_VERSION"):
-        return os.environ["SPARK_OPENSTACK_E2E_HADOOP_VERSION"]
-    served = ROOT / ".sandbox" / "hadoop_version"
-    if not served.is_file():
-        pytest.fail(f"{served} is missing: sandbox/up did not put a Hadoop into the mirror")
-    return served.read_text().strip()
-
-
-def _said(proc) -> str:
-    return (f"exit {proc.returncode}\nstdout:\n{proc.stdout[-4000:]}\n"
-            f"stderr:\n{proc.stderr[-4000:]}")
-
-
-def cli(env, *args, timeout=1800, check=True):
-    proc = subprocess.run([CLI, *args], env=env, capture_output=True, text=True,
-                          timeout=timeout, stdin=subprocess.DEVNULL)
-    if check and proc.returncode != 0:
-        pytest.fail(f"spark-openstack {' '.join(args)} failed: {_said(proc)}")
-    return proc
-
-
-def _ssh(host, key, command, timeout=600, stdin: bytes | None = None):
-    return subprocess.run(
-        ["ssh", "-i", key, "-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null",
-         "-o", "LogLevel=ERROR", "-o", "BatchMode=yes", f"debian@{host}", command],
-        capture_output=True, timeout=timeout,
-        **({"input": stdin} if stdin is not None else {"stdin": subprocess.DEVNULL}),
-        text=stdin is None)
-
-
-def _as_hduser(command: str) -> str:
-    return f"sudo -n -u hduser -H bash -lc {shlex.quote(command)}"
-
-
-def _ok(result, what: str) -> str:
-    out = result.stdout if isinstance(result.stdout, str) else result.stdout.decode()
-    err = result.stderr if isinstance(result.stderr, str) else result.stderr.decode()
-    assert result.returncode == 0, f"{what} exited {result.returncode}\n{out[-2000:]}\n{err[-2000:]}"
-    return out
-
-
 def _fixed_ip(server) -> str:
     return next(a["addr"] for addrs in (server.addresses or {}).values() for a in addrs
                 if a.get("OS-EXT-IPS:type", "fixed") == "fixed" and a.get("version") == 4)
@@ -116,16 +72,6 @@ def _servers(cloud, cluster: str) -> dict:
 def _snapshot(cloud, cluster: str) -> dict:
     """What "the cloud unchanged" compares: each server's id and state."""
     return {name: (s.id, s.status) for name, s in _servers(cloud, cluster).items()}
-
-
-def _leftovers(cloud, cluster: str) -> dict:
-    return {
-        "servers": [s.name for s in cloud.compute.servers() if s.name.startswith(f"{cluster}-")],
-        "groups": [g.name for g in cloud.network.security_groups() if cluster in g.name],
-        "server groups": [g.name for g in cloud.compute.server_groups() if cluster in g.name],
-        "floating ips": [f.floating_ip_address for f in cloud.network.ips()
-                         if cluster in (f.description or "")],
-    }
 
 
 def _json_out(proc, what: str):
@@ -269,34 +215,9 @@ class Interrupted:
 
 # ============================================================================ fixtures
 @pytest.fixture(scope="module")
-def e2e_env(sandbox_env):
-    if not REAL_CLOUD:
-        return sandbox_env
-    env = dict(sandbox_env, OS_CLOUD=REAL_CLOUD)
-    env.pop("OS_CLIENT_CONFIG_FILE", None)
-    if os.environ.get("OS_CLIENT_CONFIG_FILE"):
-        env["OS_CLIENT_CONFIG_FILE"] = os.environ["OS_CLIENT_CONFIG_FILE"]
-    return env
-
-
-@pytest.fixture(scope="module")
-def cloud(e2e_env):
-    import openstack
-    if e2e_env.get("OS_CLIENT_CONFIG_FILE"):
-        os.environ.setdefault("OS_CLIENT_CONFIG_FILE", e2e_env["OS_CLIENT_CONFIG_FILE"])
-    conn = openstack.connect(cloud=e2e_env["OS_CLOUD"])
-    yield conn
-    conn.close()
-
-
-@pytest.fixture(scope="module")
 def keypair(cloud, tmp_path_factory):
-    name = f"day2-{uuid.uuid4().hex[:6]}"
-    folder = tmp_path_factory.mktemp("day2-key")
-    key = folder / "id_ed25519"
-    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(key)], check=True)
-    cloud.compute.create_keypair(name=name, public_key=(folder / "id_ed25519.pub").read_text())
-    yield name, str(key)
+    name, key = new_keypair(cloud, tmp_path_factory.mktemp("day2-key"), prefix="day2")
+    yield name, key
     cloud.compute.delete_keypair(name, ignore_missing=True)
 
 

@@ -16,79 +16,27 @@ real cloud, SPARK_OPENSTACK_E2E_HADOOP_VERSION names an Apache release with YARN
 from __future__ import annotations
 
 import hashlib
-import os
 import re
 import secrets
-import shlex
-import subprocess
-import sys
 import uuid
 from collections import Counter
-from pathlib import Path
 
 import pytest
 
+from e2e_support import (ALLOWED, BASE_IMAGE, FLAVOR, MIRROR, REAL_CLOUD, cli,
+                         new_keypair)
+from e2e_support import as_hduser as _as_hduser
+from e2e_support import hadoop_version as _hadoop_version
+from e2e_support import leftovers as _leftovers
+from e2e_support import ok as _ok
+from e2e_support import ssh as _ssh
+
 pytestmark = [pytest.mark.sandbox, pytest.mark.e2e]
-
-ROOT = Path(__file__).resolve().parents[2]
-MIRROR = os.environ.get("SPARK_OPENSTACK_E2E_MIRROR", "http://10.213.0.1:8099")
-ALLOWED = os.environ.get("SPARK_OPENSTACK_E2E_CIDR", "10.213.0.1/32")
-BASE_IMAGE = os.environ.get("SPARK_OPENSTACK_E2E_BASE_IMAGE", "debian-12")
-FLAVOR = os.environ.get("SPARK_OPENSTACK_E2E_FLAVOR", "m1.small")
-REAL_CLOUD = os.environ.get("SPARK_OPENSTACK_E2E_CLOUD")
-
-
-def _hadoop_version() -> str:
-    """The Hadoop release to bake: the env on real clouds, else what the sandbox serves."""
-    if os.environ.get("SPARK_OPENSTACK_E2E_HADOOP_VERSION"):
-        return os.environ["SPARK_OPENSTACK_E2E_HADOOP_VERSION"]
-    served = ROOT / ".sandbox" / "hadoop_version"
-    if not served.is_file():
-        pytest.fail(f"{served} is missing: sandbox/up did not put a Hadoop into the mirror")
-    return served.read_text().strip()
-
-
-def cli(env, *args, timeout=1800, check=True):
-    proc = subprocess.run([str(Path(sys.executable).parent / "spark-openstack"), *args], env=env,
-                          capture_output=True, text=True, timeout=timeout,
-                          stdin=subprocess.DEVNULL)
-    if check and proc.returncode != 0:
-        pytest.fail(f"spark-openstack {' '.join(args)} exited {proc.returncode}\n"
-                    f"stdout:\n{proc.stdout[-3000:]}\nstderr:\n{proc.stderr[-3000:]}")
-    return proc
-
-
-@pytest.fixture(scope="module")
-def e2e_env(sandbox_env):
-    """The sandbox's environment, or a real cloud's when SPARK_OPENSTACK_E2E_CLOUD is set
-    (the devstack workflow), with clouds.yaml found the usual way."""
-    if not REAL_CLOUD:
-        return sandbox_env
-    env = dict(sandbox_env, OS_CLOUD=REAL_CLOUD)
-    env.pop("OS_CLIENT_CONFIG_FILE", None)
-    if os.environ.get("OS_CLIENT_CONFIG_FILE"):
-        env["OS_CLIENT_CONFIG_FILE"] = os.environ["OS_CLIENT_CONFIG_FILE"]
-    return env
-
-
-@pytest.fixture(scope="module")
-def cloud(e2e_env):
-    import openstack
-    if e2e_env.get("OS_CLIENT_CONFIG_FILE"):
-        os.environ.setdefault("OS_CLIENT_CONFIG_FILE", e2e_env["OS_CLIENT_CONFIG_FILE"])
-    conn = openstack.connect(cloud=e2e_env["OS_CLOUD"])
-    yield conn
-    conn.close()
-
 
 @pytest.fixture(scope="module")
 def keypair(cloud, tmp_path_factory):
-    name = f"e2e-{uuid.uuid4().hex[:6]}"
-    folder = tmp_path_factory.mktemp("e2e-key")
-    key = folder / "id_ed25519"
-    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(key)], check=True)
-    cloud.compute.create_keypair(name=name, public_key=(folder / "id_ed25519.pub").read_text())
-    yield name, str(key)
+    name, key = new_keypair(cloud, tmp_path_factory.mktemp("e2e-key"), prefix="e2e")
+    yield name, key
     cloud.compute.delete_keypair(name, ignore_missing=True)
 
 
@@ -119,41 +67,11 @@ def hadoop_image(e2e_env, cloud, keypair):
             cloud.image.delete_image(found.id, ignore_missing=True)
 
 
-def _ssh(host, key, command, timeout=600, stdin: bytes | None = None):
-    return subprocess.run(
-        ["ssh", "-i", key, "-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null",
-         "-o", "LogLevel=ERROR", "-o", "BatchMode=yes", f"debian@{host}", command],
-        capture_output=True, timeout=timeout,
-        **({"input": stdin} if stdin is not None else {"stdin": subprocess.DEVNULL}),
-        text=stdin is None)
-
-
-def _as_hduser(command: str) -> str:
-    return f"sudo -n -u hduser -H bash -lc {shlex.quote(command)}"
-
-
-def _ok(result, what: str):
-    out = result.stdout if isinstance(result.stdout, str) else result.stdout.decode()
-    err = result.stderr if isinstance(result.stderr, str) else result.stderr.decode()
-    assert result.returncode == 0, f"{what} exited {result.returncode}\n{out[-2000:]}\n{err[-2000:]}"
-    return out
-
-
 def _master_address(cloud, cluster: str) -> str:
     master = next(s for s in cloud.compute.servers(details=True)
                   if s.name == f"{cluster}-master")
     return next(a["addr"] for addrs in master.addresses.values() for a in addrs
                 if a.get("OS-EXT-IPS:type", "fixed") == "fixed" and a.get("version") == 4)
-
-
-def _leftovers(cloud, cluster: str) -> dict:
-    return {
-        "servers": [s.name for s in cloud.compute.servers() if s.name.startswith(f"{cluster}-")],
-        "groups": [g.name for g in cloud.network.security_groups() if cluster in g.name],
-        "server groups": [g.name for g in cloud.compute.server_groups() if cluster in g.name],
-        "floating ips": [f.floating_ip_address for f in cloud.network.ips()
-                         if cluster in (f.description or "")],
-    }
 
 
 def _destroy_and_check(e2e_env, cloud, cluster: str) -> None:

@@ -1,0 +1,23 @@
+"""Fixtures of the end-to-end modules (module-scoped: each module gets its own)."""
+from __future__ import annotations
+
+import os
+
+import pytest
+
+from e2e_support import e2e_environment
+
+
+@pytest.fixture(scope="module")
+def e2e_env(sandbox_env):
+    return e2e_environment(sandbox_env)
+
+
+@pytest.fixture(scope="module")
+def cloud(e2e_env):
+    import openstack
+    if e2e_env.get("OS_CLIENT_CONFIG_FILE"):
+        os.environ.setdefault("OS_CLIENT_CONFIG_FILE", e2e_env["OS_CLIENT_CONFIG_FILE"])
+    conn = openstack.connect(cloud=e2e_env["OS_CLOUD"])
+    yield conn
+    conn.close()

@@ -1,0 +1,101 @@
+"""What the end-to-end modules (test_e2e.py, test_day2.py) share: the cloud they run on,
+the CLI as a user runs it, SSH to a master, and the leftovers check.
+
+The fixtures built from these (``e2e_env``, ``cloud``) live in this folder's conftest.py.
+"""
+from __future__ import annotations
+
+import os
+import shlex
+import subprocess
+import sys
+import uuid
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+MIRROR = os.environ.get("SPARK_OPENSTACK_E2E_MIRROR", "http://10.213.0.1:8099")
+ALLOWED = os.environ.get("SPARK_OPENSTACK_E2E_CIDR", "10.213.0.1/32")
+BASE_IMAGE = os.environ.get("SPARK_OPENSTACK_E2E_BASE_IMAGE", "debian-12")
+FLAVOR = os.environ.get("SPARK_OPENSTACK_E2E_FLAVOR", "m1.small")
+REAL_CLOUD = os.environ.get("SPARK_OPENSTACK_E2E_CLOUD")
+CLI = str(Path(sys.executable).parent / "spark-openstack")
+
+
+def hadoop_version() -> str:
+    """The Hadoop release to bake: the env on real clouds, else what the sandbox serves."""
+    if os.environ.get("SPARK_OPENSTACK_E2E_HADOOP_VERSION"):
+        return os.environ["SPARK_OPENSTACK_E2E_HADOOP_VERSION"]
+    served = ROOT / ".sandbox" / "hadoop_version"
+    if not served.is_file():
+        pytest.fail(f"{served} is missing: sandbox/up did not put a Hadoop into the mirror")
+    return served.read_text().strip()
+
+
+def said(proc) -> str:
+    return (f"exit {proc.returncode}\nstdout:\n{proc.stdout[-4000:]}\n"
+            f"stderr:\n{proc.stderr[-4000:]}")
+
+
+def cli(env, *args, timeout=1800, check=True):
+    """``spark-openstack ARGS`` as a user runs it (no stdin); fails the test on non-zero
+    exit unless ``check=False``."""
+    proc = subprocess.run([CLI, *args], env=env, capture_output=True, text=True,
+                          timeout=timeout, stdin=subprocess.DEVNULL)
+    if check and proc.returncode != 0:
+        pytest.fail(f"spark-openstack {' '.join(args)} failed: {said(proc)}")
+    return proc
+
+
+def ssh(host, key, command, timeout=600, stdin: bytes | None = None):
+    """One command on a node as the image's login user (bytes in and out with ``stdin``)."""
+    return subprocess.run(
+        ["ssh", "-i", key, "-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null",
+         "-o", "LogLevel=ERROR", "-o", "BatchMode=yes", f"debian@{host}", command],
+        capture_output=True, timeout=timeout,
+        **({"input": stdin} if stdin is not None else {"stdin": subprocess.DEVNULL}),
+        text=stdin is None)
+
+
+def as_hduser(command: str) -> str:
+    return f"sudo -n -u hduser -H bash -lc {shlex.quote(command)}"
+
+
+def ok(result, what: str) -> str:
+    out = result.stdout if isinstance(result.stdout, str) else result.stdout.decode()
+    err = result.stderr if isinstance(result.stderr, str) else result.stderr.decode()
+    assert result.returncode == 0, f"{what} exited {result.returncode}\n{out[-2000:]}\n{err[-2000:]}"
+    return out
+
+
+def leftovers(cloud, cluster: str) -> dict:
+    """Everything of ``cluster`` the cloud still lists (check BEFORE any other cleanup)."""
+    return {
+        "servers": [s.name for s in cloud.compute.servers() if s.name.startswith(f"{cluster}-")],
+        "groups": [g.name for g in cloud.network.security_groups() if cluster in g.name],
+        "server groups": [g.name for g in cloud.compute.server_groups() if cluster in g.name],
+        "floating ips": [f.floating_ip_address for f in cloud.network.ips()
+                         if cluster in (f.description or "")],
+    }
+
+
+def e2e_environment(sandbox_env: dict) -> dict:
+    """The sandbox's environment, or a real cloud's when SPARK_OPENSTACK_E2E_CLOUD is set
+    (the devstack workflow), with clouds.yaml found the usual way."""
+    if not REAL_CLOUD:
+        return sandbox_env
+    env = dict(sandbox_env, OS_CLOUD=REAL_CLOUD)
+    env.pop("OS_CLIENT_CONFIG_FILE", None)
+    if os.environ.get("OS_CLIENT_CONFIG_FILE"):
+        env["OS_CLIENT_CONFIG_FILE"] = os.environ["OS_CLIENT_CONFIG_FILE"]
+    return env
+
+
+def new_keypair(cloud, folder: Path, *, prefix: str) -> tuple[str, str]:
+    """A fresh ed25519 keypair registered in the cloud: ``(name, private key path)``."""
+    name = f"{prefix}-{uuid.uuid4().hex[:6]}"
+    key = folder / "id_ed25519"
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(key)], check=True)
+    cloud.compute.create_keypair(name=name, public_key=(folder / "id_ed25519.pub").read_text())
+    return name, str(key)
