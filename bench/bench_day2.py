@@ -5,14 +5,14 @@ nothing. ``spark-openstack launch -s 2`` (with deploy, not timed as a figure) fr
 image, then ``--data-mib`` MiB of random bytes written to HDFS (1 MiB blocks, replication
 2, so worker-1 holds a replica of every block), then, each through the CLI with ``--json``:
 
-- ``add-workers -n 1``                       (boot + ssh + deploy of one worker)
+- ``stop`` then ``start`` of the 2-worker cluster (start waits for HDFS out of safe mode
+  and every service healthy)
+- ``add-workers -n 1``                       (boot + ssh + deploy of one worker: 3 workers)
+- ``remove-workers --node 1``                (the worker holding the data: decommission,
+  blocks moved, delete, update the others; back to 2 workers; blocks moved printed)
 - ``add-workers -n 4``                       (when the machine can hold 4 more workers:
   its available memory against what the first worker cost it, plus a margin; otherwise
   the table says why it was skipped)
-- ``remove-workers --node 1``                (the worker holding the data: decommission,
-  blocks moved, delete, update the others; the blocks moved are printed)
-- ``stop`` then ``start``                    (start waits for HDFS out of safe mode and
-  every service healthy)
 
 Each row: wall seconds, the command's own phase split, and a detail (workers after,
 blocks moved, health). Then ``status`` must say healthy and the data reads back
@@ -171,10 +171,22 @@ def run(args, conn) -> int:
         def grown(result):
             return (f"{len(result.get('workers', []))} workers, "
                     f"healthy {result.get('healthy')}")
+
+        def shrunk(result):
+            moved = sum(int(v) for v in (result.get("blocks_moved") or {}).values())
+            return (f"{len(result.get('workers', []))} workers left, {moved} blocks moved "
+                    f"({mib} MiB written, replication 2)")
+        # The 2-worker cluster first: stop and start it, grow it to 3, shrink it back to
+        # 2 moving worker-1's data, and only then the 4-worker growth.
+        bench.timed("stop", "stop", detail=lambda r: "servers SHUTOFF (2 workers)")
+        bench.timed("start", "start",
+                    detail=lambda r: "healthy" if r.get("healthy", True) else "NOT healthy")
         before = _available_mb()
         added = bench.timed("add-workers -n 1", "add-workers", "-n", "1", detail=grown)
         per_worker = max(before - _available_mb(), 0) if added else 0
         per_worker = per_worker if per_worker >= 200 else DEFAULT_WORKER_MB
+        bench.timed("remove-workers --node 1", "remove-workers", "--node", "1", "--yes",
+                    detail=shrunk)
         need = 4 * per_worker + MARGIN_MB
         if added is None:
             bench.skipped("add-workers -n 4", "add-workers -n 1 failed")
@@ -195,16 +207,6 @@ def run(args, conn) -> int:
             print(f"  (memory check: {_available_mb()} MiB available, ~{per_worker} MiB "
                   "per worker)", file=sys.stderr)
             bench.timed("add-workers -n 4", "add-workers", "-n", "4", detail=grown)
-
-        def shrunk(result):
-            moved = sum(int(v) for v in (result.get("blocks_moved") or {}).values())
-            return (f"{len(result.get('workers', []))} workers left, {moved} blocks moved "
-                    f"({mib} MiB written, replication 2)")
-        bench.timed("remove-workers --node 1", "remove-workers", "--node", "1", "--yes",
-                    detail=shrunk)
-        bench.timed("stop", "stop", detail=lambda r: "servers SHUTOFF")
-        bench.timed("start", "start",
-                    detail=lambda r: "healthy" if r.get("healthy", True) else "NOT healthy")
 
         status, _ = _cli("status", "-c", cluster, *bench.ident(), "--json")
         report = _json(status)
