@@ -202,10 +202,11 @@ def decommission(c, nodes="", timeout=3600):
     _run(step)
 
 
-@task(help={"nodes": "unused: every worker in the exclude lists is put back in service"})
+@task(help={"nodes": "unused: every worker being decommissioned is put back in service"})
 def recommission(c, nodes=""):
-    """Empty the exclude lists and refresh: decommissioned workers serve again (their
-    daemons are started by `fab start_all`)."""
+    """Take decommissioned workers out of the exclude lists and refresh: they serve
+    again (their daemons are started by `fab start_all`)."""
     from spark_openstack import scale
     _run(lambda facts, runner: scale.revert_decommission(facts=facts, runner=runner))
-    print("exclude lists emptied; start the workers' daemons with `fab start_all`")
+    print("decommissioned workers are back in service; start their daemons with "
+          "`fab start_all`")

@@ -8,7 +8,6 @@ cloud's node list winning: configs re-rendered from it describe the servers that
 from __future__ import annotations
 
 import dataclasses
-import json
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -117,9 +116,3 @@ def deployed_facts(*, runner, facts: ClusterFacts) -> ClusterFacts:
     return dataclasses.replace(on_master, master=facts.master, workers=facts.workers,
                                ssh_user=facts.ssh_user)
 
-
-def facts_json(facts: ClusterFacts) -> str:
-    """Facts as JSON without the Spark secret (for --json output and logs)."""
-    raw = json.loads(facts.to_json())
-    raw.pop("spark_secret", None)
-    return json.dumps(raw)

@@ -199,7 +199,7 @@ def _start_daemons(service: Service) -> bool:
     was_running = service.running(service.master, service.master_daemons[0])
     run_per_node(lambda daemon: service.on_master(service.start_command(daemon)),
                  service.master_daemons, what=f"{service.name}: start on {service.master.name}")
-    if was_running and hasattr(service, "refresh_nodes"):
+    if was_running:
         service.refresh_nodes()
     for daemon in service.worker_daemons:
         service.on_workers(service.start_command(daemon), what=f"start {daemon}")

@@ -24,12 +24,12 @@ from typing import Iterable, NoReturn
 from . import errors, hostkeys
 from .access import ClusterAccess, deployed_facts, open_cluster
 from .executor import run_per_node
-from .model import META_RUN, ROLE_MASTER, ROLE_WORKER, ClusterFacts, Node, worker_name
+from .model import META_RUN, ROLE_WORKER, ClusterFacts, Node, worker_name
 from .polling import poll, shielded_cleanup
 from .progress import PhaseTimer, Progress, ensure
 from .provider import QuotaNeed, security_group_name
 from .render import check_memory_plan, node_config_files
-from .services.base import Runner
+from .services.base import HadoopService, Runner
 from .services.hdfs import HDFS
 
 DECOMMISSIONED = "Decommissioned"
@@ -81,7 +81,8 @@ def _refresh(*, facts: ClusterFacts, runner: Runner) -> None:
 
 
 def revert_decommission(*, facts: ClusterFacts, runner: Runner) -> None:
-    """Empty the exclude lists and refresh: the victims are back in service."""
+    """Take the workers being decommissioned out of the exclude lists (removed workers'
+    addresses stay) and refresh: they are back in service."""
     clean = dataclasses.replace(facts, decommissioning=())
     _write_exclude_lists(facts=clean, runner=runner)
     _refresh(facts=clean, runner=runner)
@@ -193,19 +194,18 @@ def decommission(*, facts: ClusterFacts, runner: Runner, victims: Iterable[Node]
 
 
 def stop_daemons(*, facts: ClusterFacts, runner: Runner, nodes: Iterable[Node]) -> None:
-    """Stop the Spark worker, NodeManager and DataNode on ``nodes`` (all at once)."""
-    from .services.spark import Spark
-    from .services.yarn import YARN
+    """Stop the Spark worker, NodeManager and DataNode on ``nodes`` (all at once), in the
+    reverse of the start order."""
+    from .deploy import services_for
+    services = list(reversed(services_for(facts=facts, runner=runner)))
 
     def stop(node: Node) -> None:
-        if "spark" in facts.services:
-            runner.run(node, Spark(facts=facts, runner=runner).stop_worker_command(),
-                       timeout=120, check=False)
-        for service in ((YARN,) if "yarn" in facts.services else ()) + \
-                ((HDFS,) if "hdfs" in facts.services else ()):
-            svc = service(facts=facts, runner=runner)
-            for daemon in svc.worker_daemons:
-                runner.run(node, svc.stop_command(daemon), timeout=120)
+        for service in services:
+            if isinstance(service, HadoopService):
+                for daemon in service.worker_daemons:
+                    runner.run(node, service.stop_command(daemon), timeout=120)
+            else:
+                runner.run(node, service.stop_worker_command(), timeout=120, check=False)
     run_per_node(stop, list(nodes), what="stop the removed workers' daemons")
 
 
@@ -227,10 +227,10 @@ def choose_victims(*, access: ClusterAccess, count: int | None,
     else:
         if count < 1:
             raise errors.ValidationError(f"-n {count}: remove at least 1 worker")
-        victims = list(workers[-count:]) if count <= len(workers) else list(workers)
         if count > len(workers):
             raise errors.ValidationError(
                 f"-n {count}: cluster {access.name!r} has only {len(workers)} worker(s)")
+        victims = list(workers[-count:])
     if len(victims) >= len(workers):
         raise errors.ValidationError(
             f"removing {', '.join(v.name for v in victims)} would leave cluster "
@@ -351,9 +351,8 @@ def add_workers(*, provider, cluster: str, count: int, flavor: str | None = None
                     f"cluster {cluster!r} has no security group {security_group_name(cluster)}",
                     hint="it is broken; `spark-openstack destroy` it and launch again")
             server_groups = provider.find_server_groups(cluster)
-            master_node = dataclasses.replace(facts_now.master)
             check_memory_plan(
-                master=master_node,
+                master=facts_now.master,
                 worker=Node(name=names[0], role=ROLE_WORKER, ram_mb=worker_flavor.ram,
                             vcpus=worker_flavor.vcpus),
                 services=deployed.services, worker_count=len(facts_now.workers) + count,
@@ -454,4 +453,4 @@ def _undo_add(*, provider, access: ClusterAccess, runner, deployed, created: dic
 
 
 __all__ = ["add_workers", "remove_workers", "decommission", "revert_decommission",
-           "check_replication", "choose_victims", "stop_daemons", "ROLE_MASTER"]
+           "check_replication", "choose_victims", "stop_daemons"]

@@ -477,6 +477,10 @@ class HadoopService(Service):
                             + (f"; its log says:\n{tail}" if tail else " (its log is empty)"))
         return "\n".join(dead)
 
+    def refresh_nodes(self) -> None:
+        """Make the master daemon re-read its exclude list (no restart)."""
+        raise NotImplementedError
+
     # -- health
     def parse_members(self, text: str) -> set[str]:
         """Host names and addresses of the worker daemons that joined."""

@@ -5,7 +5,7 @@ import os
 
 import pytest
 
-from e2e_support import e2e_environment
+from e2e_support import e2e_environment, new_keypair
 
 
 @pytest.fixture(scope="module")
@@ -21,3 +21,12 @@ def cloud(e2e_env):
     conn = openstack.connect(cloud=e2e_env["OS_CLOUD"])
     yield conn
     conn.close()
+
+
+@pytest.fixture(scope="module")
+def keypair(cloud, tmp_path_factory, request):
+    """A fresh keypair for the module, named after it (test_day2 -> day2-xxxxxx)."""
+    prefix = request.module.__name__.rsplit(".", 1)[-1].removeprefix("test_")
+    name, key = new_keypair(cloud, tmp_path_factory.mktemp(f"{prefix}-key"), prefix=prefix)
+    yield name, key
+    cloud.compute.delete_keypair(name, ignore_missing=True)

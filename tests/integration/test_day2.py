@@ -43,7 +43,7 @@ import uuid
 
 import pytest
 
-from e2e_support import ALLOWED, BASE_IMAGE, CLI, FLAVOR, MIRROR, cli, new_keypair
+from e2e_support import ALLOWED, BASE_IMAGE, CLI, FLAVOR, MIRROR, cli
 from e2e_support import as_hduser as _as_hduser
 from e2e_support import hadoop_version as _hadoop_version
 from e2e_support import leftovers as _leftovers
@@ -214,13 +214,6 @@ class Interrupted:
 
 
 # ============================================================================ fixtures
-@pytest.fixture(scope="module")
-def keypair(cloud, tmp_path_factory):
-    name, key = new_keypair(cloud, tmp_path_factory.mktemp("day2-key"), prefix="day2")
-    yield name, key
-    cloud.compute.delete_keypair(name, ignore_missing=True)
-
-
 @pytest.fixture(scope="module")
 def hadoop_image(e2e_env, cloud, keypair):
     kp_name, key = keypair

@@ -23,8 +23,7 @@ from collections import Counter
 
 import pytest
 
-from e2e_support import (ALLOWED, BASE_IMAGE, FLAVOR, MIRROR, REAL_CLOUD, cli,
-                         new_keypair)
+from e2e_support import ALLOWED, BASE_IMAGE, FLAVOR, MIRROR, REAL_CLOUD, cli
 from e2e_support import as_hduser as _as_hduser
 from e2e_support import hadoop_version as _hadoop_version
 from e2e_support import leftovers as _leftovers
@@ -32,13 +31,6 @@ from e2e_support import ok as _ok
 from e2e_support import ssh as _ssh
 
 pytestmark = [pytest.mark.sandbox, pytest.mark.e2e]
-
-@pytest.fixture(scope="module")
-def keypair(cloud, tmp_path_factory):
-    name, key = new_keypair(cloud, tmp_path_factory.mktemp("e2e-key"), prefix="e2e")
-    yield name, key
-    cloud.compute.delete_keypair(name, ignore_missing=True)
-
 
 @pytest.fixture(scope="module")
 def hadoop_image(e2e_env, cloud, keypair):
