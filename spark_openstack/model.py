@@ -85,6 +85,16 @@ class ClusterFacts:
     # would otherwise count as live (and be handed to readers) for 10 minutes, and a
     # dead one not excluded comes back "In Service" when its address is reused
     retired: tuple[str, ...] = ()
+    # the user's own settings, re-applied on every re-render (launch --conf/--hadoop-conf,
+    # configure-cluster): Spark properties as (key, value), Hadoop ones as (file, key, value)
+    # with file one of core-site.xml, hdfs-site.xml, yarn-site.xml, mapred-site.xml
+    spark_conf: tuple[tuple[str, str], ...] = ()
+    hadoop_conf: tuple[tuple[str, str, str], ...] = ()
+    # the Python that drivers, executors and notebook kernels run (same on every node):
+    # the image's environment when it has one (create-image --python-packages/--jupyter)
+    python: str = "/usr/bin/python3"
+    # the token a Jupyter server on the master asks for (kept across re-deploys)
+    jupyter_token: str = ""
 
     @property
     def nodes(self) -> tuple[Node, ...]:
@@ -117,4 +127,7 @@ class ClusterFacts:
         for key in ("services", "data_dirs", "decommissioning", "retired"):
             if key in raw:
                 raw[key] = tuple(raw[key])
+        for key in ("spark_conf", "hadoop_conf"):
+            if key in raw:
+                raw[key] = tuple(tuple(item) for item in raw[key])
         return cls(**raw)

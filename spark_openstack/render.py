@@ -7,8 +7,10 @@ module only produces text; ``deploy`` and the services decide where and when it 
 """
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from pathlib import Path
+from xml.sax.saxutils import escape as xml_escape
 
 import jinja2
 
@@ -358,8 +360,52 @@ def render_node_configs(*, facts: ClusterFacts, node: Node) -> dict[str, str]:
     for group, dest_dir in groups:
         env = _environment(root / group)
         for name in sorted(p.name for p in (root / group).glob("*.j2")):
-            rendered[f"{dest_dir}/{name[:-3]}"] = env.get_template(name).render(**context)
+            text = env.get_template(name).render(**context)
+            if name[:-3] in HADOOP_SITE_FILES:
+                text = apply_hadoop_conf(text=text, file_name=name[:-3],
+                                         hadoop_conf=facts.hadoop_conf)
+            rendered[f"{dest_dir}/{name[:-3]}"] = text
     return rendered
+
+
+#: The Hadoop files ``--hadoop-conf FILE:KEY=VALUE`` may change.
+HADOOP_SITE_FILES = ("core-site.xml", "hdfs-site.xml", "yarn-site.xml", "mapred-site.xml")
+
+_PROPERTY_RE = re.compile(r"<property>\s*<name>(?P<name>[^<]*)</name>\s*"
+                          r"<value>(?P<value>[^<]*)</value>", re.S)
+
+
+def apply_hadoop_conf(*, text: str, file_name: str,
+                      hadoop_conf: tuple[tuple[str, str, str], ...]) -> str:
+    """A rendered ``*-site.xml`` with the cluster's own settings for that file: a property
+    the template sets gets the user's value in place (one definition per name, as Hadoop
+    expects); any other is added before ``</configuration>``."""
+    wanted = {key: value for file, key, value in hadoop_conf if file == file_name}
+    if not wanted:
+        return text
+    done: set[str] = set()
+
+    def replace(match: re.Match) -> str:
+        name = match.group("name").strip()
+        if name not in wanted:
+            return match.group(0)
+        done.add(name)
+        whole, offset = match.group(0), match.start()
+        return (whole[:match.start("value") - offset] + xml_escape(wanted[name])
+                + whole[match.end("value") - offset:])
+    text = _PROPERTY_RE.sub(replace, text)
+    added = "".join(
+        f"  <property>\n    <name>{xml_escape(key)}</name>\n"
+        f"    <value>{xml_escape(value)}</value>\n  </property>\n"
+        for key, value in wanted.items() if key not in done)
+    if added:
+        marker = "</configuration>"
+        head, sep, tail = text.rpartition(marker)
+        if not sep:
+            raise ValidationError(f"{file_name}: no </configuration> to add settings to")
+        text = (head + "  <!-- The cluster's own settings (launch --hadoop-conf / "
+                "configure-cluster). -->\n" + added + sep + tail)
+    return text
 
 
 def render_etc_hosts(*, facts: ClusterFacts) -> str:
