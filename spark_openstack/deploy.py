@@ -49,12 +49,18 @@ HDUSER_KEY = f"/home/{SERVICE_USER}/.ssh/id_ed25519"
 def reconcile_facts(*, facts: ClusterFacts, image_marker: dict | None,
                     services: Iterable[str] | None = None,
                     existing_secret: str = "",
-                    previous_retired: Iterable[str] = ()) -> tuple[ClusterFacts, list[str]]:
+                    previous_retired: Iterable[str] = (),
+                    previous: dict | None = None,
+                    replace_conf: bool = False) -> tuple[ClusterFacts, list[str]]:
     """Facts adjusted to what the image really holds, plus messages for the user.
 
     An image without Hadoop means Spark only (said plainly); Java/Spark/Hadoop homes come
     from the image's marker; the Spark secret is kept across re-deploys, else generated.
+    ``previous`` is the facts file of an earlier deploy: the cluster's own settings
+    (``spark_conf``/``hadoop_conf``) and Jupyter token carry over from it unless
+    ``replace_conf`` (configure-cluster) or ``facts`` bring their own.
     """
+    previous = previous or {}
     messages: list[str] = []
     if image_marker is None:
         raise DeployError(
@@ -93,8 +99,18 @@ def reconcile_facts(*, facts: ClusterFacts, image_marker: dict | None,
     in_use = {n.private_ip for n in facts.nodes}
     retired = tuple(dict.fromkeys(a for a in (*previous_retired, *facts.retired)
                                   if a not in in_use))
+    def carried(key: str):
+        mine = getattr(facts, key)
+        if mine or replace_conf:
+            return mine
+        return tuple(tuple(item) for item in previous.get(key) or ())
     replaced = dataclasses.replace(
         facts,
+        spark_conf=carried("spark_conf"),
+        hadoop_conf=carried("hadoop_conf"),
+        python=str(image_marker.get("python") or facts.python),
+        jupyter_token=(facts.jupyter_token or previous.get("jupyter_token")
+                       or (secrets.token_hex(24) if "jupyter" in wanted else "")),
         services=wanted,
         java_home=image_marker.get("java_home") or facts.java_home,
         spark_home=image_marker.get("spark_home") or facts.spark_home,
@@ -478,8 +494,11 @@ def deploy_cluster(*, facts: ClusterFacts, key_filename: str | None,
                    gateway_host: str | None = None, progress=None,
                    services: Iterable[str] | None = None, install_fab: bool = True,
                    health_timeout: float | None = None, start: bool = True,
-                   known_hosts: str | None = None) -> dict:
+                   known_hosts: str | None = None, replace_conf: bool = False) -> dict:
     """Configure every node and start the services; returns what was deployed.
+
+    The cluster's own settings (``facts.spark_conf``/``hadoop_conf``) replace those of
+    the earlier deploy when ``facts`` has some or ``replace_conf``; else they carry over.
 
     ``start=False`` stops after the configs, the facts file and ``fab``: the Fabric tasks
     on the master (``fab format_hdfs``, ``fab start_hadoop`` ...) start the services.
@@ -511,7 +530,8 @@ def deploy_cluster(*, facts: ClusterFacts, key_filename: str | None,
                                                            facts.cluster_name)
             facts, notes = reconcile_facts(facts=facts, image_marker=marker, services=services,
                                            existing_secret=previous.get("spark_secret", ""),
-                                           previous_retired=previous.get("retired") or ())
+                                           previous_retired=previous.get("retired") or (),
+                                           previous=previous, replace_conf=replace_conf)
             public_key = _checked_key(public_key, facts.master)
         for note in notes:
             progress.message(note)
