@@ -285,6 +285,69 @@ def configure(app: AppContext, show, unset, **options):
 
 # --------------------------------------------------------------------------- launch
 
+#: launch's options, shared with `run` (which launches a cluster for one job).
+_LAUNCH_OPTIONS = [
+    click.option("-s", "--slaves", "--workers", "slaves", type=int, metavar="N",
+                 help=f"Number of workers (default {BUILTIN_DEFAULTS['slaves']}); "
+                      "the master is extra."),
+    click.option("-k", "--keypair", metavar="NAME", help="Nova keypair to put on the servers."),
+    click.option("-i", "--image", metavar="IMAGE", help="Image name or id."),
+    click.option("--identity-file", metavar="PATH",
+                 help="Private key of the keypair (default: the matching one in ~/.ssh)."),
+    click.option("--flavor", metavar="FLAVOR",
+                 help=f"Flavor of the workers (default {BUILTIN_DEFAULTS['flavor']})."),
+    click.option("--master-flavor", metavar="FLAVOR", help="Flavor of the master (default: --flavor)."),
+    click.option("--network", metavar="NET", help="Network (default: the project's only one)."),
+    click.option("--floating-ip-pool", metavar="NET",
+                 help="External network for the master's floating IP (default: the only one)."),
+    click.option("--floating-ip/--no-floating-ip", default=None,
+                 help="Give the master a floating IP (default) or reach it at its private IP."),
+    click.option("--allowed-cidr", multiple=True, metavar="CIDR",
+                 help="Who may SSH in (repeatable). Required; never opened to all unless given."),
+    click.option("--open-ui-cidr", multiple=True, metavar="CIDR",
+                 help=f"Open the safe web UIs ({_ui_list(web_ui_ports(exposures=(SAFE,)))}) "
+                      "to this CIDR (repeatable); never the unsafe ones. Closed by default: "
+                      "use `login -L` instead."),
+    click.option("--open-unsafe-ui-cidr", multiple=True, metavar="CIDR",
+                 help="UNSAFE: also open the web UIs that act on anonymous requests ("
+                      f"{_ui_list(web_ui_ports(exposures=(UNSAFE,)))}) to this CIDR (repeatable)."
+                      " Anyone there can run code on the cluster (YARN REST) and act as the HDFS "
+                      "superuser (?user.name=). Prefer `login -L`."),
+    click.option("--anti-affinity/--no-anti-affinity", default=None,
+                 help="Soft anti-affinity server group (default on)."),
+    click.option("--data-dir", multiple=True, metavar="DIR",
+                 help="Where HDFS keeps its data on every node (repeatable, one per disk; "
+                      f"default {DEFAULT_DATA_DIR})."),
+    click.option("--ssh-user", metavar="USER",
+                 help=f"Login user of the image (default {BUILTIN_DEFAULTS['ssh_user']})."),
+    click.option("--services", metavar="LIST",
+                 help=f"Comma-separated subset of {','.join(KNOWN_SERVICES)} (default all that "
+                      "the image can run)."),
+    click.option("--deploy/--no-deploy", default=None,
+                 help="Deploy Hadoop/Spark after boot (default) or stop at SSH-ready servers."),
+    click.option("--keep-on-failure", is_flag=True, default=None,
+                 help="On failure leave what was created, for debugging."),
+    click.option("--timeout", type=int, metavar="SECONDS",
+                 help=f"Limit for boot + SSH (default {BUILTIN_DEFAULTS['timeout']})."),
+    click.option("--conf", "conf", multiple=True, metavar="KEY=VALUE",
+                 help="A Spark property for every job on the cluster (repeatable), kept "
+                     "with the cluster and re-applied on every deploy, e.g. "
+                     "--conf spark.executor.cores=2. The secret and encryption settings "
+                     "cannot be changed."),
+    click.option("--hadoop-conf", "hadoop_conf", multiple=True, metavar="FILE:KEY=VALUE",
+                 help="A Hadoop property (repeatable) for core-site, hdfs-site, yarn-site "
+                     "or mapred-site, kept like --conf, e.g. "
+                     "--hadoop-conf hdfs-site:dfs.replication=2."),
+]
+
+
+def launch_options(func):
+    """Decorate ``func`` with every launch option (in --help order)."""
+    for option in reversed(_LAUNCH_OPTIONS):
+        func = option(func)
+    return func
+
+
 @cli.command(context_settings=CONTEXT_SETTINGS, epilog="""\b
 Examples:
   spark-openstack launch -c demo -s 2 -k mykey -i debian-12 \\
@@ -303,48 +366,7 @@ HDFS's web ports act on anonymous requests and open only with --open-unsafe-ui-c
 `spark-openstack login -c NAME -L` reaches every UI through SSH instead.""")
 @click.option("-c", "--cluster", "cluster", metavar="NAME", required=True,
               help="Cluster name (a-z, 0-9, '-'; starts with a letter; <= 40 chars).")
-@click.option("-s", "--slaves", "--workers", "slaves", type=int, metavar="N",
-              help=f"Number of workers (default {BUILTIN_DEFAULTS['slaves']}); "
-                   "the master is extra.")
-@click.option("-k", "--keypair", metavar="NAME", help="Nova keypair to put on the servers.")
-@click.option("-i", "--image", metavar="IMAGE", help="Image name or id.")
-@click.option("--identity-file", metavar="PATH",
-              help="Private key of the keypair (default: the matching one in ~/.ssh).")
-@click.option("--flavor", metavar="FLAVOR",
-              help=f"Flavor of the workers (default {BUILTIN_DEFAULTS['flavor']}).")
-@click.option("--master-flavor", metavar="FLAVOR", help="Flavor of the master (default: --flavor).")
-@click.option("--network", metavar="NET", help="Network (default: the project's only one).")
-@click.option("--floating-ip-pool", metavar="NET",
-              help="External network for the master's floating IP (default: the only one).")
-@click.option("--floating-ip/--no-floating-ip", default=None,
-              help="Give the master a floating IP (default) or reach it at its private IP.")
-@click.option("--allowed-cidr", multiple=True, metavar="CIDR",
-              help="Who may SSH in (repeatable). Required; never opened to all unless given.")
-@click.option("--open-ui-cidr", multiple=True, metavar="CIDR",
-              help=f"Open the safe web UIs ({_ui_list(web_ui_ports(exposures=(SAFE,)))}) "
-                   "to this CIDR (repeatable); never the unsafe ones. Closed by default: "
-                   "use `login -L` instead.")
-@click.option("--open-unsafe-ui-cidr", multiple=True, metavar="CIDR",
-              help="UNSAFE: also open the web UIs that act on anonymous requests ("
-                   f"{_ui_list(web_ui_ports(exposures=(UNSAFE,)))}) to this CIDR (repeatable)."
-                   " Anyone there can run code on the cluster (YARN REST) and act as the HDFS "
-                   "superuser (?user.name=). Prefer `login -L`.")
-@click.option("--anti-affinity/--no-anti-affinity", default=None,
-              help="Soft anti-affinity server group (default on).")
-@click.option("--data-dir", multiple=True, metavar="DIR",
-              help="Where HDFS keeps its data on every node (repeatable, one per disk; "
-                   f"default {DEFAULT_DATA_DIR}).")
-@click.option("--ssh-user", metavar="USER",
-              help=f"Login user of the image (default {BUILTIN_DEFAULTS['ssh_user']}).")
-@click.option("--services", metavar="LIST",
-              help=f"Comma-separated subset of {','.join(KNOWN_SERVICES)} (default all that "
-                   "the image can run).")
-@click.option("--deploy/--no-deploy", default=None,
-              help="Deploy Hadoop/Spark after boot (default) or stop at SSH-ready servers.")
-@click.option("--keep-on-failure", is_flag=True, default=None,
-              help="On failure leave what was created, for debugging.")
-@click.option("--timeout", type=int, metavar="SECONDS",
-              help=f"Limit for boot + SSH (default {BUILTIN_DEFAULTS['timeout']}).")
+@launch_options
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON on stdout.")
 @pass_app
 def launch(app: AppContext, cluster, as_json, services, **flags):

@@ -445,7 +445,8 @@ def _create_and_reach(*, provider, plan: LaunchPlan, created: _Created, timings,
                            key=lambda n: int(n.name.rsplit("-", 1)[1])))
     facts = ClusterFacts(cluster_name=name, master=master, workers=workers,
                          services=spec.services, ssh_user=spec.ssh_user,
-                         data_dirs=spec.data_dirs, spark_secret=secrets.token_urlsafe(32))
+                         data_dirs=spec.data_dirs, spark_secret=secrets.token_urlsafe(32),
+                         spark_conf=spec.spark_conf, hadoop_conf=spec.hadoop_conf)
     with PhaseTimer(progress, "ssh", timings):
         wait_until_reachable(facts=facts, key_filename=plan.identity_file,
                              timeout=max(30, deadline - time.monotonic()), progress=progress,

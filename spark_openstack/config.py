@@ -65,6 +65,8 @@ BUILTIN_DEFAULTS: dict[str, Any] = {
     "mirror": None,
     "java_package": None,
     "python_packages": (),
+    "conf": (),
+    "hadoop_conf": (),
 }
 # create-image's own defaults where they differ from launch's (a bake downloads and unpacks
 # Spark and Hadoop: it gets longer than a launch's boot + SSH).
@@ -75,7 +77,7 @@ IMAGE_DEFAULTS: dict[str, Any] = {**BUILTIN_DEFAULTS, "timeout": IMAGE_TIMEOUT,
                                   "mirror": DEFAULT_MIRROR, "java_package": DEFAULT_JAVA_PACKAGE,
                                   "floating_ip": False}   # the builder: its fixed IP
 _LIST_KEYS = {"allowed_cidr", "open_ui_cidr", "open_unsafe_ui_cidr", "services",
-              "python_packages", "data_dir"}
+              "python_packages", "data_dir", "conf", "hadoop_conf"}
 _BOOL_KEYS = {"floating_ip", "anti_affinity", "deploy", "keep_on_failure", "no_hadoop"}
 _INT_KEYS = {"slaves", "timeout"}
 #: Keys earlier versions accepted, with why they went and what to use instead.
@@ -340,6 +342,8 @@ class LaunchSpec:
     keep_on_failure: bool = False
     timeout: int = 900
     services: tuple[str, ...] = KNOWN_SERVICES
+    spark_conf: tuple[tuple[str, str], ...] = ()
+    hadoop_conf: tuple[tuple[str, str, str], ...] = ()
 
 
 def launch_spec_from(resolved: Resolved, *, cluster_name: str | None) -> LaunchSpec:
@@ -376,6 +380,13 @@ def launch_spec_from(resolved: Resolved, *, cluster_name: str | None) -> LaunchS
         raise UsageError(f"--services ({src('services')}) has {', '.join(unknown) or 'nothing'}",
                          hint=f"choose among {', '.join(KNOWN_SERVICES)}, comma-separated")
     data_dirs = _parse_data_dirs(tuple(v.get("data_dir") or ()), source=src("data_dir"))
+    spark_conf = parse_spark_conf(v.get("conf") or ())
+    hadoop_conf = parse_hadoop_conf(v.get("hadoop_conf") or ())
+    if (spark_conf or hadoop_conf) and not v.get("deploy", True):
+        raise UsageError("--conf/--hadoop-conf are applied by the deploy, and --no-deploy "
+                         "skips it",
+                         hint="drop --no-deploy, or pass them later to `spark-openstack "
+                              "configure-cluster`")
     identity = v.get("identity_file")
     if identity:
         identity = str(Path(identity).expanduser())
@@ -391,7 +402,65 @@ def launch_spec_from(resolved: Resolved, *, cluster_name: str | None) -> LaunchS
         anti_affinity=bool(v.get("anti_affinity", True)),
         data_dirs=data_dirs, ssh_user=ssh_user,
         deploy=bool(v.get("deploy", True)), keep_on_failure=bool(v.get("keep_on_failure")),
-        timeout=timeout, services=tuple(dict.fromkeys(services)))
+        timeout=timeout, services=tuple(dict.fromkeys(services)),
+        spark_conf=spark_conf, hadoop_conf=hadoop_conf)
+
+
+# --------------------------------------------------------------------------- --conf / --hadoop-conf
+
+#: Spark settings the cluster's security rests on: never changed by --conf.
+PROTECTED_SPARK_CONF = ("spark.authenticate", "spark.authenticate.secret",
+                        "spark.network.crypto.enabled", "spark.master.rest.enabled")
+HADOOP_CONF_FILES = ("core-site.xml", "hdfs-site.xml", "yarn-site.xml", "mapred-site.xml")
+_CONF_KEY = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._\-\[\]:]*$")
+
+
+def _conf_value(raw: str, *, option: str, example: str) -> tuple[str, str]:
+    key, sep, value = raw.partition("=")
+    key = key.strip()
+    if not sep or not _CONF_KEY.match(key):
+        raise UsageError(f"{option} {raw!r} is not KEY=VALUE",
+                         hint=f"e.g. {option} {example}")
+    if "\n" in value or "\r" in value:
+        raise UsageError(f"{option} {raw!r}: the value has a line break",
+                         hint="give the value on one line")
+    return key, value.strip()
+
+
+def parse_spark_conf(values, *, option: str = "--conf") -> tuple[tuple[str, str], ...]:
+    """``spark.x=y`` pairs (last one of a key wins); the security settings are refused."""
+    out: dict[str, str] = {}
+    for raw in values or ():
+        key, value = _conf_value(raw, option=option, example="spark.executor.cores=2")
+        if not key.startswith("spark."):
+            raise UsageError(f"{option} {raw!r}: Spark only reads properties that start "
+                             "with 'spark.'",
+                             hint="for Hadoop's files use --hadoop-conf FILE:KEY=VALUE; "
+                                  "spark.hadoop.KEY=VALUE passes a Hadoop setting to jobs")
+        if key in PROTECTED_SPARK_CONF:
+            raise UsageError(f"{option} {key}: the cluster's authentication and encryption "
+                             "are not changeable",
+                             hint="every cluster runs with its own secret and encrypted RPC")
+        out[key] = value
+    return tuple(out.items())
+
+
+def parse_hadoop_conf(values, *, option: str = "--hadoop-conf"
+                      ) -> tuple[tuple[str, str, str], ...]:
+    """``hdfs-site.xml:dfs.replication=2`` triples (file name with or without .xml)."""
+    out: dict[tuple[str, str], str] = {}
+    for raw in values or ():
+        file, sep, rest = raw.partition(":")
+        file = file.strip()
+        if file and not file.endswith(".xml"):
+            file += ".xml"
+        if not sep or file not in HADOOP_CONF_FILES:
+            raise UsageError(f"{option} {raw!r}: expected FILE:KEY=VALUE with FILE one of "
+                             f"{', '.join(HADOOP_CONF_FILES)}",
+                             hint=f"e.g. {option} hdfs-site:dfs.replication=2")
+        key, value = _conf_value(rest, option=option, example="hdfs-site:dfs.replication=2")
+        out[(file, key)] = value
+    return tuple((file, key, value) for (file, key), value in out.items())
 
 
 # --------------------------------------------------------------------------- create-image
