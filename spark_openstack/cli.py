@@ -457,6 +457,85 @@ def deploy(app: AppContext, cluster, identity_file, services, start, as_json):
         stdout.print(message, markup=False)
 
 
+# --------------------------------------------------------------------------- configure-cluster
+
+@cli.command(name="configure-cluster", context_settings=CONTEXT_SETTINGS, epilog="""\b
+Examples:
+  spark-openstack configure-cluster -c demo --conf spark.executor.cores=1 \\
+      --conf spark.sql.shuffle.partitions=16
+  spark-openstack configure-cluster -c demo --hadoop-conf hdfs-site:dfs.replication=1
+  spark-openstack configure-cluster -c demo --unset spark.sql.shuffle.partitions \\
+      --unset hdfs-site:dfs.replication
+  spark-openstack configure-cluster -c demo --show [--json]
+
+The settings are kept with the cluster (in the master's facts file) and re-applied on
+every re-render: deploy, add-workers, start. What reads a changed file is restarted now:
+Spark for --conf, HDFS for hdfs-site, YARN for yarn-site/mapred-site, both for
+core-site. Restarting Spark ends running applications, so it is refused while some run
+unless --restart-running. The same settings can be given at launch (--conf,
+--hadoop-conf).""")
+@click.option("-c", "--cluster", metavar="NAME", required=True)
+@click.option("--conf", "conf", multiple=True, metavar="KEY=VALUE",
+              help="Set a Spark property (repeatable); spark.* only, the secret and "
+                   "encryption settings cannot be changed.")
+@click.option("--hadoop-conf", "hadoop_conf", multiple=True, metavar="FILE:KEY=VALUE",
+              help="Set a Hadoop property in core-site, hdfs-site, yarn-site or "
+                   "mapred-site (repeatable).")
+@click.option("--unset", multiple=True, metavar="KEY|FILE:KEY",
+              help="Remove a setting made earlier (repeatable): a Spark key, or FILE:KEY.")
+@click.option("--show", is_flag=True, help="Print the cluster's own settings and exit.")
+@click.option("--restart-running", is_flag=True,
+              help="Restart Spark even while applications run (they end).")
+@click.option("--identity-file", metavar="PATH",
+              help="Private key of the cluster's keypair (default: config/~/.ssh).")
+@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON on stdout.")
+@pass_app
+def configure_cluster(app: AppContext, cluster, conf, hadoop_conf, unset, show,
+                      restart_running, identity_file, as_json):
+    """Change a running cluster's Spark/Hadoop settings and restart what reads them."""
+    from . import clusterconf
+    from .config import parse_hadoop_conf, parse_spark_conf
+    validate_cluster_name(cluster)
+    identity_file = identity_file or app.file_values.get("identity_file")
+    if show:
+        if conf or hadoop_conf or unset:
+            raise errors.UsageError("--show prints the settings; it cannot change them",
+                                    hint="drop --show, or the --conf/--hadoop-conf/--unset")
+        settings = clusterconf.show_settings(provider=app.provider, cluster=cluster,
+                                             identity_file=identity_file)
+        if as_json:
+            stdout.print_json(json.dumps(settings))
+            return
+        lines = [f"{k} = {v}" for k, v in settings["spark"].items()]
+        lines += [f"{f}: {k} = {v}" for f, kv in settings["hadoop"].items()
+                  for k, v in kv.items()]
+        stdout.print("\n".join(lines) if lines else
+                     f"cluster {cluster!r} has no settings of its own", markup=False)
+        return
+    spark_conf = parse_spark_conf(conf)
+    hadoop_settings = parse_hadoop_conf(hadoop_conf)
+    if not (spark_conf or hadoop_settings or unset):
+        raise errors.UsageError("nothing to change",
+                                hint="pass --conf, --hadoop-conf or --unset (or --show)")
+    with RichProgress(title=f"configure-cluster {cluster}") as progress:
+        result = clusterconf.configure_cluster(
+            provider=app.provider, cluster=cluster, identity_file=identity_file,
+            spark_conf=spark_conf, hadoop_conf=hadoop_settings, unset=unset,
+            restart_running=restart_running, progress=progress)
+    if as_json:
+        stdout.print_json(json.dumps(result))
+        return 0 if result.get("healthy", True) else 1
+    if not result["changed"]:
+        stdout.print(f"cluster {cluster!r} already has these settings; nothing to do")
+        return 0
+    for line in result["health"]:
+        stdout.print(line, markup=False)
+    restarted = ", ".join(result["restarted"]) or "nothing (no service reads them)"
+    stdout.print(f"settings of {cluster!r} changed on every node; restarted: {restarted}",
+                 markup=False)
+    return 0 if result.get("healthy", True) else 1
+
+
 # --------------------------------------------------------------------------- run-command / copy-file
 
 def _open_access(app: AppContext, cluster: str, identity_file: str | None):

@@ -403,8 +403,8 @@ def apply_hadoop_conf(*, text: str, file_name: str,
         head, sep, tail = text.rpartition(marker)
         if not sep:
             raise ValidationError(f"{file_name}: no </configuration> to add settings to")
-        text = (head + "  <!-- The cluster's own settings (launch --hadoop-conf / "
-                "configure-cluster). -->\n" + added + sep + tail)
+        text = (head + "  <!-- The cluster's own settings (launch and configure-cluster: "
+                "hadoop-conf). -->\n" + added + sep + tail)
     return text
 
 
