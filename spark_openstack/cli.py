@@ -338,6 +338,10 @@ _LAUNCH_OPTIONS = [
                  help="A Hadoop property (repeatable) for core-site, hdfs-site, yarn-site "
                      "or mapred-site, kept like --conf, e.g. "
                      "--hadoop-conf hdfs-site:dfs.replication=2."),
+    click.option("--expires-in", "expires_in", metavar="DURATION",
+                 help="Give the cluster an end, e.g. 8h, 90m, 2d, 1h30m from its boot: kept "
+                      "in the servers' metadata, shown by list/describe; `spark-openstack "
+                      "reap` (e.g. from cron) destroys it once past. Default: never."),
 ]
 
 
@@ -829,7 +833,8 @@ def describe(app: AppContext, cluster, as_json):
                       node["public_ip"] or "", str(node["vcpus"]), str(node["ram_mb"]))
     stdout.print(table)
     stdout.print(f"ssh user {info['ssh_user']}; services {','.join(info['services'])}; "
-                 f"security group {info['security_group']}")
+                 f"security group {info['security_group']}; expires "
+                 f"{info['expires']['text']}")
 
 
 @cli.command(name="list", context_settings=CONTEXT_SETTINGS)
@@ -846,11 +851,52 @@ def list_(app: AppContext, as_json):
         stdout.print("no clusters in this project")
         return
     table = Table()
-    for col in ("cluster", "workers", "state", "master"):
+    for col in ("cluster", "workers", "state", "master", "expires"):
         table.add_column(col)
     for c in clusters:
-        table.add_row(c["cluster"], str(c["workers"]), c["state"], c["master"] or "")
+        expires = c["expires"]["text"]
+        table.add_row(c["cluster"], str(c["workers"]), c["state"], c["master"] or "",
+                      Text(expires, style="bold red") if c["expires"]["expired"] else expires)
     stdout.print(table)
+
+
+# --------------------------------------------------------------------------- reap
+
+@cli.command(context_settings=CONTEXT_SETTINGS, epilog="""\b
+Examples:
+  spark-openstack reap --dry-run          # which clusters are past their deadline
+  spark-openstack reap                    # destroy them
+  */10 * * * * OS_CLOUD=mycloud spark-openstack reap --json >> ~/reap.log 2>&1   # cron
+
+Only clusters launched with --expires-in have a deadline (in their servers' metadata,
+see `list`); the others are never touched. Each expired cluster is destroyed as
+`destroy` does it, a few at once; running it again finishes an interrupted reap.
+Exit status: 0 when every expired cluster is gone (or none was found), 1 when one could
+not be destroyed (named with the reason).""")
+@click.option("--dry-run", is_flag=True, help="Only list the expired clusters.")
+@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON on stdout.")
+@pass_app
+def reap(app: AppContext, dry_run, as_json):
+    """Destroy every cluster of the project whose --expires-in deadline has passed."""
+    from . import reap as reap_mod
+    with RichProgress(title="reap") as progress:
+        result = reap_mod.reap(provider=app.provider, dry_run=dry_run, progress=progress)
+    code = 1 if result["failed"] else 0
+    if as_json:
+        stdout.print_json(json.dumps(result))
+        return code
+    if not result["expired"]:
+        stdout.print(f"no expired cluster ({result['kept']} other cluster(s) left alone)")
+        return code
+    for item in result["expired"]:
+        if dry_run:
+            verdict = "would be destroyed"
+        elif item["cluster"] in result["failed"]:
+            verdict = f"NOT destroyed: {result['failed'][item['cluster']]}"
+        else:
+            verdict = "destroyed"
+        stdout.print(f"{item['cluster']}: {item['text']}: {verdict}", markup=False)
+    return code
 
 
 # --------------------------------------------------------------------------- status / stop / start

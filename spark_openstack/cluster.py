@@ -22,6 +22,7 @@ from . import errors, hostkeys
 from .config import (SSH_USER_HINT, LaunchSpec, is_ssh_user, unsafe_ui_warning,
                      validate_ssh_user, web_ui_ports, web_ui_rules)
 from .executor import run_per_node
+from .expiry import META_EXPIRES, cluster_deadline, deadline_after, expiry_dict
 from .model import (DEFAULT_DATA_DIR, META_CLUSTER, META_RUN, ROLE_MASTER, ROLE_WORKER,
                     ClusterFacts, Node, master_name, worker_name)
 from .polling import poll, shielded_cleanup
@@ -339,6 +340,8 @@ def _create_and_reach(*, provider, plan: LaunchPlan, created: _Created, timings,
     name = spec.cluster_name
     deadline = time.monotonic() + spec.timeout
     lock = threading.Lock()
+    # the cluster's end (launch --expires-in), counted from its boot, on every server
+    expires_at = deadline_after(spec.expires_in) if spec.expires_in else None
     with PhaseTimer(progress, "boot", timings):
         def make_security_group():
             group = provider.create_security_group(cluster=name, ssh_cidrs=spec.allowed_cidrs,
@@ -375,7 +378,8 @@ def _create_and_reach(*, provider, plan: LaunchPlan, created: _Created, timings,
         def create(node_name, role, flavor, count=1):
             metadata = {**provider.cluster_metadata(name, role),
                         META_SSH_USER: spec.ssh_user, META_SERVICES: ",".join(spec.services),
-                        META_DATA_DIRS: ",".join(spec.data_dirs), META_RUN: created.run_id}
+                        META_DATA_DIRS: ",".join(spec.data_dirs), META_RUN: created.run_id,
+                        **({META_EXPIRES: expires_at} if expires_at else {})}
             return provider.create_server(
                 name=node_name, image_id=plan.image.id, flavor_id=flavor.id,
                 network_id=plan.network.id, keypair=plan.keypair.name,
@@ -849,6 +853,7 @@ def describe(*, provider: OpenStackProvider, cluster: str) -> dict:
         "server_group": server_groups[0].name if server_groups else None,
         "web_uis": {p.ui_name: f"http://{facts.master.address}:{p.number}"
                     for p in web_ui_ports(services=facts.services)},
+        "expires": expiry_dict(cluster_deadline(servers)),
     }
 
 
@@ -861,7 +866,8 @@ def list_clusters(*, provider: OpenStackProvider) -> list[dict]:
         out.append({"cluster": name, "servers": len(servers),
                     "workers": sum(provider.server_role(s) == ROLE_WORKER for s in servers),
                     "master": master.name if master else None,
-                    "state": "/".join(statuses)})
+                    "state": "/".join(statuses),
+                    "expires": expiry_dict(cluster_deadline(servers))})
     return out
 
 

@@ -18,6 +18,7 @@ from urllib.parse import urlparse
 import yaml
 
 from .errors import ConfigError, UsageError, ValidationError
+from .expiry import parse_duration
 from .model import DEFAULT_DATA_DIR
 from .ports import PORTS_BY_SERVICE, SAFE, UNSAFE, Port
 
@@ -67,6 +68,7 @@ BUILTIN_DEFAULTS: dict[str, Any] = {
     "python_packages": (),
     "conf": (),
     "hadoop_conf": (),
+    "expires_in": None,
 }
 # create-image's own defaults where they differ from launch's (a bake downloads and unpacks
 # Spark and Hadoop: it gets longer than a launch's boot + SSH).
@@ -344,6 +346,7 @@ class LaunchSpec:
     services: tuple[str, ...] = KNOWN_SERVICES
     spark_conf: tuple[tuple[str, str], ...] = ()
     hadoop_conf: tuple[tuple[str, str, str], ...] = ()
+    expires_in: int | None = None      # seconds from boot; None: the cluster never expires
 
 
 def launch_spec_from(resolved: Resolved, *, cluster_name: str | None) -> LaunchSpec:
@@ -403,7 +406,10 @@ def launch_spec_from(resolved: Resolved, *, cluster_name: str | None) -> LaunchS
         data_dirs=data_dirs, ssh_user=ssh_user,
         deploy=bool(v.get("deploy", True)), keep_on_failure=bool(v.get("keep_on_failure")),
         timeout=timeout, services=tuple(dict.fromkeys(services)),
-        spark_conf=spark_conf, hadoop_conf=hadoop_conf)
+        spark_conf=spark_conf, hadoop_conf=hadoop_conf,
+        expires_in=(parse_duration(str(v["expires_in"]),
+                                   option=f"--expires-in ({src('expires_in')})")
+                    if v.get("expires_in") else None))
 
 
 # --------------------------------------------------------------------------- --conf / --hadoop-conf
