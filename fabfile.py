@@ -210,3 +210,42 @@ def recommission(c, nodes=""):
     _run(lambda facts, runner: scale.revert_decommission(facts=facts, runner=runner))
     print("decommissioned workers are back in service; start their daemons with "
           "`fab start_all`")
+
+
+@task
+def jobs(c):
+    """List the jobs `spark-openstack submit` started on this cluster (newest last)."""
+    from spark_openstack import jobs as jobs_mod
+
+    def step(facts, runner):
+        found = jobs_mod.list_jobs(runner=runner, facts=facts)
+        if not found:
+            print("no jobs yet")
+        for job in found:
+            code = "" if job.exit_code is None else f" exit {job.exit_code}"
+            took = "" if job.duration_s is None else f" {job.duration_s:.0f}s"
+            print(f"{job.id}  {job.state}{code}{took}  {os.path.basename(job.app)}"
+                  + (f"  ({job.note})" if job.note else ""))
+    _run(step)
+
+
+@task(help={"job": "the job's id (see `fab jobs`)",
+            "follow": "keep printing until the job ends"})
+def job_log(c, job="", follow=False):
+    """Print a job's driver log (spark-submit's stdout and stderr)."""
+    from spark_openstack import jobs as jobs_mod
+
+    def out(data: bytes) -> None:
+        sys.stdout.buffer.write(data)
+        sys.stdout.buffer.flush()
+    _run(lambda facts, runner: jobs_mod.follow(runner=runner, facts=facts, job_id=job,
+                                               on_output=out, until_end=bool(follow)))
+
+
+@task(help={"job": "the job's id (see `fab jobs`)"})
+def kill_job(c, job=""):
+    """Stop a running job (SIGTERM to its driver, SIGKILL after a grace period)."""
+    from spark_openstack import jobs as jobs_mod
+    ended, now = _run(lambda facts, runner: jobs_mod.kill(runner=runner, facts=facts,
+                                                          job_id=job))
+    print(f"killed job {job}" if now else f"job {job} had already ended ({ended.state})")

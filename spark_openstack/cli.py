@@ -18,6 +18,7 @@ import traceback
 from pathlib import Path
 
 import click
+from rich import box
 from rich.console import Console
 from rich.live import Live
 from rich.markup import escape
@@ -666,6 +667,292 @@ def copy_file(app: AppContext, cluster, master_only, node_names, identity_file, 
     stderr.print(f"copied {'directory' if report.is_dir else 'file'} {report.local} to "
                  f"{len(report.landed)} node(s) in {report.seconds:.1f}s "
                  f"({report.archive_bytes} bytes sent once, to the master)")
+
+
+# --------------------------------------------------------------------------- jobs
+
+#: submit/run: options stop at APP; every word after it is the app's (``--input x`` too).
+_JOB_CONTEXT = {**CONTEXT_SETTINGS, "allow_interspersed_args": False}
+
+_SUBMIT_FILE_OPTIONS = [
+    click.option("--py-files", "py_files", multiple=True, metavar="F,...",
+                 help="Python files/zips for the app (uploaded with it; repeatable)."),
+    click.option("--files", "files", multiple=True, metavar="F,...",
+                 help="Files put in every executor's (and the driver's) working directory."),
+    click.option("--jars", "jars", multiple=True, metavar="F,...",
+                 help="Jars for the driver and executor classpaths."),
+    click.option("--class", "main_class", metavar="CLASS", help="Main class of a jar app."),
+    click.option("--master-url", type=click.Choice(["standalone", "yarn"]), default=None,
+                 help="Where the app runs (default: YARN when the cluster runs it, else "
+                      "Spark standalone)."),
+]
+
+
+def _submit_file_options(func):
+    for option in reversed(_SUBMIT_FILE_OPTIONS):
+        func = option(func)
+    return func
+
+
+def _write_output(data: bytes) -> None:
+    """The driver's bytes as they come, unchanged (never through rich)."""
+    sys.stdout.flush()
+    sys.stdout.buffer.write(data)
+    sys.stdout.buffer.flush()
+
+
+def _end_live(progress: RichProgress) -> None:
+    """From here on plain lines: the driver's output is about to share the terminal."""
+    if progress.live is not None:
+        progress.live.update(progress._render())
+        progress.live.__exit__(None, None, None)
+        progress.live = None
+
+
+def _job_hints(cluster: str, job_id: str) -> None:
+    stderr.print(f"job {job_id} runs on. Later:\n"
+                 f"  spark-openstack jobs -c {cluster}\n"
+                 f"  spark-openstack logs -c {cluster} {job_id} --follow\n"
+                 f"  spark-openstack kill -c {cluster} {job_id}", markup=False)
+
+
+def _job_ended(job) -> int:
+    """Say how the job ended (stderr); its exit code for ours."""
+    took = f" after {job.duration_s:.0f}s" if job.duration_s is not None else ""
+    if job.state == "killed":
+        stderr.print(f"job {job.id} was killed{took}", markup=False)
+        return 143
+    if job.exit_code is None:
+        stderr.print(f"job {job.id} failed{took}: {job.note or 'no exit code'}", markup=False)
+        return 1
+    stderr.print(f"job {job.id} {job.state} (exit {job.exit_code}){took}", markup=False)
+    return job.exit_code
+
+
+@cli.command(context_settings=_JOB_CONTEXT, epilog="""\b
+Examples:
+  spark-openstack submit -c demo job.py                        # attached: output, exit code
+  spark-openstack submit -c demo --conf spark.executor.memory=2g \\
+      --py-files lib.zip --files lookup.csv job.py --day 2026-11-24
+  JOB=$(spark-openstack submit -c demo --detach job.py)       # returns at once
+  spark-openstack submit -c demo --class org.example.Main app.jar in out
+
+The app and its files go to a per-job directory on the master
+(/var/lib/spark-openstack/jobs/ID/), and spark-submit runs there as hduser, detached
+from your SSH session: a dropped connection or Ctrl-C does not stop it. The app
+finds $SPARK_OPENSTACK_OUTPUT_DIR (the job's output folder) in its environment.""")
+@click.option("-c", "--cluster", metavar="NAME", required=True)
+@click.option("--identity-file", metavar="PATH",
+              help="Private key of the cluster's keypair (default: config/~/.ssh).")
+@click.option("--conf", "conf", multiple=True, metavar="KEY=VALUE",
+              help="A Spark property for this job (repeatable), e.g. "
+                   "--conf spark.myapp.input=hdfs:///in.")
+@_submit_file_options
+@click.option("--detach", is_flag=True,
+              help="Print the job id and return; the job runs on.")
+@click.argument("application", metavar="APP")
+@click.argument("app_args", metavar="[ARGS]...", nargs=-1, type=click.UNPROCESSED)
+@pass_app
+def submit(app: AppContext, cluster, identity_file, conf, py_files, files, jars, main_class,
+           master_url, detach, application, app_args):
+    """Run a Spark app on the cluster: attached (its output, its exit code) or --detach.
+
+    Ctrl-C while attached asks whether to kill the job (on a terminal); without a
+    terminal the job is left running.
+    """
+    from . import jobs
+    from .access import deployed_facts
+    from .polling import shielded_cleanup
+    sub = jobs.prepare(app=application, args=app_args, conf=conf, py_files=py_files,
+                       files=files, jars=jars, main_class=main_class, master=master_url)
+    access = _open_access(app, cluster, identity_file)
+    access.require_active(what="submit to")
+    runner = access.runner()
+    try:
+        facts = deployed_facts(runner=runner, facts=access.facts)
+        job = jobs.submit(runner=runner, facts=facts, sub=sub)
+        if detach:
+            stdout.print(job.id, markup=False, highlight=False)
+            _job_hints(cluster, job.id)
+            return 0
+        stderr.print(f"job {job.id} started on {facts.master.name}; its driver output "
+                     "follows (Ctrl-C: detach or kill)", markup=False)
+        try:
+            final = jobs.follow(runner=runner, facts=facts, job_id=job.id,
+                                on_output=_write_output)
+        except (KeyboardInterrupt, errors.Interrupted):
+            kill_it = False
+            if sys.stdin.isatty():
+                try:
+                    kill_it = click.confirm(f"\nkill job {job.id}?", default=False,
+                                            err=True)
+                except (click.exceptions.Abort, EOFError, KeyboardInterrupt):
+                    kill_it = False
+            if not kill_it:
+                _job_hints(cluster, job.id)
+                return 130
+            with shielded_cleanup():
+                killer = access.runner()      # the interrupted call may hold the old one
+                try:
+                    ended, now = jobs.kill(runner=killer, facts=facts, job_id=job.id)
+                finally:
+                    killer.close()
+            stderr.print(f"job {job.id} killed" if now else
+                         f"job {job.id} had already ended ({ended.state})", markup=False)
+            return 130
+        return _job_ended(final)
+    finally:
+        runner.close()
+
+
+@cli.command(name="jobs", context_settings=CONTEXT_SETTINGS, epilog="""\b
+Examples:
+  spark-openstack jobs -c demo
+  spark-openstack jobs -c demo --json | jq -r '.[] | select(.state=="running") | .id'""")
+@click.option("-c", "--cluster", metavar="NAME", required=True)
+@click.option("--identity-file", metavar="PATH",
+              help="Private key of the cluster's keypair (default: config/~/.ssh).")
+@click.option("--json", "as_json", is_flag=True,
+              help="Print [{id, app, state, exit_code, started, duration_s}] as JSON.")
+@pass_app
+def jobs_(app: AppContext, cluster, identity_file, as_json):
+    """List the cluster's jobs (as the master keeps them): running, finished, failed,
+    killed."""
+    from . import jobs
+    access = _open_access(app, cluster, identity_file)
+    runner = access.runner()
+    try:
+        found = jobs.list_jobs(runner=runner, facts=access.facts)
+    finally:
+        runner.close()
+    if as_json:
+        stdout.print_json(json.dumps([j.to_dict() for j in found]))
+        return
+    if not found:
+        stdout.print(f"no jobs on cluster {cluster!r} yet")
+        return
+    table = Table(title=f"jobs on {cluster}", title_justify="left", box=box.SIMPLE_HEAD)
+    for column in ("id", "app", "state", "exit", "started", "duration"):
+        table.add_column(column, no_wrap=column != "app", min_width=8 if column == "app" else None)
+    colors = {"running": "cyan", "finished": "green", "failed": "red", "killed": "yellow"}
+    for job in found:
+        table.add_row(job.id, Path(job.app).name or job.app,
+                      Text(job.state + (f" ({job.note})" if job.note else ""),
+                           style=colors.get(job.state, "")),
+                      "" if job.exit_code is None else str(job.exit_code),
+                      job.started.replace("T", " ")[:16],
+                      "" if job.duration_s is None else f"{job.duration_s:.0f}s")
+    stdout.print(table)
+
+
+@cli.command(context_settings=CONTEXT_SETTINGS, epilog="""\b
+Examples:
+  spark-openstack logs -c demo 20261124-231501-ab12
+  spark-openstack logs -c demo 20261124-231501-ab12 --follow   # until the job ends""")
+@click.option("-c", "--cluster", metavar="NAME", required=True)
+@click.option("--identity-file", metavar="PATH",
+              help="Private key of the cluster's keypair (default: config/~/.ssh).")
+@click.option("-f", "--follow", is_flag=True, help="Keep printing until the job ends.")
+@click.argument("job_id", metavar="JOB")
+@pass_app
+def logs(app: AppContext, cluster, identity_file, follow, job_id):
+    """Print a job's driver log (spark-submit's stdout and stderr)."""
+    from . import jobs
+    jobs.check_job_id(job_id)
+    access = _open_access(app, cluster, identity_file)
+    runner = access.runner()
+    try:
+        job = jobs.follow(runner=runner, facts=access.facts, job_id=job_id,
+                          on_output=_write_output, until_end=follow)
+    finally:
+        runner.close()
+    if follow:
+        _job_ended(job)
+
+
+@cli.command(context_settings=CONTEXT_SETTINGS, epilog="""\b
+Examples:
+  spark-openstack kill -c demo 20261124-231501-ab12""")
+@click.option("-c", "--cluster", metavar="NAME", required=True)
+@click.option("--identity-file", metavar="PATH",
+              help="Private key of the cluster's keypair (default: config/~/.ssh).")
+@click.argument("job_id", metavar="JOB")
+@pass_app
+def kill(app: AppContext, cluster, identity_file, job_id):
+    """Stop a running job (SIGTERM to its driver, SIGKILL after a grace period)."""
+    from . import jobs
+    jobs.check_job_id(job_id)
+    access = _open_access(app, cluster, identity_file)
+    runner = access.runner()
+    try:
+        job, now = jobs.kill(runner=runner, facts=access.facts, job_id=job_id)
+    finally:
+        runner.close()
+    if now:
+        stdout.print(f"killed job {job_id}", markup=False)
+    else:
+        stdout.print(f"job {job_id} had already ended ({job.state}"
+                     + (f", exit {job.exit_code}" if job.exit_code is not None else "")
+                     + "); nothing to do", markup=False)
+
+
+@cli.command(name="run", context_settings=_JOB_CONTEXT, epilog="""\b
+Examples:
+  spark-openstack run -s 2 -k mykey -i spark-img --allowed-cidr 203.0.113.7/32 \\
+      --output ./results job.py --day 2026-11-24
+  spark-openstack run -c nightly -s 4 --conf spark.executor.memory=2g --keep job.py
+
+Launches a cluster, submits APP attached, copies the job's output folder
+($SPARK_OPENSTACK_OUTPUT_DIR on the master) and driver.log into --output, and
+destroys the cluster: on success, on failure, on Ctrl-C and SIGTERM, unless --keep.
+Exits with the app's exit code (130 when interrupted). --conf here is the cluster's
+(and so the job's) Spark setting.""")
+@click.option("-c", "--cluster", "cluster", metavar="NAME", default=None,
+              help="Cluster name (default: run-XXXXXX).")
+@launch_options
+@_submit_file_options
+@click.option("--output", "output", metavar="DIR", type=click.Path(path_type=Path),
+              help="Where the job's output and driver.log land (default "
+                   "./run-output/CLUSTER); must be new or empty.")
+@click.option("--keep", is_flag=True, help="Leave the cluster up afterwards.")
+@click.option("--json", "as_json", is_flag=True,
+              help="Print the result as JSON on stdout (the driver output goes to stderr).")
+@click.argument("application", metavar="APP")
+@click.argument("app_args", metavar="[ARGS]...", nargs=-1, type=click.UNPROCESSED)
+@pass_app
+def run(app: AppContext, cluster, services, py_files, files, jars, main_class, master_url,
+        output, keep, as_json, application, app_args, **flags):
+    """One job on a cluster of its own: launch, submit, fetch the output, destroy."""
+    import secrets
+    from . import jobs, oneshot
+    cluster = cluster or f"run-{secrets.token_hex(3)}"
+    sub = jobs.prepare(app=application, args=app_args, py_files=py_files, files=files,
+                       jars=jars, main_class=main_class, master=master_url)
+    if services is not None:
+        flags["services"] = tuple(s.strip() for s in services.split(",") if s.strip())
+    spec = launch_spec_from(app.resolve(flags), cluster_name=cluster)
+    output = oneshot.check_output_dir(output or Path("run-output") / cluster)
+    provider = app.provider
+
+    def write(data: bytes) -> None:
+        if as_json:
+            sys.stderr.buffer.write(data)
+            sys.stderr.buffer.flush()
+        else:
+            _write_output(data)
+    with RichProgress(title=f"run {cluster}") as progress:
+        result = oneshot.run_job(
+            provider=provider, spec=spec, sub=sub, output_dir=output, keep=keep,
+            progress=progress, on_output=write,
+            on_event=lambda text: stderr.print(text, markup=False, highlight=False),
+            on_launched=lambda launched: _end_live(progress))
+    code = _job_ended(result.job) if result.job is not None else result.exit_code
+    if as_json:
+        stdout.print_json(json.dumps(result.to_dict()))
+    elif result.fetched:
+        stderr.print(f"output in {result.output_dir}: " + ", ".join(result.fetched),
+                     markup=False)
+    return code
 
 
 # --------------------------------------------------------------------------- destroy
