@@ -194,7 +194,7 @@ def master_url(*, facts: ClusterFacts, wanted: str | None) -> tuple[str, str]:
     return f"spark://{facts.master.private_ip}:{PORTS['spark_master']}", "standalone"
 
 
-def _remote(path: str, *, sub: Submission, jobdir: str, folder: str) -> str:
+def _remote(path: str, *, jobdir: str, folder: str) -> str:
     """Where a path given to submit is on the master: uploaded files in the job dir."""
     if is_remote_uri(path):
         return path
@@ -212,11 +212,11 @@ def submit_argv(*, sub: Submission, facts: ClusterFacts, jobdir: str,
     for option, values in (("--py-files", sub.py_files), ("--files", sub.files),
                            ("--jars", sub.jars)):
         if values:
-            argv += [option, ",".join(_remote(v, sub=sub, jobdir=jobdir, folder="deps")
+            argv += [option, ",".join(_remote(v, jobdir=jobdir, folder="deps")
                                       for v in values)]
     if sub.main_class:
         argv += ["--class", sub.main_class]
-    argv.append(_remote(sub.app, sub=sub, jobdir=jobdir, folder="app"))
+    argv.append(_remote(sub.app, jobdir=jobdir, folder="app"))
     return argv + list(sub.args)
 
 

@@ -232,6 +232,13 @@ def test_detach_returns_a_job_id_and_jobs_logs_see_it(jb, apps):
     assert job["app"].endswith("quick.py") and job["duration_s"] is not None, job
     logs = jb.cli("logs", job_id)
     assert "DETACHED-OK" in logs.stdout, _said(logs)
+    # the same jobs from the master's own tasks (the same library, run there as hduser)
+    listed = _ssh(jb.host, jb.key, "fab jobs", timeout=120)
+    assert listed.returncode == 0 and re.search(
+        rf"^{job_id}  finished exit 0 \d+s  quick\.py$", listed.stdout, re.M), \
+        f"fab jobs:\n{listed.stdout}{listed.stderr}"
+    log = _ssh(jb.host, jb.key, f"fab job_log --job {job_id}", timeout=120)
+    assert "DETACHED-OK" in log.stdout, f"fab job_log:\n{log.stdout}{log.stderr}"
 
 
 def test_sigint_leaves_the_job_running_and_kill_stops_it(jb, apps):
@@ -325,3 +332,4 @@ def test_run_interrupted_exits_130_and_leaves_nothing(e2e_env, cloud, keypair, i
     assert not any(left.values()), f"left in the cloud: {left}\n{said}"
     assert code == 130, said
     assert f"cluster '{cluster}' destroyed" in said, said
+    assert took < 120, f"{took:.0f}s from SIGINT to exit:\n{said}"
