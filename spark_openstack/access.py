@@ -77,11 +77,13 @@ class ClusterAccess:
 
 
 def open_cluster(*, provider, cluster: str, identity_file: str | None = None,
-                 ssh_user: str | None = None) -> ClusterAccess:
+                 ssh_user: str | None = None, servers: list | None = None) -> ClusterAccess:
     """Look the cluster up in the cloud (``NotFoundError`` when it has no servers) and
-    find the private key for it; nothing is contacted over SSH yet."""
+    find the private key for it; nothing is contacted over SSH yet. ``servers``: the
+    cluster's servers from a listing the caller already made (batch status: one list
+    for every cluster)."""
     from .cluster import cluster_facts, cluster_identity_file
-    servers = provider.cluster_servers(cluster)
+    servers = provider.cluster_servers(cluster) if servers is None else servers
     facts = cluster_facts(provider=provider, cluster=cluster, servers=servers,
                           ssh_user=ssh_user)
     key = cluster_identity_file(provider=provider, facts=facts, servers=servers,

@@ -1428,6 +1428,191 @@ def create_image(app: AppContext, name, python_packages, **flags):
     stdout.print(f"image {name} ready: {image_id}")
 
 
+# --------------------------------------------------------------------------- batch
+
+@cli.group(context_settings=CONTEXT_SETTINGS, epilog="""\b
+Examples:
+  spark-openstack batch launch --prefix spark-nov --students class.csv --roster ./roster \\
+      -s 1 -k trainer -i spark-img --allowed-cidr 192.0.2.0/24 --expires-in 8h
+  spark-openstack batch status --prefix spark-nov
+  spark-openstack batch run-command --prefix spark-nov -- 'hdfs dfs -put /data/set.csv .'
+  spark-openstack batch destroy --prefix spark-nov --yes""")
+def batch():
+    """A batch of clusters for a class: one per student, a roster, bulk operations."""
+
+
+@batch.command(name="launch", context_settings=CONTEXT_SETTINGS, epilog="""\b
+Examples:
+  spark-openstack batch launch --prefix spark-nov --count 12 --roster ./roster \\
+      -s 1 -k trainer -i spark-img --allowed-cidr 192.0.2.0/24 --expires-in 8h
+  spark-openstack batch launch --prefix spark-nov --students class.csv --roster ./roster \\
+      -s 2 --jupyter --parallel 6 ...
+
+Clusters are PREFIX-01 .. PREFIX-K (K = --count, or one per line of --students FILE:
+"name[,email]"). Nothing is created until every input checks out and ONE quota check for
+all K clusters passes (the shortfall is named). Each cluster is a whole launch (all or
+nothing), at most --parallel at once, staggered; a failed one is retried once.
+
+Every student gets a fresh SSH key pair (ROSTER/keys/PREFIX-NN.key, mode 0600) that logs
+in to their own cluster's master only, as the service user (hduser: spark-submit,
+pyspark, hdfs work as they are; sudo only with --student-sudo). Your keypair (-k) still
+logs in everywhere. Students connect from --allowed-cidr (repeatable: classroom networks).
+
+The roster (roster.csv, roster.json, printable roster.html) lists every student whose
+cluster passed its health check, with the commands to log in and to tunnel to the UIs
+(and the Jupyter URL with its token, with --jupyter). Exit 1 when a student has no
+healthy cluster: the roster names them.""")
+@click.option("--prefix", required=True, metavar="P", help="Clusters are P-01 .. P-K.")
+@click.option("--count", type=int, metavar="K", help="How many clusters (or --students).")
+@click.option("--students", metavar="FILE", type=click.Path(dir_okay=False),
+              help="One student per line: name[,email] (CSV); one cluster each.")
+@click.option("--roster", "roster_dir", required=True, metavar="DIR",
+              type=click.Path(file_okay=False), help="Folder for the roster and the keys.")
+@click.option("--parallel", type=int, default=4, show_default=True, metavar="M",
+              help="Clusters launched at once.")
+@click.option("--student-sudo", is_flag=True, help="Let the student's login use sudo.")
+@launch_options
+@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON on stdout.")
+@pass_app
+def batch_launch_command(app: AppContext, prefix, count, students, roster_dir, parallel,
+                         student_sudo, as_json, services, **flags):
+    """Launch one cluster per student and write the roster."""
+    import dataclasses
+    from . import batch as batch_mod
+    if services is not None:
+        flags["services"] = tuple(s.strip() for s in services.split(",") if s.strip())
+    seats = batch_mod.plan_seats(prefix=prefix, count=count,
+                                 students=batch_mod.read_students(students) if students
+                                 else None)
+    spec = launch_spec_from(app.resolve(flags), cluster_name=seats[0].cluster)
+    spec = dataclasses.replace(spec, login_sudo=student_sudo)
+    with RichProgress(title=f"batch launch {prefix} ({len(seats)} clusters)") as progress:
+        result = batch_mod.batch_launch(provider=app.provider, spec=spec, seats=seats,
+                                        roster_dir=Path(roster_dir), parallel=parallel,
+                                        progress=progress)
+    if as_json:
+        stdout.print_json(json.dumps(result))
+        return 0 if result["ok"] else 1
+    stdout.print(f"{result['healthy']}/{result['clusters']} clusters healthy in "
+                 f"{result['seconds']:.0f}s ({result['api_requests']} API requests); roster: "
+                 f"{result['roster']['roster.html']}", markup=False)
+    for item in result["without_cluster"]:
+        stdout.print(f"NO CLUSTER for {item['student']} ({item['cluster']}): "
+                     f"{item['reason']}", markup=False)
+    return 0 if result["ok"] else 1
+
+
+@batch.command(name="status", context_settings=CONTEXT_SETTINGS, epilog="""\b
+Examples:
+  spark-openstack batch status --prefix spark-nov
+  spark-openstack batch status --prefix spark-nov --json | jq '.clusters[] | .healthy'
+
+One server listing finds the clusters; their health is checked at once (as `status`
+does, on each master). Exit 1 when any cluster is not healthy.""")
+@click.option("--prefix", required=True, metavar="P")
+@click.option("--identity-file", metavar="PATH",
+              help="Private key of the trainer's keypair (default: config/~/.ssh).")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@pass_app
+def batch_status_command(app: AppContext, prefix, identity_file, as_json):
+    """Every cluster of the batch: servers, services, expiry, in one table."""
+    from . import batch as batch_mod
+    report = batch_mod.batch_status(
+        provider=app.provider, prefix=prefix,
+        identity_file=identity_file or app.file_values.get("identity_file"))
+    code = 0 if report["all_healthy"] else 1
+    if as_json:
+        stdout.print_json(json.dumps(report))
+        return code
+    table = Table(title=f"batch {prefix}: {report['healthy']}/{report['total']} healthy",
+                  title_justify="left")
+    for col in ("cluster", "state", "healthy", "services", "expires"):
+        table.add_column(col)
+    for name, item in report["clusters"].items():
+        if "error" in item:
+            table.add_row(name, "?", Text("NO", style="bold red"), item["error"], "")
+            continue
+        services = "; ".join(s["line"] for s in item["services"].values()) or \
+            item.get("note", "")
+        table.add_row(name, item["state"], "yes" if item["healthy"] else
+                      Text("NO", style="bold red"), services, item["expires"]["text"])
+    stdout.print(table)
+    return code
+
+
+@batch.command(name="destroy", context_settings=CONTEXT_SETTINGS, epilog="""\b
+Examples:
+  spark-openstack batch destroy --prefix spark-nov --yes
+
+Every cluster named PREFIX-NN is destroyed at once, as `destroy` does it; running it
+again is harmless (nothing left: exit 0).""")
+@click.option("--prefix", required=True, metavar="P")
+@click.option("-y", "--yes", is_flag=True, help="Do not ask for confirmation.")
+@click.option("--json", "as_json", is_flag=True, help="Print what was destroyed as JSON.")
+@pass_app
+def batch_destroy_command(app: AppContext, prefix, yes, as_json):
+    """Destroy every cluster of the batch (idempotent)."""
+    from . import batch as batch_mod
+    names = list(batch_mod.batch_clusters(provider=app.provider, prefix=prefix))
+    if names and not yes:
+        if not sys.stdin.isatty():
+            raise errors.UsageError(f"would destroy {len(names)} clusters; no terminal to "
+                                    "confirm", hint="pass --yes")
+        click.confirm(f"destroy {len(names)} clusters ({', '.join(names)})?", abort=True)
+    with RichProgress(title=f"batch destroy {prefix}") as progress:
+        result = batch_mod.batch_destroy(provider=app.provider, prefix=prefix,
+                                         progress=progress)
+    code = 1 if result["failed"] else 0
+    if as_json:
+        stdout.print_json(json.dumps(result))
+        return code
+    stdout.print(f"destroyed {len(result['destroyed'])} cluster(s)"
+                 + (f": {', '.join(result['destroyed'])}" if result["destroyed"] else ""),
+                 markup=False)
+    for name, why in result["failed"].items():
+        stdout.print(f"[{name}] NOT destroyed: {why}", markup=False)
+    return code
+
+
+@batch.command(name="run-command", context_settings=CONTEXT_SETTINGS, epilog="""\b
+Examples:
+  spark-openstack batch run-command --prefix spark-nov -- hostname
+  spark-openstack batch run-command --prefix spark-nov -- \\
+      'sudo -n -u hduser -H bash -lc "hdfs dfs -put -f /tmp/data.csv data.csv"'
+
+The command runs on every cluster's master at once, as the login user; output lines are
+prefixed [cluster]. Exit 1 names the clusters where it failed.""")
+@click.option("--prefix", required=True, metavar="P")
+@click.option("--identity-file", metavar="PATH",
+              help="Private key of the trainer's keypair (default: config/~/.ssh).")
+@click.option("--timeout", type=click.IntRange(min=1), default=3600, show_default=True,
+              metavar="SECONDS", help="Limit for the command on each master.")
+@click.option("--json", "as_json", is_flag=True, help="Print every master's result as JSON.")
+@click.argument("command", nargs=-1, required=True)
+@pass_app
+def batch_run_command_command(app: AppContext, prefix, identity_file, timeout, as_json,
+                              command):
+    """Run a command on every master of the batch."""
+    from . import batch as batch_mod
+    text = " ".join(command)       # as run-command and ssh join the words after `--`
+
+    def show(name, result):
+        if not as_json:
+            _print_prefixed(name, result.stdout, console=stdout)
+            _print_prefixed(name, result.stderr, console=stderr)
+    results = batch_mod.batch_run_command(
+        provider=app.provider, prefix=prefix, command=text, timeout=timeout,
+        identity_file=identity_file or app.file_values.get("identity_file"), on_output=show)
+    failed = {n: r for n, r in results.items() if r.get("error") or r.get("exit_code")}
+    if as_json:
+        stdout.print_json(json.dumps(results))
+    else:
+        for name, item in failed.items():
+            stderr.print(f"[{name}] " + (item["error"] if item.get("error")
+                                         else f"exited {item['exit_code']}"), markup=False)
+    return 1 if failed else 0
+
+
 # --------------------------------------------------------------------------- main
 
 def _raise_keyboard_interrupt(signum, frame):

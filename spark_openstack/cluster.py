@@ -235,17 +235,9 @@ def validate_launch(*, provider: OpenStackProvider, spec: LaunchSpec,
                 f"{flav.disk} GB / {flav.ram} MB)", hint="choose a bigger flavor")
     if spec.deploy:
         _check_memory_plan(spec=spec, image=image, flavor=flavor, master_flavor=master_flavor)
-    servers = spec.workers + 1
     server_group = spec.anti_affinity
-    rules = security_group_rule_count(ssh_cidrs=spec.allowed_cidrs, ui_rules=_ui_rules(spec))
-    need = QuotaNeed(
-        servers=servers,
-        vcpus=master_flavor.vcpus + spec.workers * flavor.vcpus,
-        ram_mb=master_flavor.ram + spec.workers * flavor.ram,
-        security_groups=1, security_group_rules=rules,
-        floating_ips=1 if pool is not None else 0, ports=servers,
-        server_groups=1 if server_group else 0,
-        server_group_members=servers if server_group else 0)
+    need = quota_need(spec=spec, flavor=flavor, master_flavor=master_flavor,
+                      floating_ip=pool is not None)
     notes = provider.check_quotas(need, state=found["quotas"])
     for note in notes:
         progress.message(note)
@@ -254,6 +246,22 @@ def validate_launch(*, provider: OpenStackProvider, spec: LaunchSpec,
     return LaunchPlan(spec=spec, image=image, flavor=flavor, master_flavor=master_flavor,
                       keypair=keypair, network=network, floating_pool=pool,
                       identity_file=identity, server_group=server_group, notes=notes)
+
+
+def quota_need(*, spec: LaunchSpec, flavor, master_flavor, floating_ip: bool) -> QuotaNeed:
+    """What one launch of ``spec`` takes from the project's quotas (batch launch adds up
+    K of them before creating anything)."""
+    servers = spec.workers + 1
+    group = spec.anti_affinity
+    return QuotaNeed(
+        servers=servers,
+        vcpus=master_flavor.vcpus + spec.workers * flavor.vcpus,
+        ram_mb=master_flavor.ram + spec.workers * flavor.ram,
+        security_groups=1,
+        security_group_rules=security_group_rule_count(ssh_cidrs=spec.allowed_cidrs,
+                                                       ui_rules=_ui_rules(spec)),
+        floating_ips=1 if floating_ip else 0, ports=servers,
+        server_groups=1 if group else 0, server_group_members=servers if group else 0)
 
 
 def _ui_rules(spec: LaunchSpec) -> list[tuple[str, int]]:
@@ -450,7 +458,8 @@ def _create_and_reach(*, provider, plan: LaunchPlan, created: _Created, timings,
     facts = ClusterFacts(cluster_name=name, master=master, workers=workers,
                          services=spec.services, ssh_user=spec.ssh_user,
                          data_dirs=spec.data_dirs, spark_secret=secrets.token_urlsafe(32),
-                         spark_conf=spec.spark_conf, hadoop_conf=spec.hadoop_conf)
+                         spark_conf=spec.spark_conf, hadoop_conf=spec.hadoop_conf,
+                         login_keys=spec.login_keys, login_sudo=spec.login_sudo)
     with PhaseTimer(progress, "ssh", timings):
         wait_until_reachable(facts=facts, key_filename=plan.identity_file,
                              timeout=max(30, deadline - time.monotonic()), progress=progress,

@@ -347,6 +347,8 @@ class LaunchSpec:
     spark_conf: tuple[tuple[str, str], ...] = ()
     hadoop_conf: tuple[tuple[str, str, str], ...] = ()
     expires_in: int | None = None      # seconds from boot; None: the cluster never expires
+    login_keys: tuple[str, ...] = ()   # batch launch: the student's public key (master only)
+    login_sudo: bool = False
 
 
 def launch_spec_from(resolved: Resolved, *, cluster_name: str | None) -> LaunchSpec:

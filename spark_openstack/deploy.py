@@ -43,6 +43,8 @@ REMOTE_VENV = f"{REMOTE_ROOT}/venv"
 REMOTE_WHEELS = f"{REMOTE_ROOT}/wheels"
 FAB_WRAPPER = "/usr/local/bin/fab"
 HDUSER_KEY = f"/home/{SERVICE_USER}/.ssh/id_ed25519"
+#: sudo for the service user on the master, only when the cluster's login asked for it
+LOGIN_SUDOERS = "/etc/sudoers.d/spark-openstack-login"
 
 
 # ----------------------------------------------------------------------------- facts
@@ -108,6 +110,8 @@ def reconcile_facts(*, facts: ClusterFacts, image_marker: dict | None,
         facts,
         spark_conf=carried("spark_conf"),
         hadoop_conf=carried("hadoop_conf"),
+        login_keys=facts.login_keys or tuple(previous.get("login_keys") or ()),
+        login_sudo=facts.login_sudo or bool(previous.get("login_sudo")),
         python=str(image_marker.get("python") or facts.python),
         jupyter_token=(facts.jupyter_token or previous.get("jupyter_token")
                        or (secrets.token_hex(24) if "jupyter" in wanted else "")),
@@ -298,11 +302,20 @@ def _node_files(*, facts: ClusterFacts, node: Node, hduser_public_key: str
     dirs = cluster_dirs(facts).for_node(is_master=is_master, hadoop=uses_hadoop(facts.services))
     quoted = " ".join(shlex.quote(d) for d in dirs)
     setup = f"install -d -m 0755 -o {SERVICE_USER} -g {SERVICE_USER} {quoted}"
-    # Only the master (its private address) may log in as hduser with the cluster key.
+    # Only the master (its private address) may log in as hduser with the cluster key;
+    # on the master, the cluster's login keys too (a student's, from anywhere the
+    # security group lets SSH in).
     restriction = f'from="{facts.master.private_ip},127.0.0.1"'
+    logins = "".join(f"{key.strip()}\n" for key in facts.login_keys) if is_master else ""
+    root_files = {"/etc/hosts": (render_etc_hosts(facts=facts), 0o644)}
+    if is_master and facts.login_sudo:
+        root_files[LOGIN_SUDOERS] = (f"# spark-openstack: the cluster's login may sudo\n"
+                                     f"{SERVICE_USER} ALL=(ALL) NOPASSWD:ALL\n", 0o440)
+    elif is_master:
+        setup = f"{setup} && rm -f {LOGIN_SUDOERS}"
     files = {
         f"/home/{SERVICE_USER}/.ssh/authorized_keys":
-            (f"{restriction} {hduser_public_key.strip()}\n", 0o600),
+            (f"{restriction} {hduser_public_key.strip()}\n{logins}", 0o600),
         f"/home/{SERVICE_USER}/.ssh/config": (
             "# spark-openstack: cluster nodes are reached by private address or name.\n"
             "Host *\n  BatchMode yes\n  StrictHostKeyChecking accept-new\n"
@@ -311,7 +324,7 @@ def _node_files(*, facts: ClusterFacts, node: Node, hduser_public_key: str
     files.update(node_config_files(facts=facts, node=node))
     if is_master:   # what `fab` reads; it holds the Spark secret, so hduser-only (0600)
         files[FACTS_PATH_ON_MASTER] = (facts.to_json() + "\n", 0o600)
-    return setup, files, {"/etc/hosts": (render_etc_hosts(facts=facts), 0o644)}
+    return setup, files, root_files
 
 
 def _prepare_node(*, facts: ClusterFacts, runner: SSHRunner, node: Node,

@@ -95,6 +95,10 @@ class ClusterFacts:
     python: str = "/usr/bin/python3"
     # the token a Jupyter server on the master asks for (kept across re-deploys)
     jupyter_token: str = ""
+    # more public keys that may log in as the service user on the master (batch launch's
+    # per-student key), and whether that login may sudo (batch launch --student-sudo)
+    login_keys: tuple[str, ...] = ()
+    login_sudo: bool = False
 
     @property
     def nodes(self) -> tuple[Node, ...]:
@@ -124,7 +128,7 @@ class ClusterFacts:
         raw["workers"] = tuple(Node(**w) for w in raw["workers"])
         known = {f.name for f in dataclasses.fields(cls)}
         raw = {k: v for k, v in raw.items() if k in known}   # facts from an older tool
-        for key in ("services", "data_dirs", "decommissioning", "retired"):
+        for key in ("services", "data_dirs", "decommissioning", "retired", "login_keys"):
             if key in raw:
                 raw[key] = tuple(raw[key])
         for key in ("spark_conf", "hadoop_conf"):

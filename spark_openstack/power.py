@@ -105,12 +105,14 @@ def _service_report(access: ClusterAccess) -> tuple[dict, str, str]:
     return {name: health_dict(h) for name, h in health.items()}, "", ""
 
 
-def cluster_status(*, provider, cluster: str, identity_file: str | None = None) -> dict:
+def cluster_status(*, provider, cluster: str, identity_file: str | None = None,
+                   servers: list | None = None) -> dict:
     """Each server's state (from the cloud) and each service's members against the
     expected workers (from the master, only when every server is ACTIVE: a stopped
     cluster is reported as such without an SSH attempt). ``healthy`` is True only when
     every server is ACTIVE and every service has all its workers."""
-    access = open_cluster(provider=provider, cluster=cluster, identity_file=identity_file)
+    access = open_cluster(provider=provider, cluster=cluster, identity_file=identity_file,
+                          servers=servers)
     services, note, _ = _service_report(access)
     healthy = not access.not_active() and bool(services) and all(
         s["ok"] for s in services.values())

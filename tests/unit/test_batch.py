@@ -1,0 +1,142 @@
+"""Batch launch's pure parts: the students file, the seats, the combined quota, the
+per-student keys and the roster files (the sandbox test launches a real batch)."""
+from __future__ import annotations
+
+import csv
+import dataclasses
+import io
+import json
+import os
+import stat
+import subprocess
+
+import pytest
+
+from deploy_facts import make_facts
+from spark_openstack import errors
+from spark_openstack.batch import check_prefix, generate_key, plan_seats, read_students, times
+from spark_openstack.deploy import _node_files
+from spark_openstack.provider import QuotaNeed
+from spark_openstack.roster import FIELDS, roster_row, write_roster
+
+
+def test_students_file(tmp_path):
+    path = tmp_path / "class.csv"
+    path.write_text("# the November class\nAda Lovelace,ada@example.org\n\n"
+                    '"Hopper, Grace",grace@example.org\nAlan Turing\n')
+    assert read_students(path) == [("Ada Lovelace", "ada@example.org"),
+                                   ("Hopper, Grace", "grace@example.org"),
+                                   ("Alan Turing", "")]
+
+
+@pytest.mark.parametrize("text, says", [
+    ("Ada,ada@example.org\nAda\n", "listed twice"),
+    ("Ada,not-an-address\n", "not name[,email]"),
+    ("Ada,a@b.c,extra\n", "not name[,email]"),
+    ("# nobody\n\n", "lists nobody"),
+])
+def test_bad_students_files(tmp_path, text, says):
+    path = tmp_path / "class.csv"
+    path.write_text(text)
+    with pytest.raises(errors.UsageError) as info:
+        read_students(path)
+    assert says in info.value.message and "--students" in info.value.message
+
+
+def test_seats_are_numbered_clusters():
+    seats = plan_seats(prefix="nov", students=[("Ada", "a@x.org"), ("Alan", "")])
+    assert [(s.cluster, s.student, s.email) for s in seats] == [
+        ("nov-01", "Ada", "a@x.org"), ("nov-02", "Alan", "")]
+    assert [s.cluster for s in plan_seats(prefix="nov", count=3)] == \
+        ["nov-01", "nov-02", "nov-03"]
+    for bad in ({"count": 0}, {"count": 100}, {}):
+        with pytest.raises(errors.UsageError):
+            plan_seats(prefix="nov", **bad)
+    with pytest.raises(errors.UsageError) as info:
+        plan_seats(prefix="nov", count=3, students=[("Ada", "")])
+    assert "students file lists 1" in info.value.message
+
+
+@pytest.mark.parametrize("prefix", ["", "Nov", "9nov", "a" * 31, "nov_1"])
+def test_bad_prefixes(prefix):
+    with pytest.raises(errors.UsageError):
+        check_prefix(prefix)
+
+
+def test_quota_need_times_k():
+    one = QuotaNeed(servers=2, vcpus=2, ram_mb=4096, security_groups=1,
+                    security_group_rules=3, floating_ips=1, ports=2, server_groups=1,
+                    server_group_members=2)
+    assert times(one, 3) == QuotaNeed(servers=6, vcpus=6, ram_mb=12288, security_groups=3,
+                                      security_group_rules=9, floating_ips=3, ports=6,
+                                      server_groups=3, server_group_members=2)
+
+
+def test_generated_keys_are_distinct_and_ssh_keygen_reads_them(tmp_path):
+    pairs = [generate_key(comment=f"c{i}") for i in range(2)]
+    assert pairs[0][0] != pairs[1][0]
+    private, public = pairs[0]
+    path = tmp_path / "k"
+    path.write_text(private)
+    os.chmod(path, 0o600)
+    derived = subprocess.run(["ssh-keygen", "-y", "-f", str(path)], capture_output=True,
+                             text=True, check=True).stdout.split()
+    assert public.split()[:2] == derived[:2] and public.endswith(" c0")
+
+
+def test_the_students_key_goes_to_the_masters_hduser_only():
+    facts = dataclasses.replace(make_facts(), login_keys=("ssh-ed25519 AAAAstudent s",))
+    _, master_files, master_root = _node_files(facts=facts, node=facts.master,
+                                               hduser_public_key="ssh-ed25519 AAAAcluster c")
+    keys = master_files["/home/hduser/.ssh/authorized_keys"][0].splitlines()
+    assert keys == ['from="10.213.0.10,127.0.0.1" ssh-ed25519 AAAAcluster c',
+                    "ssh-ed25519 AAAAstudent s"]
+    setup, worker_files, _ = _node_files(facts=facts, node=facts.workers[0],
+                                         hduser_public_key="ssh-ed25519 AAAAcluster c")
+    assert "AAAAstudent" not in worker_files["/home/hduser/.ssh/authorized_keys"][0]
+    assert not any("sudoers" in path for path in master_root)
+    sudo = dataclasses.replace(facts, login_sudo=True)
+    _, _, root = _node_files(facts=sudo, node=sudo.master, hduser_public_key="ssh-ed25519 A c")
+    assert root["/etc/sudoers.d/spark-openstack-login"] == (
+        "# spark-openstack: the cluster's login may sudo\nhduser ALL=(ALL) NOPASSWD:ALL\n",
+        0o440)
+
+
+def _row(**changes):
+    facts = dataclasses.replace(make_facts(services=("hdfs", "spark")),
+                                cluster_name="nov-01", jupyter_token="tok123")
+    facts = dataclasses.replace(facts, **changes)
+    return roster_row(student="Ada <Lovelace>", email="ada@example.org", facts=facts,
+                      key_file="keys/nov-01.key", health="spark: 2/2 [ok]",
+                      expires="never", login_user="hduser")
+
+
+def test_roster_row_has_the_commands():
+    row = _row()
+    assert set(row) == set(FIELDS)
+    assert row["ssh"] == ("ssh -i keys/nov-01.key -o IdentitiesOnly=yes "
+                          "hduser@10.214.0.5")
+    assert "-L 8080:10.213.0.10:8080" in row["tunnel"]
+    assert "-L 9870:10.213.0.10:9870" in row["tunnel"]
+    assert row["jupyter_url"] == "" and "8888" not in row["tunnel"]   # no Jupyter there
+    plain = _row(services=("spark",))
+    assert plain["hdfs_ui"] == "" and plain["jupyter_url"] == "" and \
+        "9870" not in plain["tunnel"]
+
+
+def test_roster_files(tmp_path):
+    rows = [_row()]
+    missing = [{"student": "Alan", "email": "", "cluster": "nov-02", "reason": "quota <x>"}]
+    files = write_roster(folder=tmp_path, rows=rows, missing=missing, title="Spark class",
+                         batch={"prefix": "nov"})
+    assert sorted(files) == ["roster.csv", "roster.html", "roster.json"]
+    for path in files.values():
+        assert stat.S_IMODE(os.stat(path).st_mode) == 0o600
+    parsed = list(csv.DictReader(io.StringIO((tmp_path / "roster.csv").read_text())))
+    assert [r["student"] for r in parsed] == ["Ada <Lovelace>"]
+    data = json.loads((tmp_path / "roster.json").read_text())
+    assert data["prefix"] == "nov" and data["students"] == rows
+    assert data["without_cluster"] == missing
+    page = (tmp_path / "roster.html").read_text()
+    assert "Ada &lt;Lovelace&gt;" in page and "<Lovelace>" not in page
+    assert "quota &lt;x&gt;" in page and page.count('class="card"') == 1
