@@ -323,7 +323,11 @@ _LAUNCH_OPTIONS = [
                  help=f"Login user of the image (default {BUILTIN_DEFAULTS['ssh_user']})."),
     click.option("--services", metavar="LIST",
                  help=f"Comma-separated subset of {','.join(KNOWN_SERVICES)} (default all that "
-                      "the image can run)."),
+                      "the image can run, jupyter excepted)."),
+    click.option("--jupyter", is_flag=True, default=None,
+                 help="Also run JupyterLab on the master (image from `create-image --jupyter`)"
+                      ": private address only, token required, its port never opened; "
+                      "`spark-openstack notebook -c NAME` reaches it."),
     click.option("--deploy/--no-deploy", default=None,
                  help="Deploy Hadoop/Spark after boot (default) or stop at SSH-ready servers."),
     click.option("--keep-on-failure", is_flag=True, default=None,
@@ -415,6 +419,13 @@ def _print_launch_summary(result) -> None:
         stdout.print(f"{label}: {url}  (reach it with `spark-openstack login -c {name} -L`)")
     for message in deployed.get("messages", []):
         stdout.print(message, markup=False)
+    if "jupyter" in (deployed.get("services") or ()):
+        stdout.print(_NOTEBOOK_NEXT.format(name=name), markup=False)
+
+
+#: What launch/deploy say when the cluster runs Jupyter.
+_NOTEBOOK_NEXT = ("Jupyter: `spark-openstack notebook -c {name}` opens a tunnel and prints "
+                  "the URL with its token (port 8888 is not open to the network)")
 
 
 # --------------------------------------------------------------------------- deploy
@@ -424,6 +435,7 @@ Examples:
   spark-openstack deploy -c demo                 # re-deploy: configs, start, health
   spark-openstack launch -c lab -s 2 --no-deploy && spark-openstack deploy -c lab
   spark-openstack deploy -c lab --no-start       # prepare nodes + fab; start with fab
+  spark-openstack deploy -c lab --jupyter        # add JupyterLab on the master
 """)
 @click.option("-c", "--cluster", metavar="NAME", required=True)
 @click.option("--identity-file", metavar="PATH",
@@ -434,9 +446,12 @@ Examples:
 @click.option("--start/--no-start", default=True,
               help="Start the services and check health (default), or only configure the "
                    "nodes and install `fab` on the master.")
+@click.option("--jupyter", is_flag=True,
+              help="Add JupyterLab on the master to what the cluster runs (its image must "
+                   "come from `create-image --jupyter`).")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON on stdout.")
 @pass_app
-def deploy(app: AppContext, cluster, identity_file, services, start, as_json):
+def deploy(app: AppContext, cluster, identity_file, services, start, jupyter, as_json):
     """(Re)deploy an existing cluster: configs, HDFS/YARN/Spark, health.
 
     Idempotent: never formats a NameNode that holds data, keeps the cluster's Spark
@@ -449,7 +464,7 @@ def deploy(app: AppContext, cluster, identity_file, services, start, as_json):
         result = cluster_mod.deploy_existing(
             provider=app.provider, cluster=cluster,
             identity_file=identity_file or app.file_values.get("identity_file"),
-            services=wanted, start=start, progress=progress)
+            services=wanted, start=start, progress=progress, with_jupyter=jupyter)
     summary = cluster_mod.deploy_summary(result)
     if as_json:
         stdout.print_json(json.dumps(summary))
@@ -460,6 +475,8 @@ def deploy(app: AppContext, cluster, identity_file, services, start, as_json):
         stdout.print(f"{label}: {url}  (reach it with `spark-openstack login -c {cluster} -L`)")
     for message in summary["messages"]:
         stdout.print(message, markup=False)
+    if "jupyter" in summary["services"]:
+        stdout.print(_NOTEBOOK_NEXT.format(name=cluster), markup=False)
 
 
 # --------------------------------------------------------------------------- configure-cluster
@@ -1313,6 +1330,70 @@ def start(app: AppContext, cluster, identity_file, timeout, as_json):
         stdout.print(f"started cluster {cluster!r} in {result['timings']['total']:.1f}s")
 
 
+# --------------------------------------------------------------------------- notebook
+
+@cli.command(context_settings=CONTEXT_SETTINGS, epilog="""\b
+Examples:
+  spark-openstack notebook -c demo                  # tunnel on localhost:8888; Ctrl-C ends it
+  spark-openstack notebook -c demo --local-port 9999
+  spark-openstack notebook -c demo --print-url      # only the URL (with its token)
+  spark-openstack notebook -c demo --print-url --json
+
+\b
+Jupyter listens on the master's private address and wants its token; port 8888 is never
+opened in the security group. This command runs `ssh -N -L PORT:MASTER:8888` to the
+master (the user, key and pinned host keys of `login`) and prints the URL to open. Pick
+the kernel "PySpark (cluster NAME)": `spark` and `sc` are ready in it, on YARN when the
+cluster runs it, else on Spark standalone; each notebook takes at most half the workers'
+cores, so several share the cluster. A cluster without Jupyter gets it with
+`spark-openstack deploy -c NAME --jupyter`.""")
+@click.option("-c", "--cluster", metavar="NAME", required=True)
+@click.option("--identity-file", metavar="PATH", help="Private key (default: config/~/.ssh).")
+@click.option("--local-port", type=int, default=8888, show_default=True, metavar="N",
+              help="Port on this machine the tunnel listens on (127.0.0.1 only).")
+@click.option("--print-url", is_flag=True, help="Print the URL and exit (no tunnel).")
+@click.option("--json", "as_json", is_flag=True,
+              help="Print {cluster, url, local_port, remote, token} as JSON.")
+@pass_app
+def notebook(app: AppContext, cluster, identity_file, local_port, print_url, as_json):
+    """Open the cluster's Jupyter: an SSH tunnel and the URL with its token."""
+    from . import cluster as cluster_mod
+    from . import notebook as notebook_mod
+    access = _open_access(app, cluster, identity_file)
+    access.require_active(what="open the notebook of")
+    nb = notebook_mod.read_notebook(access=access, local_port=local_port)
+    if print_url:
+        if as_json:
+            stdout.print_json(json.dumps(nb.to_dict()))
+        else:
+            stdout.print(nb.url, markup=False, soft_wrap=True)
+        return
+    if shutil.which("ssh") is None:
+        raise errors.UsageError("no `ssh` program on PATH", hint="install OpenSSH's client")
+    notebook_mod.check_port_free(local_port)
+    argv = notebook_mod.tunnel_command(
+        login_argv=cluster_mod.login_command(facts=access.facts,
+                                             key_filename=access.key_filename,
+                                             known_hosts=access.known_hosts),
+        notebook=nb)
+    proc = notebook_mod.open_tunnel(argv=argv, notebook=nb)
+    try:
+        if as_json:
+            stdout.print_json(json.dumps(nb.to_dict()))
+        else:
+            stdout.print(nb.url, markup=False, soft_wrap=True)
+        sys.stdout.flush()
+        stderr.print(f"tunnel open: localhost:{local_port} -> {nb.master_private_ip}:"
+                     f"{nb.remote_port} on {access.facts.master.name}; Ctrl-C closes it")
+        notebook_mod.wait_tunnel(proc)
+    except KeyboardInterrupt:
+        notebook_mod.close_tunnel(proc)
+        stderr.print("tunnel closed")
+        return
+    finally:
+        notebook_mod.close_tunnel(proc)
+
+
 # --------------------------------------------------------------------------- login
 
 @cli.command(context_settings=CONTEXT_SETTINGS, epilog="""\b
@@ -1371,7 +1452,17 @@ Examples:
       -k mykey --identity-file ~/.ssh/id_ed25519 --allowed-cidr 203.0.113.7/32
   spark-openstack create-image -n spark-only --base-image debian-12 --flavor m1.small \\
       -k mykey --allowed-cidr 10.213.0.1/32 --no-hadoop --mirror http://10.213.0.1:8099
-      # the second one is the sandbox cloud: its mirror serves Spark only""")
+      # the second one is the sandbox cloud: its mirror serves Spark only
+  spark-openstack create-image -n spark-nb --base-image debian-12 -k mykey \\
+      --allowed-cidr 203.0.113.7/32 --jupyter --python-packages numpy,pandas \\
+      --python-constraints constraints.txt
+      # Jupyter for `launch --jupyter`; numpy and pandas pinned by constraints.txt
+
+\b
+Python packages go into a venv at /opt/spark-openstack/python (never the system's
+Python). Add packages later on a running cluster with run-command, e.g.
+  spark-openstack run-command -c demo -- \\
+      sudo /opt/spark-openstack/python/bin/pip install pyarrow""")
 @click.option("-n", "--name", metavar="NAME", required=True, help="Name of the new image.")
 @click.option("--base-image", metavar="IMAGE", help="Image to start the builder from.")
 @click.option("--flavor", metavar="FLAVOR",
@@ -1391,7 +1482,21 @@ Examples:
 @click.option("--java-package", metavar="PKG",
               help="Debian package providing Java, installed only if the base image has none "
                    f"(default {IMAGE_DEFAULTS['java_package']}).")
-@click.option("--python-packages", metavar="LIST", help="Comma-separated pip packages.")
+@click.option("--python-packages", metavar="LIST",
+              help="Comma-separated pip requirements (e.g. numpy==2.4.6,pandas), installed "
+                   "into the image's Python environment /opt/spark-openstack/python: the "
+                   "Python of drivers, executors and notebooks alike.")
+@click.option("--python-constraints", metavar="FILE",
+              help="A pip constraints file (NAME==VERSION lines) pinning what is installed, "
+                   "dependencies included.")
+@click.option("--pip-index-url", metavar="URL",
+              help="Package index for pip on the builder (default PyPI), e.g. a mirror.")
+@click.option("--pip-find-links", metavar="URL",
+              help="A page or folder of wheels for pip; without --pip-index-url pip looks "
+                   "only there (for builders without internet).")
+@click.option("--jupyter", is_flag=True, default=None,
+              help="Also install JupyterLab, ipykernel, nbconvert and supervisor (pinned), "
+                   "for `launch --jupyter`.")
 @click.option("--network", metavar="NET",
               help="Network of the builder (default: the project's only one).")
 @click.option("--allowed-cidr", multiple=True, metavar="CIDR",

@@ -225,6 +225,8 @@ def validate_launch(*, provider: OpenStackProvider, spec: LaunchSpec,
     master_flavor = found.get("master_flavor", flavor)
     network, pool = found["network"], found.get("pool")
     identity = resolve_identity_file(identity_file=spec.identity_file, keypair=keypair)
+    if "jupyter" in spec.services and spec.deploy:
+        check_image_has_jupyter(image)
     for flav, option in ((flavor, "--flavor"), (master_flavor, "--master-flavor")):
         min_disk = getattr(image, "min_disk", 0) or 0
         min_ram = getattr(image, "min_ram", 0) or 0
@@ -246,6 +248,18 @@ def validate_launch(*, provider: OpenStackProvider, spec: LaunchSpec,
     return LaunchPlan(spec=spec, image=image, flavor=flavor, master_flavor=master_flavor,
                       keypair=keypair, network=network, floating_pool=pool,
                       identity_file=identity, server_group=server_group, notes=notes)
+
+
+def check_image_has_jupyter(image) -> None:
+    """``launch --jupyter`` needs an image baked with ``create-image --jupyter`` (its
+    ``jupyter`` property says so): refused before anything is created."""
+    props = dict(getattr(image, "properties", None) or {})
+    value = props.get("jupyter", getattr(image, "jupyter", None))
+    if str(value).lower() != "true":
+        raise errors.ValidationError(
+            f"image {image.name!r} has no Jupyter (launch --jupyter needs one baked with it)",
+            hint="bake one with `spark-openstack create-image --jupyter ...` and pass it as "
+                 "-i, or launch without --jupyter")
 
 
 def quota_need(*, spec: LaunchSpec, flavor, master_flavor, floating_ip: bool) -> QuotaNeed:
@@ -811,7 +825,7 @@ def cluster_identity_file(*, provider: OpenStackProvider, facts: ClusterFacts, s
 
 def deploy_existing(*, provider: OpenStackProvider, cluster: str,
                     identity_file: str | None = None, services=None, start: bool = True,
-                    progress: Progress | None = None) -> dict:
+                    progress: Progress | None = None, with_jupyter: bool = False) -> dict:
     """(Re)deploy a running cluster from the cloud's facts (``spark-openstack deploy``).
 
     Idempotent: configs are rewritten, running daemons are left running, a formatted
@@ -830,6 +844,8 @@ def deploy_existing(*, provider: OpenStackProvider, cluster: str,
             hint="start them first; `spark-openstack describe` shows their state")
     key = cluster_identity_file(provider=provider, facts=facts, servers=servers,
                                 identity_file=identity_file)
+    if with_jupyter:   # deploy --jupyter: Jupyter on top of what the cluster runs
+        services = tuple(dict.fromkeys((*(services or facts.services), "jupyter")))
     result = deploy_module.deploy_cluster(facts=facts, key_filename=key,
                                           gateway_host=facts.master.address,
                                           progress=progress, services=services, start=start,

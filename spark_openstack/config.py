@@ -25,7 +25,14 @@ from .ports import PORTS_BY_SERVICE, SAFE, UNSAFE, Port
 DEFAULT_CONFIG_PATH = Path("~/.config/spark-openstack/config.yaml")
 CONFIG_ENV = "SPARK_OPENSTACK_CONFIG"
 
-KNOWN_SERVICES = ("hdfs", "yarn", "spark")
+#: What a cluster runs unless told otherwise; "jupyter" (on the master) only when asked
+#: (launch/deploy --jupyter, or --services ...,jupyter).
+DEFAULT_SERVICES = ("hdfs", "yarn", "spark")
+KNOWN_SERVICES = (*DEFAULT_SERVICES, "jupyter")
+#: What ``create-image --jupyter`` installs into the image's Python environment, pinned
+#: (sandbox/pypi-requirements.txt serves the same pins to the sandbox's hosts).
+JUPYTER_PACKAGES = ("jupyterlab==4.6.6", "ipykernel==7.4.0", "nbconvert==7.17.2",
+                    "supervisor==4.3.0")
 CLUSTER_NAME_MAX = 40
 _CLUSTER_NAME_RE = re.compile(r"^[a-z][a-z0-9-]*$")
 # A POSIX login name: it ends up on an ssh command line, so it must never look like an option.
@@ -57,7 +64,8 @@ BUILTIN_DEFAULTS: dict[str, Any] = {
     "deploy": True,
     "keep_on_failure": False,
     "timeout": 900,
-    "services": ("hdfs", "yarn", "spark"),
+    "services": DEFAULT_SERVICES,
+    "jupyter": False,
     # create-image (DEPLOY's command; same layering)
     "base_image": None,
     "spark_version": "4.3.0",      # the Spark release the image gets unless told
@@ -66,6 +74,9 @@ BUILTIN_DEFAULTS: dict[str, Any] = {
     "mirror": None,
     "java_package": None,
     "python_packages": (),
+    "python_constraints": None,
+    "pip_index_url": None,
+    "pip_find_links": None,
     "conf": (),
     "hadoop_conf": (),
     "expires_in": None,
@@ -80,7 +91,8 @@ IMAGE_DEFAULTS: dict[str, Any] = {**BUILTIN_DEFAULTS, "timeout": IMAGE_TIMEOUT,
                                   "floating_ip": False}   # the builder: its fixed IP
 _LIST_KEYS = {"allowed_cidr", "open_ui_cidr", "open_unsafe_ui_cidr", "services",
               "python_packages", "data_dir", "conf", "hadoop_conf"}
-_BOOL_KEYS = {"floating_ip", "anti_affinity", "deploy", "keep_on_failure", "no_hadoop"}
+_BOOL_KEYS = {"floating_ip", "anti_affinity", "deploy", "keep_on_failure", "no_hadoop",
+              "jupyter"}
 _INT_KEYS = {"slaves", "timeout"}
 #: Keys earlier versions accepted, with why they went and what to use instead.
 REMOVED_KEYS = {
@@ -343,7 +355,7 @@ class LaunchSpec:
     deploy: bool = True
     keep_on_failure: bool = False
     timeout: int = 900
-    services: tuple[str, ...] = KNOWN_SERVICES
+    services: tuple[str, ...] = DEFAULT_SERVICES
     spark_conf: tuple[tuple[str, str], ...] = ()
     hadoop_conf: tuple[tuple[str, str, str], ...] = ()
     expires_in: int | None = None      # seconds from boot; None: the cluster never expires
@@ -380,10 +392,15 @@ def launch_spec_from(resolved: Resolved, *, cluster_name: str | None) -> LaunchS
     if not isinstance(timeout, int) or timeout < 30:
         raise UsageError(f"--timeout ({src('timeout')}) is {timeout}; it must be >= 30 seconds")
     services = tuple(s.strip().lower() for s in (v.get("services") or ()) if s.strip())
+    if v.get("jupyter") and "jupyter" not in services:
+        services += ("jupyter",)     # launch --jupyter: on top of the other services
     unknown = [s for s in services if s not in KNOWN_SERVICES]
     if unknown or not services:
         raise UsageError(f"--services ({src('services')}) has {', '.join(unknown) or 'nothing'}",
                          hint=f"choose among {', '.join(KNOWN_SERVICES)}, comma-separated")
+    if "jupyter" in services and not {"spark", "yarn"} & set(services):
+        raise UsageError("Jupyter's PySpark kernel needs Spark standalone or YARN to run on",
+                         hint="add spark (or yarn) to --services, or drop jupyter")
     data_dirs = _parse_data_dirs(tuple(v.get("data_dir") or ()), source=src("data_dir"))
     spark_conf = parse_spark_conf(v.get("conf") or ())
     hadoop_conf = parse_hadoop_conf(v.get("hadoop_conf") or ())
@@ -476,12 +493,15 @@ def parse_hadoop_conf(values, *, option: str = "--hadoop-conf"
 _VERSION = re.compile(r"^[0-9]+(\.[0-9]+){1,3}([-.][0-9A-Za-z]+)*$")
 _DEBIAN_PACKAGE = re.compile(r"^[a-z0-9][a-z0-9.+-]+$")
 # pip requirement specifiers without shell or option syntax: name[extras]==1.2, name>=1
+_URL_SAFE = re.compile(r"^[A-Za-z0-9._~:/?#\[\]@!$&()*+,;=%-]+$")
 _PIP_REQUIREMENT = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*(\[[A-Za-z0-9_,.-]+\])?"
                               r"([<>=!~]=?[0-9A-Za-z.*+-]+(,[<>=!~]=?[0-9A-Za-z.*+-]+)*)?$")
 
 
 def validate_bake_inputs(*, spark_version, hadoop_version, mirror, java_package,
-                         python_packages) -> None:
+                         python_packages, python_constraints: str | None = None,
+                         pip_index_url: str | None = None,
+                         pip_find_links: str | None = None) -> None:
     """Refuse inputs that would make a broken or unsafe builder script (they go into a
     shell script run as root), naming the option and what to pass instead."""
     if not isinstance(spark_version, str) or not _VERSION.match(spark_version):
@@ -504,6 +524,36 @@ def validate_bake_inputs(*, spark_version, hadoop_version, mirror, java_package,
             raise ValidationError(f"--python-packages entry {package!r} is not a plain "
                                   "requirement", hint="e.g. numpy or pandas==2.2.3, "
                                                       "comma-separated")
+    for number, line in enumerate((python_constraints or "").splitlines(), 1):
+        line = line.split("#", 1)[0].strip()
+        if line and not _PIP_REQUIREMENT.match(line):
+            raise ValidationError(f"--python-constraints line {number} {line!r} is not a "
+                                  "plain requirement",
+                                  hint="one NAME==VERSION per line (comments allowed; no pip "
+                                       "options, URLs or markers: it goes into the image)")
+    for option, url in (("--pip-index-url", pip_index_url),
+                        ("--pip-find-links", pip_find_links)):
+        parsed = urlparse(url if isinstance(url, str) else "")
+        if url is not None and (parsed.scheme not in ("http", "https") or not parsed.netloc
+                                or not _URL_SAFE.match(url)):
+            raise ValidationError(f"{option} {url!r} is not a plain http(s) URL",
+                                  hint="e.g. https://pypi.example.org/simple/ (no spaces or "
+                                       "quotes)")
+
+
+def read_constraints_file(path: str | None) -> str | None:
+    """The text of ``--python-constraints FILE`` (it is carried in the bake's user-data)."""
+    if not path:
+        return None
+    try:
+        text = Path(path).expanduser().read_text()
+    except OSError as exc:
+        raise UsageError(f"--python-constraints {path}: {exc.strerror or exc}",
+                         hint="give a readable pip constraints file (NAME==VERSION lines)")
+    if len(text.encode()) > 32 * 1024:
+        raise UsageError(f"--python-constraints {path} is over 32 KiB",
+                         hint="user-data is small: keep only the pins of what is installed")
+    return text
 
 
 @dataclass(frozen=True)
@@ -521,6 +571,10 @@ class ImageSpec:
     mirror: str = DEFAULT_MIRROR
     java_package: str = DEFAULT_JAVA_PACKAGE
     python_packages: tuple[str, ...] = ()
+    python_constraints: str | None = None     # a constraints file's text (pins)
+    pip_index_url: str | None = None
+    pip_find_links: str | None = None
+    jupyter: bool = False                     # JupyterLab + ipykernel + supervisor
     network: str | None = None
     allowed_cidrs: tuple[str, ...] = ()
     floating_ip: bool = False
@@ -539,7 +593,10 @@ class ImageSpec:
         validate_bake_inputs(spark_version=self.spark_version,
                              hadoop_version=self.hadoop_version, mirror=self.mirror,
                              java_package=self.java_package,
-                             python_packages=self.python_packages)
+                             python_packages=self.python_packages,
+                             python_constraints=self.python_constraints,
+                             pip_index_url=self.pip_index_url,
+                             pip_find_links=self.pip_find_links)
         cidrs = _parse_cidrs(tuple(self.allowed_cidrs or ()), source="--allowed-cidr")
         if not cidrs:
             raise UsageError(
@@ -570,6 +627,9 @@ def image_spec_from(resolved: Resolved, *, name: str | None) -> ImageSpec:
         spark_version=v.get("spark_version"), hadoop_version=hadoop_version,
         mirror=v.get("mirror"), java_package=v.get("java_package"),
         python_packages=tuple(v.get("python_packages") or ()), network=v.get("network"),
+        python_constraints=read_constraints_file(v.get("python_constraints")),
+        pip_index_url=v.get("pip_index_url") or None,
+        pip_find_links=v.get("pip_find_links") or None, jupyter=bool(v.get("jupyter")),
         allowed_cidrs=tuple(v.get("allowed_cidr") or ()),
         floating_ip=bool(v.get("floating_ip")), floating_ip_pool=v.get("floating_ip_pool"),
         ssh_user=v.get("ssh_user") or "debian", timeout=v.get("timeout"))

@@ -75,6 +75,11 @@ def reconcile_facts(*, facts: ClusterFacts, image_marker: dict | None,
         raise ValidationError(f"--services: unknown service(s) {', '.join(unknown)}; "
                               f"choose among {', '.join(ALL_SERVICES)}")
     wanted = tuple(s for s in START_ORDER if s in wanted)
+    if "jupyter" in wanted and not image_marker.get("jupyter"):
+        raise ValidationError(
+            f"the image of {facts.master.name} has no Jupyter (its {IMAGE_MARKER_PATH} "
+            "says so)", hint="bake one with `spark-openstack create-image --jupyter` and "
+                             "launch from it, or deploy without --jupyter")
     can_run = image_hadoop_services(image_marker)
     dropped = tuple(s for s in wanted if s in HADOOP_SERVICES and s not in can_run)
     if dropped:
@@ -96,6 +101,10 @@ def reconcile_facts(*, facts: ClusterFacts, image_marker: dict | None,
                 f"{describe_services(wanted)}")
     else:
         messages.append(f"deploying {describe_services(wanted)}")
+    if "jupyter" in wanted and not {"spark", "yarn"} & set(wanted):
+        raise ValidationError("Jupyter's PySpark kernel needs Spark standalone or YARN, and "
+                              f"this deploy runs only {describe_services(wanted)}",
+                              hint="add spark to --services")
     secret = facts.spark_secret or existing_secret or secrets.token_urlsafe(32)
     # removed workers' addresses stay excluded, unless a current node has the address now
     in_use = {n.private_ip for n in facts.nodes}
@@ -129,7 +138,8 @@ def reconcile_facts(*, facts: ClusterFacts, image_marker: dict | None,
 
 def describe_services(services: Iterable[str]) -> str:
     """"HDFS + YARN + Spark (standalone)": what a cluster runs, in one phrase."""
-    names = {"hdfs": "HDFS", "yarn": "YARN", "spark": "Spark standalone"}
+    names = {"hdfs": "HDFS", "yarn": "YARN", "spark": "Spark standalone",
+             "jupyter": "Jupyter"}
     return " + ".join(names[s] for s in START_ORDER if s in services)
 
 
@@ -286,9 +296,10 @@ def cluster_health(*, facts: ClusterFacts, runner: Runner,
         try:
             out[service.name] = service.health()
         except SparkOpenstackError as exc:
-            out[service.name] = Health(service=service.name, expected=len(facts.workers),
+            members = ((facts.master,) if service.master_only else facts.workers)
+            out[service.name] = Health(service=service.name, expected=len(members),
                                        actual=0, detail=f"unreachable: {exc.message}",
-                                       missing=tuple(w.name for w in facts.workers))
+                                       missing=tuple(m.name for m in members))
     return out
 
 
@@ -300,6 +311,8 @@ def _node_files(*, facts: ClusterFacts, node: Node, hduser_public_key: str
     file; root's files: /etc/hosts)."""
     is_master = node.name == facts.master.name
     dirs = cluster_dirs(facts).for_node(is_master=is_master, hadoop=uses_hadoop(facts.services))
+    if is_master and "jupyter" in facts.services:
+        dirs += cluster_dirs(facts).jupyter_dirs()
     quoted = " ".join(shlex.quote(d) for d in dirs)
     setup = f"install -d -m 0755 -o {SERVICE_USER} -g {SERVICE_USER} {quoted}"
     # Only the master (its private address) may log in as hduser with the cluster key;

@@ -84,6 +84,9 @@ def image_properties(marker: dict) -> dict[str, str]:
         "hadoop_version": str(marker.get("hadoop_version") or "none"),
         "hadoop_services": ",".join(marker.get("hadoop_services") or ()) or "none",
         "java_version": str(marker.get("java_version") or ""),
+        # launch --jupyter refuses, before creating anything, an image without Jupyter
+        "jupyter": "true" if marker.get("jupyter") else "false",
+        "python": str(marker.get("python") or "/usr/bin/python3"),
         "built_by": str(marker.get("built_by") or f"spark-openstack {__version__}"),
     }
 
@@ -327,7 +330,9 @@ def _build(*, provider, run: _ImageRun, phase: list[str], progress, spec: ImageS
         user_data = render_bake_userdata(
             spark_version=spec.spark_version, hadoop_version=spec.hadoop_version,
             mirror=spec.mirror, java_package=spec.java_package,
-            python_packages=spec.python_packages, built_by=f"spark-openstack {__version__}")
+            python_packages=spec.python_packages, python_constraints=spec.python_constraints,
+            pip_index_url=spec.pip_index_url, pip_find_links=spec.pip_find_links,
+            jupyter=spec.jupyter, built_by=f"spark-openstack {__version__}")
     with step("boot builder"):
         with run.creating("secgroup"):
             group = provider.create_security_group(
@@ -371,7 +376,9 @@ def _build(*, provider, run: _ImageRun, phase: list[str], progress, spec: ImageS
                 f"{marker.get('hadoop_version') or 'none'}"
                 + (f" ({' + '.join(x.upper() for x in marker.get('hadoop_services') or ())})"
                    if marker.get("hadoop_version") else "")
-                + f", Java {marker.get('java_version')}")
+                + f", Java {marker.get('java_version')}"
+                + (f", Python {marker.get('python')}" if marker.get("python") else "")
+                + (" + Jupyter" if marker.get("jupyter") else ""))
         ssh.run(conn, f"sudo -n sh -c {shlex.quote(SCRUB_COMMAND)}", timeout=120)
     finally:
         conn.close()

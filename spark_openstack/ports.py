@@ -63,6 +63,12 @@ SPARK_PORTS = (
     Port("spark_worker_ui", 8081, web_ui=True),
 )
 
+#: Jupyter on the master runs code for whoever has its token: never opened in the
+#: security group (INTERNAL), reached through ``spark-openstack notebook``'s SSH tunnel.
+JUPYTER_PORTS = (
+    Port("jupyter", 8888, web_ui=True),
+)
+
 #: Per service, in start order (the keys are config.KNOWN_SERVICES).
 PORTS_BY_SERVICE: dict[str, tuple[Port, ...]] = {
-    "hdfs": HDFS_PORTS, "yarn": YARN_PORTS, "spark": SPARK_PORTS}
+    "hdfs": HDFS_PORTS, "yarn": YARN_PORTS, "spark": SPARK_PORTS, "jupyter": JUPYTER_PORTS}

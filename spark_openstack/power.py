@@ -60,7 +60,8 @@ def health_dict(health) -> dict:
 def not_checked(service: str, *, facts: ClusterFacts, why: str) -> dict:
     """A service that was not asked (the cluster is stopped, the master unreachable):
     ``actual`` is unknown (None), never reported as healthy."""
-    return {"expected": len(facts.workers), "actual": None, "missing": [], "ok": False,
+    expected = 1 if service == "jupyter" else len(facts.workers)    # Jupyter: the master
+    return {"expected": expected, "actual": None, "missing": [], "ok": False,
             "line": f"{service}: not checked: {why}", "checked": False}
 
 

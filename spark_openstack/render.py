@@ -20,14 +20,14 @@ from .model import DEFAULT_DATA_DIR, ClusterFacts, Node
 from .ports import PORTS_BY_SERVICE
 
 HADOOP_SERVICES = ("hdfs", "yarn")
-ALL_SERVICES = ("hdfs", "yarn", "spark")
+ALL_SERVICES = ("hdfs", "yarn", "spark", "jupyter")
 
 #: The port numbers templates use (``{{ ports.namenode_rpc }}``), from the services'
 #: declarations (``spark_openstack.ports``), so daemons, services and security group agree.
 PORTS = {p.name: p.number for ports in PORTS_BY_SERVICE.values() for p in ports}
 
 # Files that hold the cluster's secret: only the service account may read them.
-SECRET_FILE_NAMES = ("spark-defaults.conf",)
+SECRET_FILE_NAMES = ("spark-defaults.conf", "jupyter_server_config.py", "supervisord.conf")
 
 # Flavor-derived sizing (MB). A node needs room for the OS and for each daemon's heap.
 MIN_RAM_MB = 1024            # a node reporting less (or nothing) is sized as this
@@ -42,6 +42,14 @@ ROLE_DAEMONS = {
                "spark": ("Spark Master",)},
     "worker": {"hdfs": ("DataNode",), "yarn": ("NodeManager",), "spark": ("Spark Worker",)},
 }
+
+
+#: The PySpark kernel's name (``--ExecutePreprocessor.kernel_name=pyspark``).
+KERNEL_NAME = "pyspark"
+#: Where each Jupyter template goes (a ``Dirs`` field), rendered on the master only.
+JUPYTER_FILES = {"jupyter_server_config.py": "jupyter_config",
+                 "supervisord.conf": "jupyter_config",
+                 "kernel.json": "jupyter_kernel", "pyspark_startup.py": "jupyter_kernel"}
 
 
 @dataclass(frozen=True)
@@ -61,6 +69,18 @@ class Dirs:
     spark_pids: str
     spark_work: str
     spark_local: str
+    jupyter_config: str = ""      # Jupyter's config and supervisord's (master, hduser's)
+    jupyter_kernel: str = ""      # the PySpark kernel spec
+    jupyter_notebooks: str = ""   # Jupyter's root folder
+    jupyter_logs: str = ""
+
+    def jupyter_dirs(self) -> list[str]:
+        """What the master needs for Jupyter, parents first (each made hduser's: Jupyter
+        writes its runtime files under ~/.local/share/jupyter)."""
+        share = self.jupyter_kernel.rsplit("/kernels/", 1)[0]
+        local = share.rsplit("/", 2)[0]
+        return [self.jupyter_config, local, f"{local}/share", share, f"{share}/kernels",
+                self.jupyter_kernel, self.jupyter_notebooks, self.jupyter_logs]
 
     def for_node(self, *, is_master: bool, hadoop: bool) -> list[str]:
         """The directories ``deploy`` creates (owned by the service account) on a node."""
@@ -88,6 +108,10 @@ def cluster_dirs(facts: ClusterFacts) -> Dirs:
         spark_pids="/var/lib/spark/pids",
         spark_work="/var/lib/spark/work",
         spark_local="/var/lib/spark/local",
+        jupyter_config=f"/home/{facts.hadoop_user}/.jupyter",
+        jupyter_kernel=f"/home/{facts.hadoop_user}/.local/share/jupyter/kernels/{KERNEL_NAME}",
+        jupyter_notebooks=f"/home/{facts.hadoop_user}/notebooks",
+        jupyter_logs="/var/log/jupyter",
     )
 
 
@@ -294,10 +318,11 @@ def _environment(template_dir: Path) -> jinja2.Environment:
 
 
 def template_names() -> dict[str, list[str]]:
-    """Template files per group (``hadoop``, ``spark``, ``system``), for tests and docs."""
+    """Template files per group (``hadoop``, ``spark``, ``system``, ``jupyter``), for tests
+    and docs."""
     root = paths.config_files_dir()
     return {group: sorted(p.name for p in (root / group).glob("*.j2"))
-            for group in ("hadoop", "spark", "system")}
+            for group in ("hadoop", "spark", "system", "jupyter")}
 
 
 def uses_hadoop(services) -> bool:
@@ -341,6 +366,36 @@ def _context(*, facts: ClusterFacts, node: Node) -> dict:
         "dirs": cluster_dirs(facts),
         "ports": PORTS,
         "java_module_opens": JAVA_MODULE_OPENS,
+        "notebook": notebook_limits(facts=facts),
+        "python_bin_dir": facts.python.rsplit("/", 1)[0],
+        "jupyter_bin": f"{facts.python.rsplit('/', 1)[0]}/jupyter",
+    }
+
+
+#: How long a notebook keeps an idle executor (then its cores go to the other notebooks).
+NOTEBOOK_IDLE_TIMEOUT = "60s"
+
+
+def notebook_limits(*, facts: ClusterFacts) -> dict:
+    """What one notebook's Spark application may take, so several share the cluster:
+    half the workers' cores (at least 1) in 1-core executors that are given back when
+    idle, on YARN when the cluster runs it, else on the standalone master."""
+    workers = facts.workers or (facts.master,)
+    total = sum(max(w.vcpus or 0, 1) for w in workers)
+    share = max(1, total // 2)
+    sizing = cluster_sizing(facts=facts)
+    yarn = "yarn" in facts.services
+    master = "yarn" if yarn else f"spark://{facts.master.private_ip}:{PORTS['spark_master']}"
+    return {
+        "master": master,
+        "master_label": "YARN" if yarn else f"Spark standalone {master}",
+        "standalone": not yarn,
+        "total_cores": total,
+        "max_cores": share,
+        # two notebooks' executors fit where one job's would (a worker's Spark memory)
+        "executor_mb": max(MIN_SPARK_WORKER_MB, _round64(sizing.spark_executor_mb // 2)),
+        "driver_mb": max(MIN_DRIVER_MB, _round64(sizing.spark_driver_mb // 2)),
+        "idle_timeout": NOTEBOOK_IDLE_TIMEOUT,
     }
 
 
@@ -357,6 +412,11 @@ def render_node_configs(*, facts: ClusterFacts, node: Node) -> dict[str, str]:
     if context["hadoop"]:
         groups.insert(0, ("hadoop", dirs.hadoop_conf))
     rendered: dict[str, str] = {}
+    if context["is_master"] and "jupyter" in facts.services:
+        env = _environment(root / "jupyter")
+        for name, field in JUPYTER_FILES.items():
+            text = env.get_template(f"{name}.j2").render(**context)
+            rendered[f"{getattr(dirs, field)}/{name}"] = text
     for group, dest_dir in groups:
         env = _environment(root / group)
         for name in sorted(p.name for p in (root / group).glob("*.j2")):

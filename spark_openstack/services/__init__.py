@@ -3,11 +3,13 @@ from __future__ import annotations
 
 from .base import Health, MasterRunner, Runner, Service, SSHRunner
 from .hdfs import HDFS
+from .jupyter import Jupyter
 from .spark import Spark
 from .yarn import YARN
 
-SERVICE_CLASSES: dict[str, type[Service]] = {"hdfs": HDFS, "yarn": YARN, "spark": Spark}
-START_ORDER = ("hdfs", "yarn", "spark")
+SERVICE_CLASSES: dict[str, type[Service]] = {"hdfs": HDFS, "yarn": YARN, "spark": Spark,
+                                             "jupyter": Jupyter}
+START_ORDER = ("hdfs", "yarn", "spark", "jupyter")
 
-__all__ = ["HDFS", "YARN", "Spark", "Health", "MasterRunner", "Runner", "SSHRunner",
+__all__ = ["HDFS", "YARN", "Spark", "Jupyter", "Health", "MasterRunner", "Runner", "SSHRunner",
            "Service", "SERVICE_CLASSES", "START_ORDER"]

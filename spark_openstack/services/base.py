@@ -325,6 +325,7 @@ class Service:
     daemons: tuple[str, ...] = ()
     config_names: tuple[str, ...] = ()   # file names (under the conf dir) this service needs
     ports: tuple[Port, ...] = ()         # where it listens (declared in spark_openstack.ports)
+    master_only = False                  # its one member is the master (Jupyter)
 
     def __init__(self, *, facts: ClusterFacts, runner: Runner,
                  on_node_done: Callable | None = None):

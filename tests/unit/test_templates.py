@@ -52,6 +52,23 @@ def test_every_template_renders_for_every_node(workers):
     assert "127.0.1.1" not in hosts
 
 
+@pytest.mark.parametrize("workers", [1, 3])
+def test_the_jupyter_group_renders_on_the_master_when_jupyter_runs(workers):
+    import dataclasses
+    facts = dataclasses.replace(make_facts(workers=workers,
+                                           services=("hdfs", "yarn", "spark", "jupyter")),
+                                jupyter_token="a" * 48)
+    names = render.template_names()["jupyter"]
+    assert names, "config_files/jupyter has no templates"
+    files = render.render_node_configs(facts=facts, node=facts.master)
+    jupyter = {p for p in files if p.rsplit("/", 1)[-1] in render.JUPYTER_FILES}
+    assert {p.rsplit("/", 1)[-1] + ".j2" for p in jupyter} == set(names)
+    for path in jupyter:
+        assert "{{" not in files[path] and "{%" not in files[path], path
+    for worker in facts.workers:
+        assert not set(render.render_node_configs(facts=facts, node=worker)) & jupyter
+
+
 @pytest.mark.parametrize("workers", [1, 2, 5])
 def test_hadoop_files_name_the_master_and_bind_private_addresses(workers):
     facts = make_facts(workers=workers)

@@ -50,7 +50,9 @@ def test_bake_userdata_is_cloud_config_with_a_valid_script(tmp_path, hadoop_vers
             in script) == bool(hadoop_version)
     assert ("HADOOP_VERSION=3.4.1" in script) == bool(hadoop_version)
     assert "/opt/spark" in script and "/etc/spark-openstack/image.json" in script
-    assert "pip install --break-system-packages numpy" in script
+    # into the image's venv (never the system Python: no --break-system-packages)
+    assert '"$PYTHON_ENV/bin/pip" install "${PIP_ARGS[@]}" numpy' in script
+    assert "--break-system-packages" not in script
     # nothing secret goes into the image
     for word in ("spark.authenticate.secret", "\n    passwd:", "hashed_passwd", "password:", "PRIVATE KEY",
                  "OS_PASSWORD", "ssh_authorized_keys", "clouds.yaml"):
