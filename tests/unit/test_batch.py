@@ -103,7 +103,7 @@ def test_the_students_key_goes_to_the_masters_hduser_only():
 
 
 def _row(**changes):
-    facts = dataclasses.replace(make_facts(services=("hdfs", "spark")),
+    facts = dataclasses.replace(make_facts(services=("hdfs", "spark", "jupyter")),
                                 cluster_name="nov-01", jupyter_token="tok123")
     facts = dataclasses.replace(facts, **changes)
     return roster_row(student="Ada <Lovelace>", email="ada@example.org", facts=facts,
@@ -118,7 +118,8 @@ def test_roster_row_has_the_commands():
                           "hduser@10.214.0.5")
     assert "-L 8080:10.213.0.10:8080" in row["tunnel"]
     assert "-L 9870:10.213.0.10:9870" in row["tunnel"]
-    assert row["jupyter_url"] == "" and "8888" not in row["tunnel"]   # no Jupyter there
+    assert "-L 8888:10.213.0.10:8888" in row["tunnel"]
+    assert row["jupyter_url"] == "http://localhost:8888/lab?token=tok123"
     plain = _row(services=("spark",))
     assert plain["hdfs_ui"] == "" and plain["jupyter_url"] == "" and \
         "9870" not in plain["tunnel"]
