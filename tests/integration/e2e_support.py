@@ -5,6 +5,7 @@ The fixtures built from these (``e2e_env``, ``cloud``) live in this folder's con
 """
 from __future__ import annotations
 
+import contextlib
 import os
 import shlex
 import subprocess
@@ -99,3 +100,22 @@ def new_keypair(cloud, folder: Path, *, prefix: str) -> tuple[str, str]:
     subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(key)], check=True)
     cloud.compute.create_keypair(name=name, public_key=(folder / "id_ed25519.pub").read_text())
     return name, str(key)
+
+
+@contextlib.contextmanager
+def baked_image(env, cloud, keypair, *, prefix: str, extra=(), flavor: str = FLAVOR):
+    """An image baked for a module with ``create-image`` (Hadoop from the sandbox's mirror,
+    plus ``extra`` options), as a user bakes one; deleted when the module is done."""
+    kp_name, key = keypair
+    name = f"{prefix}-{uuid.uuid4().hex[:6]}"
+    try:
+        cli(env, "create-image", "-n", name, "--base-image", BASE_IMAGE, "--flavor", flavor,
+            "-k", kp_name, "--identity-file", key, "--mirror", MIRROR, "--allowed-cidr",
+            ALLOWED, "--hadoop-version", hadoop_version(), *extra)
+        image = cloud.image.find_image(name)
+        assert image is not None and image.status == "active", f"image {name}: {image}"
+        yield name
+    finally:
+        found = cloud.image.find_image(name)
+        if found is not None:
+            cloud.image.delete_image(found.id, ignore_missing=True)

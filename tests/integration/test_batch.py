@@ -27,8 +27,7 @@ import uuid
 
 import pytest
 
-from e2e_support import ALLOWED, BASE_IMAGE, CLI, FLAVOR, MIRROR, cli, said
-from e2e_support import hadoop_version
+from e2e_support import ALLOWED, CLI, FLAVOR, baked_image, cli, said
 
 pytestmark = [pytest.mark.sandbox, pytest.mark.e2e]
 
@@ -37,17 +36,8 @@ STUDENTS = 'Ada Lovelace,ada@example.org\nAlan Turing\n"Hopper, Grace",grace@exa
 
 @pytest.fixture(scope="module")
 def image(e2e_env, cloud, keypair):
-    kp_name, key = keypair
-    name = f"batch-{uuid.uuid4().hex[:6]}"
-    try:
-        cli(e2e_env, "create-image", "-n", name, "--base-image", BASE_IMAGE, "--flavor", FLAVOR,
-            "-k", kp_name, "--identity-file", key, "--mirror", MIRROR, "--allowed-cidr",
-            ALLOWED, "--hadoop-version", hadoop_version())
+    with baked_image(e2e_env, cloud, keypair, prefix="batch") as name:
         yield name
-    finally:
-        found = cloud.image.find_image(name)
-        if found is not None:
-            cloud.image.delete_image(found.id, ignore_missing=True)
 
 
 def launch_args(keypair, image, prefix, roster, *extra):

@@ -23,9 +23,8 @@ import uuid
 
 import pytest
 
-from e2e_support import ALLOWED, BASE_IMAGE, FLAVOR, MIRROR, cli, said
+from e2e_support import ALLOWED, FLAVOR, baked_image, cli, said
 from e2e_support import as_hduser
-from e2e_support import hadoop_version
 from e2e_support import leftovers
 from e2e_support import ok
 from e2e_support import ssh
@@ -50,17 +49,8 @@ time.sleep(600)
 
 @pytest.fixture(scope="module")
 def hadoop_image(e2e_env, cloud, keypair):
-    kp_name, key = keypair
-    image_name = f"conf-hadoop-{uuid.uuid4().hex[:6]}"
-    try:
-        cli(e2e_env, "create-image", "-n", image_name, "--base-image", BASE_IMAGE,
-            "--flavor", FLAVOR, "-k", kp_name, "--identity-file", key, "--mirror", MIRROR,
-            "--allowed-cidr", ALLOWED, "--hadoop-version", hadoop_version())
-        yield image_name
-    finally:
-        found = cloud.image.find_image(image_name)
-        if found is not None:
-            cloud.image.delete_image(found.id, ignore_missing=True)
+    with baked_image(e2e_env, cloud, keypair, prefix="conf-hadoop") as name:
+        yield name
 
 
 class Cluster:

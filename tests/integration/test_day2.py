@@ -43,9 +43,8 @@ import uuid
 
 import pytest
 
-from e2e_support import ALLOWED, BASE_IMAGE, CLI, FLAVOR, MIRROR, cli
+from e2e_support import ALLOWED, CLI, FLAVOR, baked_image, cli
 from e2e_support import as_hduser as _as_hduser
-from e2e_support import hadoop_version as _hadoop_version
 from e2e_support import leftovers as _leftovers
 from e2e_support import ok as _ok
 from e2e_support import said as _said
@@ -216,20 +215,10 @@ class Interrupted:
 # ============================================================================ fixtures
 @pytest.fixture(scope="module")
 def hadoop_image(e2e_env, cloud, keypair):
-    kp_name, key = keypair
-    image_name = f"day2-hadoop-{uuid.uuid4().hex[:6]}"
-    try:
-        cli(e2e_env, "create-image", "-n", image_name, "--base-image", BASE_IMAGE,
-            "--flavor", FLAVOR, "-k", kp_name, "--identity-file", key, "--mirror", MIRROR,
-            "--allowed-cidr", ALLOWED, "--hadoop-version", _hadoop_version())
-        image = cloud.image.find_image(image_name)
-        assert image is not None and image.status == "active"
-        assert "hdfs" in (image.properties or {}).get("hadoop_services", "").split(",")
-        yield image_name
-    finally:
-        found = cloud.image.find_image(image_name)
-        if found is not None:
-            cloud.image.delete_image(found.id, ignore_missing=True)
+    with baked_image(e2e_env, cloud, keypair, prefix="day2-hadoop") as name:
+        assert "hdfs" in (cloud.image.find_image(name).properties or {}).get(
+            "hadoop_services", "").split(",")
+        yield name
 
 
 class Day2:

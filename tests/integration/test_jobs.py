@@ -32,8 +32,7 @@ import uuid
 
 import pytest
 
-from e2e_support import ALLOWED, BASE_IMAGE, CLI, FLAVOR, MIRROR, cli
-from e2e_support import hadoop_version as _hadoop_version
+from e2e_support import ALLOWED, CLI, FLAVOR, baked_image, cli
 from e2e_support import leftovers as _leftovers
 from e2e_support import said as _said
 from e2e_support import ssh as _ssh
@@ -147,17 +146,8 @@ def apps(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def image(e2e_env, cloud, keypair):
-    kp_name, key = keypair
-    name = f"jobs-hadoop-{uuid.uuid4().hex[:6]}"
-    try:
-        cli(e2e_env, "create-image", "-n", name, "--base-image", BASE_IMAGE,
-            "--flavor", FLAVOR, "-k", kp_name, "--identity-file", key, "--mirror", MIRROR,
-            "--allowed-cidr", ALLOWED, "--hadoop-version", _hadoop_version())
+    with baked_image(e2e_env, cloud, keypair, prefix="jobs-hadoop") as name:
         yield name
-    finally:
-        found = cloud.image.find_image(name)
-        if found is not None:
-            cloud.image.delete_image(found.id, ignore_missing=True)
 
 
 class Jb:

@@ -36,9 +36,8 @@ import uuid
 
 import pytest
 
-from e2e_support import ALLOWED, BASE_IMAGE, CLI, MIRROR, REAL_CLOUD, ROOT, cli
+from e2e_support import ALLOWED, BASE_IMAGE, CLI, MIRROR, REAL_CLOUD, ROOT, baked_image, cli
 from e2e_support import as_hduser as _as_hduser
-from e2e_support import hadoop_version as _hadoop_version
 from e2e_support import leftovers as _leftovers
 from e2e_support import ok as _ok
 from e2e_support import said as _said
@@ -119,24 +118,14 @@ def pypi_mirror():
 
 @pytest.fixture(scope="module")
 def jupyter_image(e2e_env, cloud, keypair, pypi_mirror):
-    kp_name, key = keypair
     links, constraints = pypi_mirror
-    image_name = f"nb-img-{uuid.uuid4().hex[:6]}"
-    try:
-        cli(e2e_env, "create-image", "-n", image_name, "--base-image", BASE_IMAGE,
-            "--flavor", "m1.small", "-k", kp_name, "--identity-file", key, "--mirror", MIRROR,
-            "--allowed-cidr", ALLOWED, "--hadoop-version", _hadoop_version(), "--jupyter",
-            "--python-packages", "six", "--python-constraints", str(constraints),
-            "--pip-find-links", links)
-        image = cloud.image.find_image(image_name)
-        assert image is not None and image.status == "active"
+    with baked_image(e2e_env, cloud, keypair, prefix="nb-img", flavor="m1.small",
+                     extra=("--jupyter", "--python-packages", "six", "--python-constraints",
+                            str(constraints), "--pip-find-links", links)) as name:
+        image = cloud.image.find_image(name)
         assert image.properties.get("jupyter") == "true"
         assert image.properties.get("python") == VENV_PYTHON
-        yield image_name
-    finally:
-        found = cloud.image.find_image(image_name)
-        if found is not None:
-            cloud.image.delete_image(found.id, ignore_missing=True)
+        yield name
 
 
 class NB:
