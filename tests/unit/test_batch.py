@@ -141,3 +141,66 @@ def test_roster_files(tmp_path):
     page = (tmp_path / "roster.html").read_text()
     assert "Ada &lt;Lovelace&gt;" in page and "<Lovelace>" not in page
     assert "quota &lt;x&gt;" in page and page.count('class="card"') == 1
+
+
+# ----------------------------------------------------------------------------- retry / report
+class _Provider:
+    request_count = 0
+
+    def all_cluster_servers(self):
+        return {}
+
+    def check_quotas(self, need):
+        self.need = need
+        return []
+
+    def cluster_servers(self, cluster):
+        return []
+
+
+class _Result:
+    def __init__(self, facts):
+        self.facts = facts
+
+    def to_dict(self):
+        return {"deploy": {"health": ["spark: 1/1 workers ALIVE [ok]"]}}
+
+
+def test_a_failed_cluster_is_retried_once_then_reported(tmp_path, monkeypatch):
+    """nov-02 fails twice (reported, no roster row, its key removed); nov-01 fails once
+    and is retried; every launch carries its seat's own public key."""
+    from spark_openstack import batch as batch_mod
+    from spark_openstack import cluster as cluster_mod
+    from spark_openstack.config import LaunchSpec
+    attempts: dict[str, int] = {}
+    keys: dict[str, tuple] = {}
+
+    class Plan:
+        flavor = master_flavor = object()
+        floating_pool = None
+
+    def launch(*, provider, spec, progress):
+        attempts[spec.cluster_name] = attempts.get(spec.cluster_name, 0) + 1
+        keys[spec.cluster_name] = spec.login_keys
+        if spec.cluster_name == "nov-02" or attempts[spec.cluster_name] == 1 \
+                and spec.cluster_name == "nov-01":
+            raise errors.DeployError(f"{spec.cluster_name}: spark not ready")
+        return _Result(dataclasses.replace(make_facts(services=("spark",)),
+                                           cluster_name=spec.cluster_name))
+    monkeypatch.setattr(cluster_mod, "validate_launch", lambda **kw: Plan())
+    monkeypatch.setattr(cluster_mod, "quota_need",
+                        lambda **kw: QuotaNeed(servers=2, vcpus=2, ram_mb=2048))
+    monkeypatch.setattr(cluster_mod, "launch", launch)
+    provider = _Provider()
+    seats = plan_seats(prefix="nov", students=[("Ada", ""), ("Alan", ""), ("Grace", "")])
+    spec = LaunchSpec(cluster_name="nov-01", workers=1, keypair="k", image="i", flavor="f")
+    result = batch_mod.batch_launch(provider=provider, spec=spec, seats=seats,
+                                    roster_dir=tmp_path / "roster", stagger=0)
+    assert attempts == {"nov-01": 2, "nov-02": 2, "nov-03": 1}
+    assert provider.need.servers == 6                     # one check for all three
+    assert len({k for k in keys.values()}) == 3 and all(len(k) == 1 for k in keys.values())
+    assert not result["ok"] and [r["student"] for r in result["students"]] == ["Ada", "Grace"]
+    assert result["without_cluster"] == [{"student": "Alan", "email": "", "cluster": "nov-02",
+                                          "reason": "nov-02: spark not ready"}]
+    assert sorted(p.name for p in (tmp_path / "roster" / "keys").iterdir()) == [
+        "nov-01.key", "nov-01.key.pub", "nov-03.key", "nov-03.key.pub"]
