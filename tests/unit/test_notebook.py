@@ -1,7 +1,7 @@
 """Jupyter on the master and Python packages in the image (issue 11, parts 4 and 5):
 what the bake installs, what the master's Jupyter files say, how health is read, what
 launch/deploy/notebook refuse. The running service is proven on the sandbox
-(tests/integration/test_notebook.py)."""
+(tests/integration/test_notebook_e2e.py)."""
 from __future__ import annotations
 
 import configparser
