@@ -254,6 +254,8 @@ def batch_launch(*, provider, spec: LaunchSpec, seats: list[Seat], roster_dir: P
     except KeyboardInterrupt:
         interrupted = True           # the running launches finished their own cleanup
     rows, missing = [], []
+    # the deadlines as the cloud recorded them, every cluster from one listing
+    listed = provider.all_cluster_servers() if results else {}
     for seat in seats:
         result = results.get(seat.cluster)
         if result is None:
@@ -263,13 +265,12 @@ def batch_launch(*, provider, spec: LaunchSpec, seats: list[Seat], roster_dir: P
             for suffix in (".key", ".key.pub"):
                 (keys_dir / f"{seat.cluster}{suffix}").unlink(missing_ok=True)
             continue
-        facts = result.facts
-        health = "; ".join((result.to_dict().get("deploy") or {}).get("health") or [])
+        health = "; ".join((cluster_mod.deploy_summary(result.deploy) or {}).get("health")
+                           or [])
         rows.append(roster_row(
-            student=seat.student, email=seat.email, facts=facts,
+            student=seat.student, email=seat.email, facts=result.facts,
             key_file=f"keys/{seat.cluster}.key", health=health,
-            expires=expiry_dict(cluster_deadline(
-                provider.cluster_servers(seat.cluster)))["text"],
+            expires=expiry_dict(cluster_deadline(listed.get(seat.cluster, ())))["text"],
             login_user=SERVICE_USER))
     summary = {"prefix": seats[0].cluster.rsplit("-", 1)[0], "clusters": len(seats),
                "healthy": len(rows), "seconds": round(time.monotonic() - started, 1),

@@ -357,6 +357,20 @@ def launch_options(func):
     return func
 
 
+def _service_list(text: str | None) -> tuple[str, ...] | None:
+    """``--services hdfs, spark`` -> ("hdfs", "spark"); None when not given."""
+    return tuple(s.strip() for s in text.split(",") if s.strip()) if text else None
+
+
+def _launch_spec(app: AppContext, *, cluster_name: str, services: str | None,
+                 flags: dict):
+    """launch's options (flags over the config file over the defaults) as a LaunchSpec:
+    what launch, run and batch launch each start from."""
+    if services is not None:
+        flags["services"] = _service_list(services) or ()
+    return launch_spec_from(app.resolve(flags), cluster_name=cluster_name)
+
+
 @cli.command(context_settings=CONTEXT_SETTINGS, epilog="""\b
 Examples:
   spark-openstack launch -c demo -s 2 -k mykey -i debian-12 \\
@@ -381,10 +395,7 @@ HDFS's web ports act on anonymous requests and open only with --open-unsafe-ui-c
 def launch(app: AppContext, cluster, as_json, services, **flags):
     """Boot a master and N workers, wait until SSH works on all, then deploy."""
     from . import cluster as cluster_mod
-    if services is not None:
-        flags["services"] = tuple(s.strip() for s in services.split(",") if s.strip())
-    resolved = app.resolve(flags)
-    spec = launch_spec_from(resolved, cluster_name=cluster)
+    spec = _launch_spec(app, cluster_name=cluster, services=services, flags=flags)
     provider = app.provider
     with RichProgress(title=f"launch {spec.cluster_name}") as progress:
         result = cluster_mod.launch(provider=provider, spec=spec, progress=progress)
@@ -459,7 +470,7 @@ def deploy(app: AppContext, cluster, identity_file, services, start, jupyter, as
     """
     from . import cluster as cluster_mod
     validate_cluster_name(cluster)
-    wanted = tuple(s.strip() for s in services.split(",") if s.strip()) if services else None
+    wanted = _service_list(services)
     with RichProgress(title=f"deploy {cluster}") as progress:
         result = cluster_mod.deploy_existing(
             provider=app.provider, cluster=cluster,
@@ -945,9 +956,7 @@ def run(app: AppContext, cluster, services, py_files, files, jars, main_class, m
     cluster = cluster or f"run-{secrets.token_hex(3)}"
     sub = jobs.prepare(app=application, args=app_args, py_files=py_files, files=files,
                        jars=jars, main_class=main_class, master=master_url)
-    if services is not None:
-        flags["services"] = tuple(s.strip() for s in services.split(",") if s.strip())
-    spec = launch_spec_from(app.resolve(flags), cluster_name=cluster)
+    spec = _launch_spec(app, cluster_name=cluster, services=services, flags=flags)
     output = oneshot.check_output_dir(output or Path("run-output") / cluster)
     provider = app.provider
 
@@ -1584,12 +1593,10 @@ def batch_launch_command(app: AppContext, prefix, count, students, roster_dir, p
     """Launch one cluster per student and write the roster."""
     import dataclasses
     from . import batch as batch_mod
-    if services is not None:
-        flags["services"] = tuple(s.strip() for s in services.split(",") if s.strip())
     seats = batch_mod.plan_seats(prefix=prefix, count=count,
                                  students=batch_mod.read_students(students) if students
                                  else None)
-    spec = launch_spec_from(app.resolve(flags), cluster_name=seats[0].cluster)
+    spec = _launch_spec(app, cluster_name=seats[0].cluster, services=services, flags=flags)
     spec = dataclasses.replace(spec, login_sudo=student_sudo)
     with RichProgress(title=f"batch launch {prefix} ({len(seats)} clusters)") as progress:
         result = batch_mod.batch_launch(provider=app.provider, spec=spec, seats=seats,

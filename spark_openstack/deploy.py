@@ -50,17 +50,16 @@ LOGIN_SUDOERS = "/etc/sudoers.d/spark-openstack-login"
 # ----------------------------------------------------------------------------- facts
 def reconcile_facts(*, facts: ClusterFacts, image_marker: dict | None,
                     services: Iterable[str] | None = None,
-                    existing_secret: str = "",
-                    previous_retired: Iterable[str] = (),
                     previous: dict | None = None,
                     replace_conf: bool = False) -> tuple[ClusterFacts, list[str]]:
     """Facts adjusted to what the image really holds, plus messages for the user.
 
     An image without Hadoop means Spark only (said plainly); Java/Spark/Hadoop homes come
-    from the image's marker; the Spark secret is kept across re-deploys, else generated.
-    ``previous`` is the facts file of an earlier deploy: the cluster's own settings
-    (``spark_conf``/``hadoop_conf``) and Jupyter token carry over from it unless
-    ``replace_conf`` (configure-cluster) or ``facts`` bring their own.
+    from the image's marker. ``previous`` is the facts file of an earlier deploy (as
+    JSON): its Spark secret, Jupyter token, login keys and removed workers' addresses carry
+    over (else a secret and a token are generated), and so do the cluster's own settings
+    (``spark_conf``/``hadoop_conf``) unless ``replace_conf`` (configure-cluster) or
+    ``facts`` bring their own.
     """
     previous = previous or {}
     messages: list[str] = []
@@ -105,11 +104,12 @@ def reconcile_facts(*, facts: ClusterFacts, image_marker: dict | None,
         raise ValidationError("Jupyter's PySpark kernel needs Spark standalone or YARN, and "
                               f"this deploy runs only {describe_services(wanted)}",
                               hint="add spark to --services")
-    secret = facts.spark_secret or existing_secret or secrets.token_urlsafe(32)
+    secret = facts.spark_secret or previous.get("spark_secret") or secrets.token_urlsafe(32)
     # removed workers' addresses stay excluded, unless a current node has the address now
     in_use = {n.private_ip for n in facts.nodes}
-    retired = tuple(dict.fromkeys(a for a in (*previous_retired, *facts.retired)
+    retired = tuple(dict.fromkeys(a for a in (*(previous.get("retired") or ()), *facts.retired)
                                   if a not in in_use))
+
     def carried(key: str):
         mine = getattr(facts, key)
         if mine or replace_conf:
@@ -555,8 +555,6 @@ def deploy_cluster(*, facts: ClusterFacts, key_filename: str | None,
             marker, previous, public_key = _inspect_master(runner, facts.master,
                                                            facts.cluster_name)
             facts, notes = reconcile_facts(facts=facts, image_marker=marker, services=services,
-                                           existing_secret=previous.get("spark_secret", ""),
-                                           previous_retired=previous.get("retired") or (),
                                            previous=previous, replace_conf=replace_conf)
             public_key = _checked_key(public_key, facts.master)
         for note in notes:

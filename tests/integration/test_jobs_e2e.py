@@ -272,6 +272,15 @@ def test_destroy_the_jobs_cluster(jb):
 
 
 # ============================================================================ run
+def _assert_nothing_left(e2e_env, cloud, cluster: str, *, said: str) -> None:
+    """Nothing of ``cluster`` in the cloud, checked BEFORE any cleanup (which then runs
+    only when something was left, so a failing test leaves nothing behind either)."""
+    left = _leftovers(cloud, cluster)
+    if any(left.values()):
+        cli(e2e_env, "destroy", "-c", cluster, "--yes", check=False, timeout=600)
+    assert not any(left.values()), f"left in the cloud: {left}\n{said}"
+
+
 def test_run_brings_the_output_home_and_leaves_nothing(e2e_env, cloud, keypair, image,
                                                        apps, tmp_path):
     cluster = f"run{uuid.uuid4().hex[:6]}"
@@ -282,10 +291,7 @@ def test_run_brings_the_output_home_and_leaves_nothing(e2e_env, cloud, keypair, 
                                    "--files", str(apps / "lookup.txt"),
                                    str(apps / "main.py"), "x"),
                check=False, timeout=1500)
-    left = _leftovers(cloud, cluster)
-    if any(left.values()):
-        cli(e2e_env, "destroy", "-c", cluster, "--yes", check=False, timeout=600)
-    assert not any(left.values()), f"left in the cloud: {left}\n{_said(proc)}"
+    _assert_nothing_left(e2e_env, cloud, cluster, said=_said(proc))
     assert proc.returncode == 0, _said(proc)
     assert f"total={TOTAL} greeting=one-shot" in proc.stdout, _said(proc)
     assert (output / "total.txt").read_text() == f"{TOTAL}\n"
@@ -298,10 +304,7 @@ def test_run_of_a_failing_app_exits_non_zero_and_leaves_nothing(e2e_env, cloud, 
     output = tmp_path / "results"
     proc = cli(e2e_env, *_run_args(keypair, image, cluster, output, str(apps / "fail.py")),
                check=False, timeout=1500)
-    left = _leftovers(cloud, cluster)
-    if any(left.values()):
-        cli(e2e_env, "destroy", "-c", cluster, "--yes", check=False, timeout=600)
-    assert not any(left.values()), f"left in the cloud: {left}\n{_said(proc)}"
+    _assert_nothing_left(e2e_env, cloud, cluster, said=_said(proc))
     assert proc.returncode == 3, _said(proc)
     assert "the app is failing on purpose" in (output / "driver.log").read_text()
 
@@ -316,10 +319,7 @@ def test_run_interrupted_exits_130_and_leaves_nothing(e2e_env, cloud, keypair, i
         code, said, took = run.finish(timeout=600)
     finally:
         run.kill()
-    left = _leftovers(cloud, cluster)
-    if any(left.values()):
-        cli(e2e_env, "destroy", "-c", cluster, "--yes", check=False, timeout=600)
-    assert not any(left.values()), f"left in the cloud: {left}\n{said}"
+    _assert_nothing_left(e2e_env, cloud, cluster, said=said)
     assert code == 130, said
     assert f"cluster '{cluster}' destroyed" in said, said
     assert took < 120, f"{took:.0f}s from SIGINT to exit:\n{said}"

@@ -154,16 +154,11 @@ class _Provider:
         self.need = need
         return []
 
-    def cluster_servers(self, cluster):
-        return []
-
 
 class _Result:
     def __init__(self, facts):
         self.facts = facts
-
-    def to_dict(self):
-        return {"deploy": {"health": ["spark: 1/1 workers ALIVE [ok]"]}}
+        self.deploy = {"health": {"spark": "spark: 1/1 workers ALIVE [ok]"}}
 
 
 def test_a_failed_cluster_is_retried_once_then_reported(tmp_path, monkeypatch):
@@ -202,5 +197,6 @@ def test_a_failed_cluster_is_retried_once_then_reported(tmp_path, monkeypatch):
     assert not result["ok"] and [r["student"] for r in result["students"]] == ["Ada", "Grace"]
     assert result["without_cluster"] == [{"student": "Alan", "email": "", "cluster": "nov-02",
                                           "reason": "nov-02: spark not ready"}]
+    assert [r["health"] for r in result["students"]] == ["spark: 1/1 workers ALIVE [ok]"] * 2
     assert sorted(p.name for p in (tmp_path / "roster" / "keys").iterdir()) == [
         "nov-01.key", "nov-01.key.pub", "nov-03.key", "nov-03.key.pub"]

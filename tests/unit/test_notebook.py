@@ -283,7 +283,7 @@ def test_python_packages_go_into_the_image_venv_pinned_by_the_constraints():
                         python_constraints="numpy==2.4.6\n# a comment\npandas==2.3.3\n",
                         pip_find_links="http://10.213.0.1:8099/pypi/")
     assert "--break-system-packages" not in bake
-    assert f"python3 -m venv \"$PYTHON_ENV\"" in bake and f"PYTHON_ENV={IMAGE_PYTHON_ENV}" in bake
+    assert "python3 -m venv \"$PYTHON_ENV\"" in bake and f"PYTHON_ENV={IMAGE_PYTHON_ENV}" in bake
     install = next(line for line in bake.splitlines() if "bin/pip\" install" in line)
     for package in ("numpy==2.4.6", "pandas", *JUPYTER_PACKAGES):
         assert f" {package}" in install

@@ -170,7 +170,7 @@ def test_removed_addresses_stay_excluded_until_a_node_has_the_address_again():
     facts = make_facts(workers=2)      # demo-worker-1 is 10.213.0.21
     marker = {"hadoop_version": "3.4.1", "java_home": "/usr/lib/jvm/x", "spark_home": "/opt/spark"}
     kept, _ = deploy.reconcile_facts(facts=facts, image_marker=marker,
-                                     previous_retired=["10.213.0.77", "10.213.0.21"])
+                                     previous={"retired": ["10.213.0.77", "10.213.0.21"]})
     assert kept.retired == ("10.213.0.77",)
 
 

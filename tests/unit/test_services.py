@@ -287,7 +287,8 @@ def test_image_without_hadoop_means_spark_only_with_a_message(cluster):
 def test_secret_is_kept_across_deploys_or_generated():
     facts = make_facts(secret="")
     marker = {"hadoop_version": "3.4.1"}
-    kept, _ = deploy.reconcile_facts(facts=facts, image_marker=marker, existing_secret="old")
+    kept, _ = deploy.reconcile_facts(facts=facts, image_marker=marker,
+                                     previous={"spark_secret": "old"})
     assert kept.spark_secret == "old"
     fresh, _ = deploy.reconcile_facts(facts=facts, image_marker=marker)
     other, _ = deploy.reconcile_facts(facts=facts, image_marker=marker)
