@@ -6,7 +6,7 @@
 # start-master.sh / start-worker.sh / stop-*.sh (only spark-daemon.sh): small scripts over
 # spark-daemon.sh are added, marked as the sandbox's own.
 # Hadoop is not built here: sandbox/up puts one release under MIRROR/hadoop/common/ (by
-# default build_hadoop.sh's HDFS-only 2.7.3) and passes its version and a note for the index.
+# default build_hadoop.py's Hadoop 3 from Maven Central) and passes its version and a note for the index.
 # Usage: build_mirror.sh SDIST MIRROR_DIR [HADOOP_VERSION [HADOOP_NOTE]]
 # (idempotent: skips the Spark build when the tarball exists; index.html is written every run)
 set -euo pipefail

@@ -53,6 +53,11 @@ YARN_PORTS = (
          ui_name="yarn-resourcemanager",
          why="YARN's REST API accepts new applications from anyone there: they can run "
              "code on the cluster"),
+    Port("nodemanager_http", 8042, web_ui=True),
+    # MapReduce's shuffle handler (a NodeManager aux-service) has no bind-address setting:
+    # it listens on every address, so only the security group keeps it in the cluster
+    # (each request must also carry the job's token).
+    Port("mapreduce_shuffle", 13562),
 )
 SPARK_PORTS = (
     Port("spark_master", 7077),
