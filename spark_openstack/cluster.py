@@ -236,6 +236,7 @@ def validate_launch(*, provider: OpenStackProvider, spec: LaunchSpec,
                 f"(image needs {min_disk} GB disk / {min_ram} MB RAM; flavor has "
                 f"{flav.disk} GB / {flav.ram} MB)", hint="choose a bigger flavor")
     if spec.deploy:
+        check_image_was_baked(image)
         _check_memory_plan(spec=spec, image=image, flavor=flavor, master_flavor=master_flavor)
     server_group = spec.anti_affinity
     need = quota_need(spec=spec, flavor=flavor, master_flavor=master_flavor,
@@ -248,6 +249,18 @@ def validate_launch(*, provider: OpenStackProvider, spec: LaunchSpec,
     return LaunchPlan(spec=spec, image=image, flavor=flavor, master_flavor=master_flavor,
                       keypair=keypair, network=network, floating_pool=pool,
                       identity_file=identity, server_group=server_group, notes=notes)
+
+
+def check_image_was_baked(image) -> None:
+    """The deploy needs what ``create-image`` installs (its Glance properties say so): an
+    image without them is refused before anything is created, not after the boot."""
+    props = dict(getattr(image, "properties", None) or {})
+    if not (props.get("spark_version") or getattr(image, "spark_version", None)):
+        raise errors.ValidationError(
+            f"image {image.name!r} was not made by `spark-openstack create-image` (it has no "
+            "spark_version property), so there is no Spark or Hadoop on it to deploy",
+            hint="bake one with `spark-openstack create-image ...` and pass it as -i, or "
+                 "launch --no-deploy to get bare servers")
 
 
 def check_image_has_jupyter(image) -> None:
@@ -288,7 +301,17 @@ def _check_memory_plan(*, spec: LaunchSpec, image, flavor, master_flavor) -> Non
     services = spec.services
     if props.get("hadoop_version"):      # an image create-image made says what it holds
         can_run = image_hadoop_services(props)
-        services = tuple(s for s in services if s not in HADOOP_SERVICES or s in can_run)
+        lacking = [s for s in services if s in HADOOP_SERVICES and s not in can_run]
+        if lacking and spec.services_asked:
+            held = (f"its Hadoop {props['hadoop_version']} has only {', '.join(can_run)}"
+                    if can_run else "it has no Hadoop")
+            raise errors.ValidationError(
+                f"--services asks for {', '.join(lacking)}, which image {image.name!r} "
+                f"cannot run ({held})",
+                hint="bake an image with Hadoop 3 (`spark-openstack create-image "
+                     "--hadoop-version 3.4.2 ...`), or drop "
+                     f"{', '.join(lacking)} from --services")
+        services = tuple(s for s in services if s not in lacking)
     if not services:
         return
     check_memory_plan(

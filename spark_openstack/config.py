@@ -356,6 +356,9 @@ class LaunchSpec:
     keep_on_failure: bool = False
     timeout: int = 900
     services: tuple[str, ...] = DEFAULT_SERVICES
+    # --services given (flag or config file): the image must run every one of them, while
+    # the default list quietly drops the Hadoop services an image lacks
+    services_asked: bool = False
     spark_conf: tuple[tuple[str, str], ...] = ()
     hadoop_conf: tuple[tuple[str, str, str], ...] = ()
     expires_in: int | None = None      # seconds from boot; None: the cluster never expires
@@ -425,6 +428,7 @@ def launch_spec_from(resolved: Resolved, *, cluster_name: str | None) -> LaunchS
         data_dirs=data_dirs, ssh_user=ssh_user,
         deploy=bool(v.get("deploy", True)), keep_on_failure=bool(v.get("keep_on_failure")),
         timeout=timeout, services=tuple(dict.fromkeys(services)),
+        services_asked=resolved.source("services") != "built-in default",
         spark_conf=spark_conf, hadoop_conf=hadoop_conf,
         expires_in=(parse_duration(str(v["expires_in"]),
                                    option=f"--expires-in ({src('expires_in')})")

@@ -1,6 +1,8 @@
 """cluster.py logic without a cloud: key matching, validation order, all-or-nothing."""
 from __future__ import annotations
 
+import dataclasses
+
 import subprocess
 import threading
 import types
@@ -394,7 +396,8 @@ class _ImageFlavorProvider(FakeProvider):
 
 
 def test_a_flavor_too_small_for_the_images_daemons_is_refused_before_creating(key):
-    yarn_image = {"hadoop_version": "3.4.1", "hadoop_services": "hdfs,yarn"}
+    yarn_image = {"spark_version": "4.3.0", "hadoop_version": "3.4.1",
+                  "hadoop_services": "hdfs,yarn"}
     provider = _ImageFlavorProvider(key_pub=key.with_name("id_a.pub").read_text(),
                                     image_props=yarn_image, ram=2048)
     with pytest.raises(errors.ValidationError) as info:
@@ -405,11 +408,41 @@ def test_a_flavor_too_small_for_the_images_daemons_is_refused_before_creating(ke
 
 def test_an_hdfs_only_image_fits_two_gb_workers(key):
     """The plan follows what the image can run: no YARN daemons, no YARN memory."""
-    hdfs_image = {"hadoop_version": "2.7.3", "hadoop_services": "hdfs"}
+    hdfs_image = {"spark_version": "4.3.0", "hadoop_version": "3.4.2",
+                  "hadoop_services": "hdfs"}
     provider = _ImageFlavorProvider(key_pub=key.with_name("id_a.pub").read_text(),
                                     image_props=hdfs_image, ram=2048)
     plan = cluster.validate_launch(provider=provider, spec=_spec(key, deploy=True))
     assert plan.flavor.ram == 2048
+
+
+def test_services_asked_of_an_image_without_them_are_refused_before_creating(key):
+    """--services yarn on an HDFS-only image: refused with both named; the default list
+    quietly drops what the image lacks (test above)."""
+    hdfs_image = {"spark_version": "4.3.0", "hadoop_version": "3.4.2",
+                  "hadoop_services": "hdfs"}
+    provider = _ImageFlavorProvider(key_pub=key.with_name("id_a.pub").read_text(),
+                                    image_props=hdfs_image, ram=8192)
+    spec = dataclasses.replace(_spec(key, deploy=True), services=("hdfs", "yarn", "spark"),
+                               services_asked=True)
+    with pytest.raises(errors.ValidationError) as info:
+        cluster.launch(provider=provider, spec=spec)
+    assert "yarn" in str(info.value) and "has only hdfs" in str(info.value)
+    assert "create-image" in info.value.hint
+    assert not [c for c in provider.calls if c.startswith("create")]
+
+
+def test_an_image_not_baked_by_create_image_is_refused_before_creating(key):
+    provider = _ImageFlavorProvider(key_pub=key.with_name("id_a.pub").read_text(),
+                                    image_props={}, ram=8192)
+    with pytest.raises(errors.ValidationError) as info:
+        cluster.launch(provider=provider, spec=_spec(key, deploy=True))
+    assert "was not made by `spark-openstack create-image`" in str(info.value)
+    assert "--no-deploy" in info.value.hint
+    assert not [c for c in provider.calls if c.startswith("create")]
+    # --no-deploy gets bare servers from it
+    plan = cluster.validate_launch(provider=provider, spec=_spec(key, deploy=False))
+    assert plan.image.properties == {}
 
 
 def _srv(run, created_at, name="demo-master"):
