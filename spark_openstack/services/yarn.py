@@ -11,6 +11,13 @@ from .base import HadoopService
 _NODE_ROW = re.compile(r"^\s*(?P<host>[^\s:]+):\d+\s+RUNNING\b", re.M)
 
 
+#: Client options that make a ``yarn`` command fail within seconds when no ResourceManager
+#: answers: by default the client retries for 15 minutes (yarn.resourcemanager.connect.
+#: max-wait.ms), each try itself retried 10 times (ipc.client.connect.max.retries).
+FAIL_FAST = ("-D yarn.resourcemanager.connect.max-wait.ms=3000 "
+             "-D yarn.resourcemanager.connect.retry-interval.ms=1000 "
+             "-D ipc.client.connect.max.retries=0 -D ipc.client.connect.max.retries.on.timeouts=0")
+
 _ANY_ROW = re.compile(r"^\s*(?P<host>[^\s:]+):\d+\s+(?:RUNNING|DECOMMISSIONING)\b", re.M)
 
 
@@ -26,7 +33,7 @@ class YARN(HadoopService):
     config_names = ("yarn-site.xml", "mapred-site.xml", "core-site.xml", "hadoop-env.sh",
                     "workers", "yarn.exclude")
     ports = YARN_PORTS
-    members_command = "yarn node -list -states RUNNING"
+    members_command = f"yarn node {FAIL_FAST} -list -states RUNNING"
     health_detail = "NodeManagers running"
     ui_label, ui_port = "ResourceManager UI", PORTS["resourcemanager_http"]
 
@@ -47,6 +54,6 @@ class YARN(HadoopService):
 
     def running_nodes(self) -> set[str]:
         """Host names of the NodeManagers still RUNNING or DECOMMISSIONING."""
-        out = self.on_master("yarn node -list -states RUNNING,DECOMMISSIONING",
+        out = self.on_master(f"yarn node {FAIL_FAST} -list -states RUNNING,DECOMMISSIONING",
                              timeout=60).stdout
         return {m["host"] for m in _ANY_ROW.finditer(out)}

@@ -20,6 +20,8 @@ MIRROR = os.environ.get("SPARK_OPENSTACK_E2E_MIRROR", "http://10.213.0.1:8099")
 ALLOWED = os.environ.get("SPARK_OPENSTACK_E2E_CIDR", "10.213.0.1/32")
 BASE_IMAGE = os.environ.get("SPARK_OPENSTACK_E2E_BASE_IMAGE", "debian-12")
 FLAVOR = os.environ.get("SPARK_OPENSTACK_E2E_FLAVOR", "m1.small")
+#: The smallest sandbox flavor whose workers hold HDFS + YARN + Spark (m1.small is refused)
+YARN_FLAVOR = os.environ.get("SPARK_OPENSTACK_E2E_YARN_FLAVOR", "m1.medium")
 REAL_CLOUD = os.environ.get("SPARK_OPENSTACK_E2E_CLOUD")
 CLI = str(Path(sys.executable).parent / "spark-openstack")
 

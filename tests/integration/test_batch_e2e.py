@@ -1,5 +1,5 @@
 """A class's batch of clusters end to end (issue 12) on the sandbox, through the CLI as the
-non-admin user, on real Spark (the image also holds HDFS 2.7.3; the batch runs Spark only
+non-admin user, on real Spark (the image also holds Hadoop 3; the batch runs Spark only
 to keep three clusters light on a 2-core machine):
 
 1. a batch that would exceed the project's quota is refused before anything exists;

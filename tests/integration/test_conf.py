@@ -1,5 +1,6 @@
 """A cluster's own settings end to end (issue 11, part 3) on the sandbox, through the CLI,
-on real HDFS (Apache Hadoop 2.7.3) and real Spark:
+on real HDFS (Apache Hadoop 3's jars from Maven Central) and real Spark, with
+--services hdfs,spark (YARN's side of configure-cluster is test_yarn_e2e's):
 
 1. ``launch --conf spark.x=... --hadoop-conf hdfs-site:dfs.replication=1
    --hadoop-conf core-site:io.file.buffer.size=...``: every node's files hold them, the
@@ -102,7 +103,8 @@ def cluster(e2e_env, cloud, keypair, hadoop_image):
     try:
         cli(e2e_env, "launch", "-c", name, "-s", "1", "-k", kp_name, "-i", hadoop_image,
             "--identity-file", key, "--flavor", FLAVOR, "--allowed-cidr", ALLOWED,
-            "--no-floating-ip", "--conf", "spark.myapp.greeting=from-launch",
+            "--no-floating-ip", "--services", "hdfs,spark",
+            "--conf", "spark.myapp.greeting=from-launch",
             "--hadoop-conf", "hdfs-site:dfs.replication=1",
             "--hadoop-conf", "core-site.xml:io.file.buffer.size=65536", timeout=1200)
         server = next(s for s in cloud.compute.servers(details=True)

@@ -1,5 +1,6 @@
 """Day-2 operations end to end (issue 10) on the sandbox, as the non-admin user, through the
-CLI, on real HDFS (Apache Hadoop 2.7.3's jars baked by create-image) and real Spark.
+CLI, on real HDFS (Apache Hadoop 3's jars baked by create-image) and real Spark, with
+--services hdfs,spark (YARN's decommission and add-workers are test_yarn_e2e's).
 
 ONE cluster for the module (launch -s 2 on m1.small costs minutes on a 2-core machine); the
 tests run in file order and each leaves the cluster as the next expects:
@@ -254,7 +255,7 @@ def day2(e2e_env, cloud, keypair, hadoop_image):
     try:
         cli(e2e_env, "launch", "-c", cluster, "-s", "2", "-k", kp_name, "-i", hadoop_image,
             "--identity-file", key, "--flavor", FLAVOR, "--allowed-cidr", ALLOWED,
-            "--no-floating-ip")
+            "--no-floating-ip", "--services", "hdfs,spark")
         state.host = _fixed_ip(_servers(cloud, cluster)[f"{cluster}-master"])
         yield state
     finally:

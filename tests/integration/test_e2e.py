@@ -1,12 +1,13 @@
 """End to end on the sandbox cloud, as the non-admin user, through the CLI, on real HDFS.
 
 One image for the module: create-image WITH Hadoop from the sandbox mirror (there: Apache
-Hadoop 2.7.3's own NameNode/DataNode jars with the project's launchers, HDFS only; on a
-real cloud, SPARK_OPENSTACK_E2E_HADOOP_VERSION names an Apache release with YARN). Then:
+Hadoop 3's own jars from Maven Central with the project's launchers: HDFS, YARN and
+MapReduce; on a real cloud, SPARK_OPENSTACK_E2E_HADOOP_VERSION names an Apache release).
+Clusters use m1.medium workers, the smallest flavor that holds HDFS + YARN + Spark. Then:
 
-- ``test_launch_hdfs_spark_fab_destroy``: launch -s 2 deploys HDFS + Spark; dfsadmin shows
+- ``test_launch_hdfs_spark_fab_destroy``: launch -s 2 deploys HDFS + YARN + Spark; dfsadmin shows
   both workers live by name; a file round-trips through HDFS byte-identical; a PySpark word
-  count reads and writes hdfs:// with the right counts; SparkPi with spark.authenticate;
+  count reads and writes hdfs:// with the right counts (on Spark standalone and on YARN); SparkPi with spark.authenticate;
   a submission without the secret is refused; ``fab status``; ``fab stop_hadoop`` then
   ``fab start_hadoop`` keeps the files; destroy leaves nothing.
 - ``test_seed_fab_flow_on_a_no_deploy_cluster``: launch --no-deploy, ``deploy --no-start``
@@ -23,7 +24,7 @@ from collections import Counter
 
 import pytest
 
-from e2e_support import ALLOWED, BASE_IMAGE, FLAVOR, MIRROR, REAL_CLOUD, cli
+from e2e_support import ALLOWED, BASE_IMAGE, FLAVOR, MIRROR, REAL_CLOUD, YARN_FLAVOR, cli
 from e2e_support import as_hduser as _as_hduser
 from e2e_support import hadoop_version as _hadoop_version
 from e2e_support import leftovers as _leftovers
@@ -48,8 +49,8 @@ def hadoop_image(e2e_env, cloud, keypair):
         assert props.get("spark_version") and props.get("java_version")
         assert props.get("hadoop_version") == version
         assert "hdfs" in props.get("hadoop_services", "").split(","), props
-        if not REAL_CLOUD:   # Apache's 2.7.3 jars from PyPI hold no YARN daemons
-            assert props["hadoop_services"] == "hdfs"
+        if not REAL_CLOUD:   # the sandbox's Hadoop 3 holds HDFS and YARN
+            assert props["hadoop_services"] == "hdfs,yarn"
         assert f"Hadoop {version} (HDFS" in baked.stdout + baked.stderr
         assert not [s for s in cloud.compute.servers() if s.name == f"{image_name}-builder"]
         yield image_name, props
@@ -111,7 +112,7 @@ def test_launch_hdfs_spark_fab_destroy(e2e_env, cloud, keypair, hadoop_image):
     cluster = f"e2e{uuid.uuid4().hex[:6]}"
     try:
         launched = cli(e2e_env, "launch", "-c", cluster, "-s", "2", "-k", kp_name,
-                       "-i", image_name, "--identity-file", key, "--flavor", FLAVOR,
+                       "-i", image_name, "--identity-file", key, "--flavor", YARN_FLAVOR,
                        "--allowed-cidr", ALLOWED, "--no-floating-ip")
         said = launched.stdout + launched.stderr
         yarn = "yarn" in props["hadoop_services"].split(",")
@@ -184,7 +185,7 @@ def test_seed_fab_flow_on_a_no_deploy_cluster(e2e_env, cloud, keypair, hadoop_im
     cluster = f"fab{uuid.uuid4().hex[:6]}"
     try:
         cli(e2e_env, "launch", "-c", cluster, "-s", "2", "-k", kp_name, "-i", image_name,
-            "--identity-file", key, "--flavor", FLAVOR, "--allowed-cidr", ALLOWED,
+            "--identity-file", key, "--flavor", YARN_FLAVOR, "--allowed-cidr", ALLOWED,
             "--no-floating-ip", "--no-deploy")
         host = _master_address(cloud, cluster)
         prepared = cli(e2e_env, "deploy", "-c", cluster, "--identity-file", key, "--no-start")

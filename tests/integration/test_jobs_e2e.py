@@ -171,7 +171,7 @@ def jb(e2e_env, cloud, keypair, image):
     try:
         cli(e2e_env, "launch", "-c", cluster, "-s", "1", "-k", kp_name, "-i", image,
             "--identity-file", key, "--flavor", FLAVOR, "--allowed-cidr", ALLOWED,
-            "--no-floating-ip")
+            "--no-floating-ip", "--services", "hdfs,spark")
         master = next(s for s in cloud.compute.servers(details=True)
                       if s.name == f"{cluster}-master")
         state.host = _fixed_ip(master)

@@ -160,7 +160,8 @@ def nb(e2e_env, cloud, keypair, jupyter_image):
     try:
         proc = cli(e2e_env, "launch", "-c", cluster, "-s", "1", "-k", kp_name,
                    "-i", jupyter_image, "--identity-file", key, "--flavor", FLAVOR,
-                   "--allowed-cidr", ALLOWED, "--no-floating-ip", "--jupyter")
+                   "--allowed-cidr", ALLOWED, "--no-floating-ip", "--jupyter",
+                   "--services", "hdfs,spark")
         assert "jupyter: 1/1" in proc.stdout and "[ok]" in proc.stdout, _said(proc)
         assert f"spark-openstack notebook -c {cluster}" in proc.stdout
         master = next(s for s in cloud.compute.servers() if s.name == f"{cluster}-master")

@@ -98,7 +98,7 @@ class Master:
                 if self.deployed else ""
         elif command.startswith("hdfs dfsadmin -report"):
             out = "".join(f"Name: {IPS[w]}:9866 ({w})\nHostname: {w}\n\n" for w in up)
-        elif command.startswith("yarn node -list"):
+        elif command.startswith("yarn node "):
             out = "".join(f"{w}:40123\tRUNNING\t{w}:8042\t0\n" for w in up)
         elif "urlopen" in command:
             out = json.dumps({"workers": [{"host": IPS[w], "state": "ALIVE"} for w in up]})
