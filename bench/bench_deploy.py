@@ -1,4 +1,4 @@
-"""Benchmark: deploy (HDFS + Spark, or whatever the image runs) for 1, 4 and 16 workers
+"""Benchmark: deploy (HDFS + YARN + Spark, or whatever the image runs) for 1, 2, 4 workers
 next to its floor, the RSS of every daemon, and optionally a whole `launch -s 64`.
 
 Runs on the sandbox (or any cloud: OS_CLOUD / clouds.yaml) as a plain script and prints
@@ -10,8 +10,9 @@ HDFS name/data dirs emptied), and the same start commands with the configs the t
 are issued directly, ONE SSH command per node, all nodes at once (connections opened
 before the clock starts): the master formats the NameNode, starts its daemons and waits
 until the same health condition holds (every Spark worker ALIVE in the master's
-/json/, every DataNode live in ``hdfs dfsadmin -report -live``, /user/hduser made); each
-worker starts its DataNode and, once the master's RPC port answers, its Spark worker.
+/json/, every DataNode live in ``hdfs dfsadmin -report -live``, /user/hduser made, every
+NodeManager RUNNING in ``yarn node -list``); each worker starts its DataNode and
+NodeManager and, once the master's RPC port answers, its Spark worker.
 It prints deploy s, floor s and deploy/floor (target <= 1.10), the peak memory the
 machine used during the deploy and each daemon's RSS (VmRSS, VmHWM).
 
@@ -26,7 +27,7 @@ and the master's daemons, and destroys it. Demo quotas are raised through
 sandbox's own limits).
 
   python bench/bench_deploy.py --image IMAGE --keypair KP --identity-file KEY \
-      --allowed-cidr 10.213.0.1/32 [--flavor m1.small] [--workers 1 4 16]
+      --allowed-cidr 10.213.0.1/32 [--flavor m1.medium] [--workers 1 2 4]
   python bench/bench_deploy.py --workers --launch 64 --launch-image SPARK_ONLY_IMAGE \
       --keypair KP --identity-file KEY --allowed-cidr 10.213.0.1/32 --allowed-cidr 10.214.0.1/32
 """
@@ -157,9 +158,18 @@ def floor_commands(facts: ClusterFacts) -> dict[str, str]:
             f"{{ until [ \"$({live})\" = {workers} ]; do sleep 0.2; done; "
             f"until [ \"$(hdfs dfsadmin -report -live 2>/dev/null | grep -c '^Name:')\" -ge "
             f"{workers} ]; do sleep 0.2; done; echo \"datanodes live $(date +%s.%N)\"; }} &"]
+    if "yarn" in facts.services:
+        # the ResourceManager, then until the tool's own health command counts every
+        # NodeManager RUNNING
+        master += [
+            "yarn --daemon start resourcemanager &",
+            f"{{ until [ \"$(yarn node -list -states RUNNING 2>/dev/null | grep -c RUNNING)\" "
+            f"-ge {workers} ]; do sleep 0.5; done; echo \"nodemanagers running $(date +%s.%N)\"; }} &"]
     master += [f"until [ \"$({alive})\" = {workers} ]; do sleep 0.1; done",
                "echo \"spark ALIVE $(date +%s.%N)\"", "wait"]
     worker = ["hdfs --daemon start datanode &"] if hdfs else []
+    if "yarn" in facts.services:
+        worker += ["yarn --daemon start nodemanager &"]
     worker += [f"until (exec 3<>/dev/tcp/{master_ip}/{PORTS['spark_master']}) 2>/dev/null; "
                "do sleep 0.1; done",
                f"{spark}/start-worker.sh {url} >/dev/null", "wait"]
@@ -329,14 +339,14 @@ def main(argv=None) -> int:
                         help="bake a Hadoop image from this base first, time it, use it")
     parser.add_argument("--mirror", default="http://10.213.0.1:8099")
     parser.add_argument("--spark-version", default="4.3.0")
-    parser.add_argument("--hadoop-version", default="2.7.3")
+    parser.add_argument("--hadoop-version", default="3.4.2")
     parser.add_argument("--keypair", required=True)
     parser.add_argument("--identity-file", required=True)
     parser.add_argument("--allowed-cidr", action="append", required=True)
-    parser.add_argument("--flavor", default="m1.small")
+    parser.add_argument("--flavor", default="m1.medium")
     parser.add_argument("--network", default=None)
     parser.add_argument("--ssh-user", default="debian")
-    parser.add_argument("--workers", type=int, nargs="*", default=[1, 4, 16])
+    parser.add_argument("--workers", type=int, nargs="*", default=[1, 2, 4])
     parser.add_argument("--repeat", type=int, default=1,
                         help="deploy + floor this many times per N on the same hosts "
                              "(reset in between); medians are printed")
