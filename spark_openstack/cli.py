@@ -340,8 +340,8 @@ _LAUNCH_OPTIONS = [
                      "--conf spark.executor.cores=2. The secret and encryption settings "
                      "cannot be changed."),
     click.option("--hadoop-conf", "hadoop_conf", multiple=True, metavar="FILE:KEY=VALUE",
-                 help="A Hadoop property (repeatable) for core-site, hdfs-site, yarn-site "
-                     "or mapred-site, kept like --conf, e.g. "
+                 help="A Hadoop property (repeatable) for core-site, hdfs-site, yarn-site, "
+                     "mapred-site or capacity-scheduler, kept like --conf, e.g. "
                      "--hadoop-conf hdfs-site:dfs.replication=2."),
     click.option("--expires-in", "expires_in", metavar="DURATION",
                  help="Give the cluster an end, e.g. 8h, 90m, 2d, 1h30m from its boot: kept "
@@ -512,8 +512,8 @@ unless --restart-running. The same settings can be given at launch (--conf,
               help="Set a Spark property (repeatable); spark.* only, the secret and "
                    "encryption settings cannot be changed.")
 @click.option("--hadoop-conf", "hadoop_conf", multiple=True, metavar="FILE:KEY=VALUE",
-              help="Set a Hadoop property in core-site, hdfs-site, yarn-site or "
-                   "mapred-site (repeatable).")
+              help="Set a Hadoop property in core-site, hdfs-site, yarn-site, "
+                   "mapred-site or capacity-scheduler (repeatable).")
 @click.option("--unset", multiple=True, metavar="KEY|FILE:KEY",
               help="Remove a setting made earlier (repeatable): a Spark key, or FILE:KEY.")
 @click.option("--show", is_flag=True, help="Print the cluster's own settings and exit.")
@@ -778,15 +778,22 @@ finds $SPARK_OPENSTACK_OUTPUT_DIR (the job's output folder) in its environment."
 @_submit_file_options
 @click.option("--detach", is_flag=True,
               help="Print the job id and return; the job runs on.")
+@click.option("--resource-timeout", type=click.FloatRange(min=0), default=180,
+              show_default=True, metavar="SECONDS",
+              help="Attached: a job that gets no executor (or stays ACCEPTED in YARN) this "
+                   "long is killed, and what it asked for is shown against what each "
+                   "node offers (exit 3). 0 waits forever.")
 @click.argument("application", metavar="APP")
 @click.argument("app_args", metavar="[ARGS]...", nargs=-1, type=click.UNPROCESSED)
 @pass_app
 def submit(app: AppContext, cluster, identity_file, conf, py_files, files, jars, main_class,
-           master_url, detach, application, app_args):
+           master_url, detach, resource_timeout, application, app_args):
     """Run a Spark app on the cluster: attached (its output, its exit code) or --detach.
 
     Ctrl-C while attached asks whether to kill the job (on a terminal); without a
-    terminal the job is left running.
+    terminal the job is left running. An attached job that waits --resource-timeout
+    seconds for resources is killed and the numbers are shown (`jobs` shows a waiting
+    job as "running (waiting for resources)").
     """
     from . import jobs
     from .access import deployed_facts
@@ -807,7 +814,8 @@ def submit(app: AppContext, cluster, identity_file, conf, py_files, files, jars,
                      "follows (Ctrl-C: detach or kill)", markup=False)
         try:
             final = jobs.follow(runner=runner, facts=facts, job_id=job.id,
-                                on_output=_write_output)
+                                on_output=_write_output,
+                                resource_timeout=resource_timeout or None)
         except (KeyboardInterrupt, errors.Interrupted):
             kill_it = False
             if sys.stdin.isatty():

@@ -7,8 +7,8 @@ master's facts file, it is re-applied every time, and the daemons that read the 
 file are restarted here so the change takes effect now:
 
 - ``spark-defaults.conf``: read by every spark-submit; the Spark daemons read it at start.
-- ``core-site.xml``: HDFS and YARN; ``hdfs-site.xml``: HDFS; ``yarn-site.xml`` and
-  ``mapred-site.xml``: YARN.
+- ``core-site.xml``: HDFS and YARN; ``hdfs-site.xml``: HDFS; ``yarn-site.xml``,
+  ``mapred-site.xml`` and ``capacity-scheduler.xml`` (the scheduler's queues): YARN.
 """
 from __future__ import annotations
 
@@ -25,7 +25,8 @@ from .services.spark import Spark
 
 #: Which services read each Hadoop file (and must restart when it changes).
 HADOOP_FILE_READERS = {"core-site.xml": ("hdfs", "yarn"), "hdfs-site.xml": ("hdfs",),
-                       "yarn-site.xml": ("yarn",), "mapred-site.xml": ("yarn",)}
+                       "yarn-site.xml": ("yarn",), "mapred-site.xml": ("yarn",),
+                       "capacity-scheduler.xml": ("yarn",)}
 
 
 @dataclasses.dataclass(frozen=True)

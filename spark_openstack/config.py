@@ -440,7 +440,8 @@ def launch_spec_from(resolved: Resolved, *, cluster_name: str | None) -> LaunchS
 #: Spark settings the cluster's security rests on: never changed by --conf.
 PROTECTED_SPARK_CONF = ("spark.authenticate", "spark.authenticate.secret",
                         "spark.network.crypto.enabled", "spark.master.rest.enabled")
-HADOOP_CONF_FILES = ("core-site.xml", "hdfs-site.xml", "yarn-site.xml", "mapred-site.xml")
+HADOOP_CONF_FILES = ("core-site.xml", "hdfs-site.xml", "yarn-site.xml", "mapred-site.xml",
+                     "capacity-scheduler.xml")
 _CONF_KEY = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._\-\[\]:]*$")
 
 

@@ -41,6 +41,7 @@ from .config import parse_spark_conf
 from .model import ClusterFacts
 from .render import PORTS
 from .services.base import SERVICE_USER
+from .services.yarn import FAIL_FAST
 
 #: Where every job's directory lives on the master (hduser's, 0700).
 JOBS_ROOT = "/var/lib/spark-openstack/jobs"
@@ -54,6 +55,8 @@ FOLLOW_PATIENCE = 120
 CHUNK = 256 * 1024
 #: Seconds ``kill`` waits after SIGTERM before SIGKILL.
 KILL_GRACE = 10
+#: The note of a running job whose driver log last said it waits for executors.
+WAITING_NOTE = "waiting for resources"
 #: What a master URL may be asked as.
 MASTER_CHOICES = ("standalone", "yarn")
 
@@ -203,10 +206,15 @@ def _remote(path: str, *, jobdir: str, folder: str) -> str:
 
 def submit_argv(*, sub: Submission, facts: ClusterFacts, jobdir: str,
                 master: str) -> list[str]:
-    """spark-submit's argv with every local path rewritten to its uploaded copy."""
+    """spark-submit's argv with every local path rewritten to its uploaded copy; on YARN
+    with ``--num-executors`` filling every worker (``executor_request_count``): Spark's
+    default of 2 leaves a third worker idle, or puts both on one worker."""
     argv = [f"{facts.spark_home}/bin/spark-submit", "--master", master]
     if master == "yarn":
         argv += ["--deploy-mode", "client"]
+        count = executor_request_count(facts=facts, conf=sub.conf)
+        if count is not None:
+            argv += ["--num-executors", str(count)]
     for key, value in sub.conf:
         argv += ["--conf", f"{key}={value}"]
     for option, values in (("--py-files", sub.py_files), ("--files", sub.files),
@@ -332,10 +340,24 @@ def raw(jid):
         size = os.stat(os.path.join(d, "driver.log")).st_size
     except OSError:
         size = 0
-    return {"id": jid, "meta": meta,
+    return {"id": jid, "meta": meta, "waiting": waiting(d, size),
+            "killed_reason": (read(os.path.join(d, "killed")) or "")[:300],
             "exit_code": int(code) if code and code.lstrip("-").isdigit() else None,
             "killed": os.path.exists(os.path.join(d, "killed")), "pgid": pgid,
             "alive": alive(pgid), "ended": ended, "now": time.time(), "log_size": size}
+WAIT = ("Initial job has not accepted any resources", "(state: ACCEPTED)")
+GOT = ("Registered executor ", "Granted executor ID ", "Executor added: ", "Starting task ",
+       "(state: RUNNING)")
+def waiting(d, size):
+    # the last word of the log's tail on resources: still waiting, or got something
+    try:
+        with open(os.path.join(d, "driver.log"), "rb") as f:
+            f.seek(max(0, size - 65536))
+            tail = f.read().decode("utf-8", "replace")
+    except OSError:
+        return False
+    last_wait = max(tail.rfind(w) for w in WAIT)
+    return last_wait >= 0 and last_wait > max(tail.rfind(g) for g in GOT)
 def exists(jid):
     if not os.path.isdir(os.path.join(root, jid)):
         print(json.dumps({"missing": jid}))
@@ -358,10 +380,12 @@ elif action == "poll":
     print(json.dumps(rec))
 elif action == "kill":
     jid, grace = sys.argv[3], float(sys.argv[4])
+    reason = sys.argv[5] if len(sys.argv) > 5 else ""
     exists(jid)
     rec = raw(jid)
     if rec["exit_code"] is None and not rec["killed"] and rec["alive"]:
-        open(os.path.join(root, jid, "killed"), "w").close()
+        with open(os.path.join(root, jid, "killed"), "w") as f:
+            f.write(reason)
         try:
             os.killpg(rec["pgid"], signal.SIGTERM)
         except ProcessLookupError:
@@ -412,14 +436,16 @@ def _missing(answer, *, job_id: str, facts: ClusterFacts) -> None:
 def derive_state(rec: dict) -> tuple[str, str]:
     """``(state, note)`` from what the master's job directory holds: a ``killed`` marker
     wins, then the runner's exit code, then a live process group; none of those means
-    the runner died without writing its exit code (a reboot, the OOM killer): lost."""
+    the runner died without writing its exit code (a reboot, the OOM killer): lost.
+    A running job whose log last said it has no executor (or its YARN application is
+    still ACCEPTED) is noted "waiting for resources"; a kill's reason is its note."""
     if rec.get("killed"):
-        return KILLED, ""
+        return KILLED, rec.get("killed_reason") or ""
     code = rec.get("exit_code")
     if code is not None:
         return (FINISHED, "") if code == 0 else (FAILED, "")
     if rec.get("alive"):
-        return RUNNING, ""
+        return RUNNING, WAITING_NOTE if rec.get("waiting") else ""
     if rec.get("pgid") is None:
         return FAILED, "lost: the runner never started"
     return FAILED, "lost: the driver ended without an exit code (master rebooted?)"
@@ -456,7 +482,8 @@ def get_job(*, runner, facts: ClusterFacts, job_id: str) -> Job:
 
 def follow(*, runner, facts: ClusterFacts, job_id: str,
            on_output: Callable[[bytes], None], until_end: bool = True, offset: int = 0,
-           interval: float = 0.5, max_interval: float = 2.0) -> Job:
+           interval: float = 0.5, max_interval: float = 2.0,
+           resource_timeout: float | None = None) -> Job:
     """Pass ``driver.log`` from ``offset`` to ``on_output`` as it grows; with
     ``until_end`` keep going until the job has ended and its log is read to the end,
     else stop at the end of what is written now. The final ``Job`` is returned.
@@ -464,10 +491,16 @@ def follow(*, runner, facts: ClusterFacts, job_id: str,
     Every poll is one short command; SSH trouble is retried for ``FOLLOW_PATIENCE``
     seconds (the job runs on regardless). Ctrl-C ends the follow at once
     (``Interrupted``/``KeyboardInterrupt``): what to do with the job is the caller's.
+
+    With ``resource_timeout`` (seconds) a job that waits that long for resources (see
+    ``ResourceWatch``) is not waited on forever: ``starved`` asks the cluster what it
+    offers, kills the job with that reason and raises ``NoResourcesError`` saying why.
     """
     check_job_id(job_id)
     delay = interval
     trouble_since: float | None = None
+    watch = ResourceWatch(timeout=resource_timeout) if resource_timeout else None
+    meta: dict = {}
     while True:
         polling.sleep(0)
         try:
@@ -486,11 +519,19 @@ def follow(*, runner, facts: ClusterFacts, job_id: str,
         trouble_since = None
         _missing(answer, job_id=job_id, facts=facts)
         data = base64.b64decode(answer.get("data") or "")
+        meta = answer.get("meta") or meta
         if data:
             offset += len(data)
             on_output(data)
             delay = interval
+            if watch is not None:
+                watch.feed(data, now=time.monotonic())
         job = job_from_raw(answer)
+        if watch is not None and job.state == RUNNING:
+            verdict = watch.verdict(now=time.monotonic())
+            if verdict is not None:
+                starved(runner=runner, facts=facts, job_id=job_id, meta=meta,
+                        kind=verdict[0], waited=verdict[1], app_id=watch.app_id)
         if data and offset < int(answer.get("log_size") or 0):
             continue                       # more of the log is already there
         # the state was read before the log: an ended job's log is complete by now
@@ -501,15 +542,344 @@ def follow(*, runner, facts: ClusterFacts, job_id: str,
 
 
 def kill(*, runner, facts: ClusterFacts, job_id: str,
-         grace: float = KILL_GRACE) -> tuple[Job, bool]:
+         grace: float = KILL_GRACE, reason: str = "") -> tuple[Job, bool]:
     """Stop a running job: SIGTERM to its process group, SIGKILL after ``grace`` seconds,
-    a ``killed`` marker left. ``(job, True)`` when it was stopped now, ``(job, False)``
-    when it had already ended (nothing is done then)."""
+    a ``killed`` marker left (holding ``reason``, which ``jobs`` shows). ``(job, True)``
+    when it was stopped now, ``(job, False)`` when it had already ended (nothing is done
+    then). On YARN the job's application is killed first (``yarn application -kill``),
+    so YARN ends it KILLED and frees its containers even when the driver runs there
+    (cluster deploy mode) or ignores the signal."""
+    if "yarn" in facts.services:
+        kill_yarn_application(runner=runner, facts=facts, job_id=job_id)
     answer = _master_call(runner=runner, facts=facts,
-                          args=["kill", check_job_id(job_id), str(grace)],
+                          args=["kill", check_job_id(job_id), str(grace),
+                                " ".join(reason.split())[:300]],
                           timeout=grace + COMMAND_TIMEOUT)
     _missing(answer, job_id=job_id, facts=facts)
     return job_from_raw(answer), bool(answer.get("signalled"))
+
+
+def kill_yarn_application(*, runner, facts: ClusterFacts, job_id: str) -> str:
+    """Kill the YARN application a running job submitted (its id is the last one its
+    driver log names); returns that id ("" when the job has ended or submitted none)."""
+    answer = _master_call(runner=runner, facts=facts,
+                          args=["poll", check_job_id(job_id), "0", str(YARN_LOG_SCAN)])
+    _missing(answer, job_id=job_id, facts=facts)
+    if job_from_raw(answer).state != RUNNING:
+        return ""
+    found = _APP_ID.findall(base64.b64decode(answer.get("data") or "").decode("utf-8",
+                                                                             "replace"))
+    if not found:
+        return ""
+    yarn = shlex.quote(f"{facts.hadoop_home}/bin/yarn")
+    runner.run(facts.master, f"{yarn} application {FAIL_FAST} -kill {found[-1]}",
+               timeout=COMMAND_TIMEOUT + 60, check=False)
+    return found[-1]
+
+
+#: How much of a driver log ``kill_yarn_application`` reads for the application id
+#: (spark-submit names it in its first lines).
+YARN_LOG_SCAN = 4 * 1024 * 1024
+
+
+# ----------------------------------------------------------------------------- resources
+
+#: Default of ``submit --resource-timeout``: how long an attached job may go without an
+#: executor (or stay ACCEPTED in YARN) before ``follow`` says why and kills it.
+RESOURCE_TIMEOUT = 180
+#: Spark repeats its starvation warning every 15 s; older than this, the streak is over.
+_STREAK_GAP = 45.0
+_STARVED = re.compile(r"Initial job has not accepted any resources")
+_ACCEPTED = re.compile(r"Application report for application_\d+_\d+ \(state: ACCEPTED\)")
+_APP_RUNNING = re.compile(r"Application report for application_\d+_\d+ \(state: RUNNING\)")
+_PROGRESS = re.compile(r"Registered executor |Granted executor ID |Executor added: |"
+                       r"Starting task \d")
+_APP_ID = re.compile(r"\b(application_\d+_\d+)\b")
+
+
+class NoResourcesError(errors.SparkOpenstackError):
+    """An attached job got no executor in time; the message says what it asked for and
+    what each node offers. Exit code 3 (the job was killed)."""
+
+    exit_code = 3
+
+
+@dataclass
+class ResourceWatch:
+    """Reads a driver log as it arrives and tells when the job has waited too long for
+    resources: stuck ACCEPTED in YARN (no application master), or running with Spark's
+    "Initial job has not accepted any resources" repeating and no executor since."""
+
+    timeout: float
+    app_id: str = ""
+    accepted_since: float | None = None
+    starved_since: float | None = None
+    last_seen: float | None = None
+    _partial: str = ""
+
+    def feed(self, data: bytes, *, now: float) -> None:
+        text = self._partial + data.decode("utf-8", "replace")
+        lines = text.split("\n")
+        self._partial = lines.pop()
+        for line in lines:
+            if not self.app_id and (m := _APP_ID.search(line)):
+                self.app_id = m.group(1)
+            if _ACCEPTED.search(line):
+                if self.accepted_since is None:
+                    self.accepted_since = now
+                self.last_seen = now
+            elif _APP_RUNNING.search(line):
+                self.accepted_since = None
+            elif _STARVED.search(line):
+                if self.last_seen is None or now - self.last_seen > _STREAK_GAP:
+                    self.starved_since = None
+                if self.starved_since is None:
+                    self.starved_since = now
+                self.last_seen = now
+            elif _PROGRESS.search(line):
+                self.starved_since = None
+
+    def verdict(self, *, now: float) -> tuple[str, float] | None:
+        """``("accepted"|"no executors", seconds waited)`` once past the timeout."""
+        if not self.timeout or self.last_seen is None or now - self.last_seen > _STREAK_GAP:
+            return None
+        for kind, since in (("accepted", self.accepted_since),
+                            ("no executors", self.starved_since)):
+            if since is not None and now - since >= self.timeout:
+                return kind, now - since
+        return None
+
+
+def parse_memory_mb(value: str, *, default_unit: str = "m") -> int | None:
+    """Spark's memory strings (``512m``, ``2g``, ``1024``) in MB; None if unreadable."""
+    m = re.match(r"^\s*(\d+)\s*([kmgt]?)b?\s*$", str(value).lower())
+    if not m:
+        return None
+    unit = m.group(2) or default_unit
+    return int(int(m.group(1)) * {"k": 1 / 1024, "m": 1, "g": 1024, "t": 1024 ** 2}[unit])
+
+
+def effective_conf(*, facts: ClusterFacts, conf=()) -> dict[str, str]:
+    """The job's Spark settings as spark-submit sees them: the rendered defaults, then the
+    cluster's own (``configure-cluster``), then the job's ``--conf``."""
+    from .render import cluster_sizing
+    out = {}
+    if "yarn" in facts.services:
+        sizing = cluster_sizing(facts=facts)
+        out = {"spark.executor.memory": f"{sizing.spark_executor_mb}m",
+               "spark.driver.memory": f"{sizing.spark_driver_mb}m",
+               "spark.yarn.am.memory": f"{sizing.yarn_am_mb}m",
+               "spark.executor.cores": str(sizing.spark_executor_cores)}
+    out.update(dict(facts.spark_conf))
+    out.update({k: v for k, v in conf})
+    return out
+
+
+def _min_allocation_mb(facts: ClusterFacts) -> int:
+    from .render import cluster_sizing
+    for file, key, value in facts.hadoop_conf:
+        if file == "yarn-site.xml" and key == "yarn.scheduler.minimum-allocation-mb":
+            if str(value).strip().isdigit():
+                return int(value)
+    return cluster_sizing(facts=facts).yarn_min_allocation_mb
+
+
+def yarn_request(*, facts: ClusterFacts, conf=()) -> dict:
+    """What a client-mode job asks YARN for, as YARN counts it: executor and application
+    master heap + overhead, rounded up to yarn.scheduler.minimum-allocation-mb."""
+    from .render import executor_overhead_mb
+    settings = effective_conf(facts=facts, conf=conf)
+    step = _min_allocation_mb(facts)
+    out = {"manager": "yarn", "min_allocation_mb": step}
+    for role, key, overhead_key in (
+            ("executor", "spark.executor.memory", "spark.executor.memoryOverhead"),
+            ("am", "spark.yarn.am.memory", "spark.yarn.am.memoryOverhead")):
+        heap = parse_memory_mb(settings.get(key, "1g" if role == "executor" else "512m"))
+        heap = heap or 1024
+        overhead = parse_memory_mb(settings.get(overhead_key, "")) \
+            or executor_overhead_mb(heap)
+        out[role] = {"heap_mb": heap, "overhead_mb": overhead,
+                     "container_mb": -(-(heap + overhead) // step) * step}
+    cores = settings.get("spark.executor.cores", "1")
+    out["executor"]["cores"] = int(cores) if str(cores).isdigit() else 1
+    out["am"]["cores"] = 1
+    return out
+
+
+def executor_request_count(*, facts: ClusterFacts, conf=()) -> int | None:
+    """How many executors ``submit`` asks YARN for (``--num-executors``): enough to fill
+    every worker beside the application master, so every worker gets one whatever order
+    the NodeManagers' heartbeats come in. None when the job or cluster chooses itself
+    (``spark.executor.instances``, dynamic allocation) or YARN is not run."""
+    from .render import node_sizing, yarn_executor_slots
+    if "yarn" not in facts.services:
+        return None
+    settings = effective_conf(facts=facts, conf=conf)
+    if "spark.executor.instances" in settings or \
+            settings.get("spark.dynamicAllocation.enabled", "").lower() == "true":
+        return None
+    request = yarn_request(facts=facts, conf=conf)
+    workers = facts.workers or (facts.master,)
+    nms = [node_sizing(node=w, services=facts.services,
+                       worker_count=len(workers)).yarn_nodemanager_mb for w in workers]
+    slots = yarn_executor_slots(nodemanager_mbs=nms, executor_mb=request["executor"]["heap_mb"],
+                                am_mb=request["am"]["heap_mb"],
+                                min_allocation_mb=request["min_allocation_mb"])
+    return max(1, slots)
+
+
+#: Runs on the master (``python3 -c``): the ResourceManager's nodes and the app, as JSON.
+_RM_PY = r'''
+import json, sys, urllib.request
+base, app = sys.argv[1], sys.argv[2]
+def get(path):
+    try:
+        with urllib.request.urlopen(base + path, timeout=10) as r:
+            return json.loads(r.read().decode())
+    except Exception as exc:
+        return {"error": str(exc)}
+out = {"nodes": get("/ws/v1/cluster/nodes"),
+       "apps": get("/ws/v1/cluster/apps?states=NEW_SAVING,SUBMITTED,ACCEPTED,RUNNING")}
+if app:
+    out["app"] = get("/ws/v1/cluster/apps/" + app)
+print(json.dumps(out))
+'''
+
+
+def resource_offers(*, runner, facts: ClusterFacts, app_id: str = "") -> dict:
+    """What YARN's ResourceManager says (asked on the master: its REST API listens on
+    the private address only): ``{"nodes": [...], "apps": [...], "app": {...}}``, or
+    ``{"error": why}``."""
+    base = f"http://{facts.master.private_ip}:{PORTS['resourcemanager_http']}"
+    command = shlex.join(["python3", "-c", _RM_PY, base, app_id])
+    try:
+        out = runner.run(facts.master, command, timeout=COMMAND_TIMEOUT, check=False)
+        raw = json.loads(out.stdout.strip().splitlines()[-1])
+    except (errors.SparkOpenstackError, ValueError, IndexError) as exc:
+        return {"error": f"could not ask the ResourceManager: {exc}"}
+    nodes = ((raw.get("nodes") or {}).get("nodes") or {}).get("node") or []
+    apps = ((raw.get("apps") or {}).get("apps") or {}).get("app") or []
+    result = {"nodes": nodes, "apps": apps, "app": (raw.get("app") or {}).get("app") or {}}
+    if not nodes and (raw.get("nodes") or {}).get("error"):
+        result["error"] = f"the ResourceManager did not answer: {raw['nodes']['error']}"
+    return result
+
+
+def _node_line(node: dict) -> str:
+    used, free = int(node.get("usedMemoryMB") or 0), int(node.get("availMemoryMB") or 0)
+    ucores = int(node.get("usedVirtualCores") or 0)
+    fcores = int(node.get("availableVirtualCores") or 0)
+    return (f"{node.get('nodeHostName') or node.get('id', '?')} ({node.get('state', '?')}): "
+            f"{used + free} MB / {ucores + fcores} vcores, free {free} MB / {fcores} vcores, "
+            f"{int(node.get('numContainers') or 0)} container(s)")
+
+
+def starvation_message(*, job_id: str, kind: str, waited: float, request: dict,
+                       offers: dict) -> str:
+    """Why a job got nothing: what it asked for (after YARN's rounding) against what each
+    NodeManager offers, and the ResourceManager's own word on the application."""
+    ex = request["executor"]
+    if kind == "accepted":
+        what = "its application stayed ACCEPTED (YARN started no application master)"
+    else:
+        what = "it got no executor"
+    lines = [f"job {job_id}: {what} in {waited:.0f}s."]
+    if request.get("manager") == "yarn":
+        am, step = request["am"], request["min_allocation_mb"]
+        lines += [f"  it asks YARN for executors of {ex['heap_mb']}m + {ex['overhead_mb']}m "
+                  f"overhead -> {ex['container_mb']} MB (rounded up to "
+                  f"yarn.scheduler.minimum-allocation-mb {step}), {ex['cores']} vcore(s) "
+                  f"each, and an application master of {am['heap_mb']}m + "
+                  f"{am['overhead_mb']}m -> {am['container_mb']} MB, 1 vcore;",
+                  f"  the worker that holds the application master needs "
+                  f"{am['container_mb'] + ex['container_mb']} MB for it and one executor."]
+    else:
+        lines.append(f"  it asks the Spark master for executors of {ex['heap_mb']} MB, "
+                     f"{ex['cores']} core(s) each.")
+    nodes = offers.get("nodes") or []
+    if nodes:
+        lines.append("  the NodeManagers offer:" if request.get("manager") == "yarn"
+                     else "  the Spark workers offer:")
+        lines += [f"    {_node_line(n)}" for n in nodes]
+        fits = [n for n in nodes if n.get("state") == "RUNNING"
+                and int(n.get("usedMemoryMB") or 0) + int(n.get("availMemoryMB") or 0)
+                >= ex["container_mb"]]
+        if not fits:
+            lines.append(f"  no running node can ever hold a {ex['container_mb']} MB "
+                         "executor: ask for less (--conf spark.executor.memory=...)")
+    elif offers.get("error"):
+        lines.append(f"  ({offers['error']})")
+    app = offers.get("app") or {}
+    if app.get("diagnostics"):
+        lines.append(f"  YARN says: {str(app['diagnostics']).strip()[:400]}")
+    others = [a for a in offers.get("apps") or [] if a.get("id") != app.get("id")]
+    if others:
+        lines.append("  other applications hold: " + "; ".join(
+            f"{a.get('id')} {a.get('name', '')!s:.40} ({a.get('state')}, "
+            f"{int(a.get('allocatedMB') or 0)} MB)" for a in others))
+    return "\n".join(lines)
+
+
+def standalone_offers(*, runner, facts: ClusterFacts) -> dict:
+    """The Spark standalone workers as YARN-like node records (for the same message)."""
+    from .services.spark import Spark
+    try:
+        state = Spark(facts=facts, runner=runner).master_state()
+    except errors.SparkOpenstackError as exc:
+        return {"error": f"could not ask the Spark master: {exc.message}"}
+    nodes = [{"nodeHostName": w.get("host", "?"), "state":
+              "RUNNING" if w.get("state") == "ALIVE" else w.get("state", "?"),
+              "usedMemoryMB": w.get("memoryused", 0),
+              "availMemoryMB": int(w.get("memory", 0)) - int(w.get("memoryused", 0)),
+              "usedVirtualCores": w.get("coresused", 0),
+              "availableVirtualCores": int(w.get("cores", 0)) - int(w.get("coresused", 0)),
+              "numContainers": 0} for w in state.get("workers", [])]
+    apps = [{"id": a.get("id"), "name": a.get("name", ""), "state": a.get("state"),
+             "allocatedMB": a.get("memoryperslave", 0)} for a in state.get("activeapps", [])]
+    return {"nodes": nodes, "apps": apps}
+
+
+def job_request(*, facts: ClusterFacts, meta: dict) -> dict:
+    """What a submitted job asks for, from its ``job.json`` (master and ``--conf``)."""
+    conf = tuple(tuple(kv) for kv in meta.get("conf") or ())
+    if meta.get("master") == "yarn":
+        return yarn_request(facts=facts, conf=conf)
+    from .render import cluster_sizing
+    settings = dict(facts.spark_conf)
+    settings.update(dict(conf))
+    heap = parse_memory_mb(settings.get("spark.executor.memory", "")) \
+        or cluster_sizing(facts=facts).spark_executor_mb
+    cores = str(settings.get("spark.executor.cores", "all of a worker's"))
+    return {"manager": "standalone",
+            "executor": {"heap_mb": heap, "overhead_mb": 0, "container_mb": heap,
+                         "cores": cores}}
+
+
+def starved(*, runner, facts: ClusterFacts, job_id: str, meta: dict, kind: str,
+            waited: float, app_id: str = "") -> None:
+    """A job waited too long for resources: ask the cluster what it offers, kill the job
+    (it would hold its application master and wait forever) and raise
+    ``NoResourcesError`` with what it asked for against what each node offers."""
+    request = job_request(facts=facts, meta=meta)
+    if request["manager"] == "yarn":
+        offers = resource_offers(runner=runner, facts=facts, app_id=app_id)
+    else:
+        offers = standalone_offers(runner=runner, facts=facts)
+    message = starvation_message(job_id=job_id, kind=kind, waited=waited, request=request,
+                                 offers=offers)
+    reason = (f"no resources after {waited:.0f}s: asked for "
+              f"{request['executor']['container_mb']} MB executors")
+    try:
+        kill(runner=runner, facts=facts, job_id=job_id, reason=reason)
+        done = "it was killed"
+    except errors.SparkOpenstackError as exc:
+        done = (f"killing it failed ({exc.message}): `spark-openstack kill -c "
+                f"{facts.cluster_name} {job_id}`")
+    raise NoResourcesError(
+        f"{message}\n  {done}.",
+        hint="ask for less (--conf spark.executor.memory=..., spark.executor.cores=...), "
+             "wait for the other applications, or give more time (submit "
+             "--resource-timeout SECONDS; 0 waits forever)")
 
 
 # ----------------------------------------------------------------------------- output

@@ -70,13 +70,16 @@ def run_job(*, provider, spec: LaunchSpec, sub: jobs.Submission, output_dir: Pat
             keep: bool = False, progress: Progress | None = None,
             on_output: Callable[[bytes], None] = lambda data: None,
             on_event: Callable[[str], None] = lambda text: None,
-            on_launched: Callable[[object], None] = lambda result: None) -> RunResult:
+            on_launched: Callable[[object], None] = lambda result: None,
+            resource_timeout: float | None = jobs.RESOURCE_TIMEOUT) -> RunResult:
     """Launch ``spec``, run ``sub`` on it attached (its driver output to ``on_output``),
     fetch its output into ``output_dir``, destroy the cluster unless ``keep``.
 
     Returns a ``RunResult`` whose ``exit_code`` is the app's. Ctrl-C/SIGTERM during the
     job: the output so far is fetched (briefly), the cluster destroyed, then
-    ``Interrupted`` is raised. The cleanup is shielded from a second Ctrl-C.
+    ``Interrupted`` is raised. The cleanup is shielded from a second Ctrl-C. A job that
+    gets no resources for ``resource_timeout`` seconds is killed with the numbers
+    (``NoResourcesError``), and the cluster destroyed all the same.
     """
     progress = ensure(progress)
     if not spec.deploy:
@@ -102,7 +105,7 @@ def run_job(*, provider, spec: LaunchSpec, sub: jobs.Submission, output_dir: Pat
             on_event(f"job {job.id} started on {facts.master.name}; its driver output "
                      "follows")
             result.job = jobs.follow(runner=runner, facts=facts, job_id=job.id,
-                                     on_output=on_output)
+                                     on_output=on_output, resource_timeout=resource_timeout)
             failed = False
         except (KeyboardInterrupt, errors.Interrupted):
             interrupted = True

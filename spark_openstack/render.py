@@ -32,9 +32,88 @@ SECRET_FILE_NAMES = ("spark-defaults.conf", "jupyter_server_config.py", "supervi
 # Flavor-derived sizing (MB). A node needs room for the OS and for each daemon's heap.
 MIN_RAM_MB = 1024            # a node reporting less (or nothing) is sized as this
 MIN_SPARK_WORKER_MB = 512    # Spark refuses executors below ~450 MB
-MIN_YARN_NODEMANAGER_MB = 1024
 MIN_DRIVER_MB = 512
 MIN_EXECUTOR_OVERHEAD_MB = 384   # Spark on YARN adds max(384 MB, 10%) to every executor
+
+# YARN's arithmetic (CapacityScheduler, DefaultResourceCalculator: memory only). Every
+# container request is rounded UP to a multiple of yarn.scheduler.minimum-allocation-mb,
+# so a small increment wastes little: 512 turned the 896 MB application master into
+# 1024 and left no room for an executor beside it on a 4 GB worker (issue 23).
+YARN_MIN_ALLOCATION_MB = 128
+#: spark.yarn.am.memory: the client-mode application master (ExecutorLauncher) only asks
+#: YARN for executors; Spark's default, written out so the sizing below can rely on it.
+YARN_AM_MB = 512
+#: yarn.scheduler.capacity.maximum-am-resource-percent. Apache's 0.1 admits a second
+#: concurrent application (a notebook kernel and a submitted job) only when 10% of the
+#: cluster holds both AMs: on small clusters never, and the second one stays ACCEPTED.
+#: Half leaves the other half for executors, so AMs alone cannot starve every job.
+YARN_MAX_AM_RESOURCE_PERCENT = 0.5
+
+
+def executor_overhead_mb(executor_mb: int) -> int:
+    """What YARN adds to a Spark executor's heap (spark.executor.memoryOverhead default)."""
+    return max(MIN_EXECUTOR_OVERHEAD_MB, executor_mb // 10)
+
+
+def yarn_container_mb(*, heap_mb: int, min_allocation_mb: int = YARN_MIN_ALLOCATION_MB) -> int:
+    """The container YARN grants a Spark JVM of ``heap_mb`` (executor, AM or cluster-mode
+    driver): heap + max(384, 10%) overhead, rounded up to the allocation increment."""
+    asked = heap_mb + executor_overhead_mb(heap_mb)
+    step = max(1, min_allocation_mb)
+    return -(-asked // step) * step
+
+
+def largest_heap_within(*, container_mb: int,
+                        min_allocation_mb: int = YARN_MIN_ALLOCATION_MB) -> int:
+    """The largest heap (multiple of 64 MB) whose rounded container fits ``container_mb``
+    (0 when not even a 64 MB heap does)."""
+    mb = _round64(container_mb)
+    while mb > 0 and yarn_container_mb(heap_mb=mb, min_allocation_mb=min_allocation_mb) \
+            > container_mb:
+        mb -= 64
+    return mb
+
+
+def largest_executor_within(container_mb: int) -> int:
+    """The largest executor heap whose heap + overhead fits a container (no rounding)."""
+    return largest_heap_within(container_mb=container_mb, min_allocation_mb=1)
+
+
+#: The smallest YARN container of a Spark JVM Spark accepts (heap 512 MB): 896 MB.
+MIN_YARN_CONTAINER_MB = yarn_container_mb(heap_mb=MIN_SPARK_WORKER_MB)
+#: The client-mode application master's container: 512 + 384 = 896 MB.
+YARN_AM_CONTAINER_MB = yarn_container_mb(heap_mb=YARN_AM_MB)
+#: The first job on an empty cluster: the AM and one executor on the same NodeManager.
+MIN_YARN_NODEMANAGER_MB = YARN_AM_CONTAINER_MB + MIN_YARN_CONTAINER_MB
+
+
+def _floor(mb: int, step: int) -> int:
+    return max(0, mb) // step * step
+
+
+def yarn_am_room_mb(usable_mb: int) -> int:
+    """What a worker's NodeManager keeps beside one executor for an application master:
+    the client-mode AM, or in cluster mode the driver (a sixth of the node's container
+    share as its heap, 512 MB .. 4 GB), so the AM's worker gets an executor too."""
+    heap = max(MIN_DRIVER_MB, min(4096, _round64(usable_mb // 6)))
+    return max(YARN_AM_CONTAINER_MB, yarn_container_mb(heap_mb=heap))
+
+
+def _yarn_split(usable: int) -> tuple[int, int, int]:
+    """``(NodeManager MB, Spark worker MB, AM room MB)`` for a worker running both: the
+    largest executor heap X with X (Spark standalone) + container(X) + AM room <= usable."""
+    for room in dict.fromkeys((yarn_am_room_mb(usable), YARN_AM_CONTAINER_MB)):
+        heap = _round64(usable)
+        while heap >= MIN_SPARK_WORKER_MB and heap + yarn_container_mb(heap_mb=heap) + room \
+                > usable:
+            heap -= 64
+        if heap >= MIN_SPARK_WORKER_MB:
+            yarn_mb = _floor(usable - heap, YARN_MIN_ALLOCATION_MB)
+            return yarn_mb, _round64(usable - yarn_mb), room
+    # too small: the minimums (needed_mb) say by how much
+    yarn_mb = _floor(max(MIN_YARN_NODEMANAGER_MB, usable // 2), YARN_MIN_ALLOCATION_MB)
+    return yarn_mb, _round64(usable - yarn_mb), YARN_AM_CONTAINER_MB
+
 
 #: The long-running JVMs each role runs, per service (what the memory plan budgets for).
 ROLE_DAEMONS = {
@@ -127,6 +206,7 @@ class NodeSizing:
     spark_worker_mb: int         # workers: SPARK_WORKER_MEMORY; master: room for the driver
     yarn_nodemanager_mb: int     # workers with YARN: yarn.nodemanager.resource.memory-mb
     dfs_replication: int
+    yarn_am_room_mb: int = 0     # workers with YARN: what the NM keeps for an AM/driver
 
     @property
     def needed_mb(self) -> int:
@@ -147,7 +227,10 @@ class NodeSizing:
         if "Spark Worker" in self.daemons:
             parts.append(f"Spark executors >= {MIN_SPARK_WORKER_MB}")
         if "NodeManager" in self.daemons:
-            parts.append(f"YARN containers >= {MIN_YARN_NODEMANAGER_MB}")
+            parts.append(f"YARN containers >= {MIN_YARN_NODEMANAGER_MB} (application master "
+                         f"{YARN_AM_MB}+{executor_overhead_mb(YARN_AM_MB)} and one executor "
+                         f"{MIN_SPARK_WORKER_MB}+{executor_overhead_mb(MIN_SPARK_WORKER_MB)},"
+                         f" each rounded up to {YARN_MIN_ALLOCATION_MB})")
         if "Spark Master" in self.daemons:
             parts.append(f"Spark driver >= {MIN_DRIVER_MB}")
         return " + ".join(parts) + f" = {self.needed_mb} MB"
@@ -170,9 +253,10 @@ def node_sizing(*, node: Node, services: tuple[str, ...], worker_count: int) -> 
     """Split a node's RAM between the OS, its daemons and Spark/YARN containers.
 
     The OS keeps a fifth of RAM (384 MB .. 4 GB); each daemon the node runs gets
-    ``daemon_heap_mb``. On a worker the rest goes to the Spark worker and the YARN
-    NodeManager (YARN takes half, at least its minimum, when both run); on the master the
-    rest is room for drivers. Nothing is rounded up past the RAM: ``needed_mb`` says what
+    ``daemon_heap_mb``. On the master the rest is room for drivers. On a worker with YARN
+    the NodeManager gets room for an application master plus one executor (YARN's rounded
+    containers, see ``yarn_container_mb``) and the Spark worker the same executor heap;
+    what is left goes to YARN. Nothing is rounded up past the RAM: ``needed_mb`` says what
     the minimums need, and ``check_memory_plan`` refuses a flavor that is too small.
     """
     ram = max(node.ram_mb or 0, MIN_RAM_MB)
@@ -183,45 +267,62 @@ def node_sizing(*, node: Node, services: tuple[str, ...], worker_count: int) -> 
     daemons = tuple(d for s in ("hdfs", "yarn", "spark") if s in services
                     for d in ROLE_DAEMONS[role][s])
     usable = max(0, ram - os_reserve - heap * len(daemons))
-    spark_mb = yarn_mb = 0
+    spark_mb = yarn_mb = am_room = 0
     if role == "master":
         spark_mb = _round64(usable)
     elif "spark" in services and "yarn" in services:
-        yarn_mb = _round64(max(MIN_YARN_NODEMANAGER_MB, usable // 2))
-        spark_mb = _round64(usable - yarn_mb)
+        yarn_mb, spark_mb, am_room = _yarn_split(usable)
     elif "yarn" in services:
-        yarn_mb = _round64(usable)
+        yarn_mb = _floor(usable, YARN_MIN_ALLOCATION_MB)
+        am_room = yarn_am_room_mb(usable)
+        if yarn_mb - am_room < MIN_YARN_CONTAINER_MB:
+            am_room = YARN_AM_CONTAINER_MB
     elif "spark" in services:
         spark_mb = _round64(usable)
     return NodeSizing(
         ram_mb=ram, vcores=vcores, os_reserve_mb=os_reserve, daemon_heap_mb=heap,
         daemons=daemons, spark_worker_mb=spark_mb, yarn_nodemanager_mb=yarn_mb,
-        dfs_replication=max(1, min(3, worker_count)),
+        dfs_replication=max(1, min(3, worker_count)), yarn_am_room_mb=am_room,
     )
-
-
-def executor_overhead_mb(executor_mb: int) -> int:
-    """What YARN adds to a Spark executor's heap (spark.executor.memoryOverhead default)."""
-    return max(MIN_EXECUTOR_OVERHEAD_MB, executor_mb // 10)
-
-
-def largest_executor_within(container_mb: int) -> int:
-    """The largest executor heap (multiple of 64 MB) whose heap + overhead fits a container."""
-    mb = _round64(container_mb)
-    while mb > 0 and mb + executor_overhead_mb(mb) > container_mb:
-        mb -= 64
-    return mb
 
 
 def memory_plan_problems(*, master: Node, worker: Node, services: tuple[str, ...],
                          worker_count: int) -> list[str]:
-    """Why a flavor cannot hold its role's daemons (empty when the plan fits)."""
+    """Why a flavor cannot hold its role's daemons, or (with YARN) why the first job on
+    an empty cluster would not get an executor on every worker (empty when it fits)."""
     problems = []
     for node, role in ((master, "master"), (worker, "worker")):
         plan = node_sizing(node=node, services=services, worker_count=worker_count)
         if (node.ram_mb or 0) < plan.needed_mb:
             problems.append(f"the {role} needs {plan.breakdown()}; its flavor has "
                             f"{node.ram_mb} MB")
+    if not problems and "yarn" in services:
+        count = max(1, worker_count)
+        workers = [node_sizing(node=worker, services=services, worker_count=count)] * count
+        master_plan = node_sizing(node=master, services=services, worker_count=count)
+        sizing = _sizing(workers=workers, master=master_plan, services=services)
+        problems += yarn_plan_problems(sizing=sizing,
+                                       nodemanager_mb=workers[0].yarn_nodemanager_mb)
+    return problems
+
+
+def yarn_plan_problems(*, sizing: "ClusterSizing", nodemanager_mb: int) -> list[str]:
+    """What keeps the first Spark job off a NodeManager of ``nodemanager_mb``: its
+    application master (client mode) or driver (cluster mode) and one executor must fit
+    it together, each rounded up as YARN rounds (empty when they do)."""
+    step = sizing.yarn_min_allocation_mb
+    executor = yarn_container_mb(heap_mb=sizing.spark_executor_mb, min_allocation_mb=step)
+    problems = []
+    for what, heap in (("application master (spark.yarn.am.memory)", sizing.yarn_am_mb),
+                       ("cluster-mode driver (spark.driver.memory)", sizing.spark_driver_mb)):
+        am = yarn_container_mb(heap_mb=heap, min_allocation_mb=step)
+        if am + executor > nodemanager_mb or executor > sizing.yarn_max_allocation_mb:
+            problems.append(
+                f"YARN: the worker that runs the {what} needs {heap}+"
+                f"{executor_overhead_mb(heap)} -> {am} MB plus one executor "
+                f"{sizing.spark_executor_mb}+{executor_overhead_mb(sizing.spark_executor_mb)}"
+                f" -> {executor} MB (rounded up to yarn.scheduler.minimum-allocation-mb "
+                f"{step}) = {am + executor} MB; its NodeManager offers {nodemanager_mb} MB")
     return problems
 
 
@@ -253,45 +354,81 @@ class ClusterSizing:
     yarn_max_allocation_vcores: int
     mapreduce_task_mb: int
     mapreduce_task_heap_mb: int
+    yarn_am_mb: int = YARN_AM_MB          # spark.yarn.am.memory
+    spark_executor_cores: int = 1         # spark.executor.cores (rendered with YARN)
+    #: executors that fill every worker once the AM has its container (``submit`` asks
+    #: YARN for these, so no heartbeat order leaves a worker without one)
+    yarn_executor_instances: int = 0
 
 
-def cluster_sizing(*, facts: ClusterFacts) -> ClusterSizing:
-    """Executor, driver and container sizes every node agrees on.
+def yarn_executor_slots(*, nodemanager_mbs, executor_mb: int, am_mb: int,
+                        min_allocation_mb: int = YARN_MIN_ALLOCATION_MB) -> int:
+    """How many executors the NodeManagers hold beside one application master, counted
+    for the AM on the worker where it costs the fewest (asking for this many fills every
+    worker: a worker with room left would get the next one)."""
+    nms = list(nodemanager_mbs)
+    if not nms:
+        return 0
+    executor = yarn_container_mb(heap_mb=executor_mb, min_allocation_mb=min_allocation_mb)
+    am = yarn_container_mb(heap_mb=am_mb, min_allocation_mb=min_allocation_mb)
+    slots = [nm // executor for nm in nms]
+    lost = min(s - max(0, nm - am) // executor for s, nm in zip(slots, nms))
+    return max(0, sum(slots) - lost)
 
-    One ``spark.executor.memory`` serves both masters: it fits the smallest Spark worker
-    (standalone) and, with YARN, heap + overhead fits the largest container YARN grants.
-    """
-    workers = facts.workers or (facts.master,)
-    per_worker = [node_sizing(node=w, services=facts.services, worker_count=len(workers))
-                  for w in workers]
-    master = node_sizing(node=facts.master, services=facts.services,
-                         worker_count=len(workers))
-    fewest_cores = min(s.vcores for s in per_worker)
-    yarn = "yarn" in facts.services
-    smallest_nm = min(s.yarn_nodemanager_mb for s in per_worker) if yarn else 0
-    yarn_executor = largest_executor_within(smallest_nm) if yarn else 0
-    if "spark" in facts.services:
-        executor = min(s.spark_worker_mb for s in per_worker)
+
+def _sizing(*, workers: list[NodeSizing], master: NodeSizing,
+            services: tuple[str, ...]) -> ClusterSizing:
+    fewest_cores = min(s.vcores for s in workers)
+    yarn = "yarn" in services
+    step = YARN_MIN_ALLOCATION_MB
+    smallest_nm = min(s.yarn_nodemanager_mb for s in workers) if yarn else 0
+    am_room = min(s.yarn_am_room_mb for s in workers) if yarn else 0
+    # with YARN the executor fits beside the AM room on the smallest NodeManager
+    yarn_executor = largest_heap_within(container_mb=smallest_nm - am_room) if yarn else 0
+    if "spark" in services:
+        executor = min(s.spark_worker_mb for s in workers)
         if yarn:
             executor = min(executor, yarn_executor)
     else:
         executor = yarn_executor
     executor = max(MIN_SPARK_WORKER_MB, executor)
     # The driver runs on the master next to its daemons (client mode): half of the room
-    # there, and in YARN cluster mode it must fit a container like an executor.
+    # there; with YARN its cluster-mode container must also fit beside one executor.
     driver = max(MIN_DRIVER_MB, min(4096, _round64(master.spark_worker_mb // 2)))
     if yarn:
-        driver = max(MIN_DRIVER_MB, min(driver, yarn_executor))
-    task = max(512, min(2048, _round64(smallest_nm // 2))) if yarn else 512
+        beside = smallest_nm - yarn_container_mb(heap_mb=executor)
+        driver = max(MIN_DRIVER_MB, min(driver, largest_heap_within(container_mb=beside)))
+    task = max(512, min(2048, _floor(smallest_nm // 2, step))) if yarn else 512
+    instances = yarn_executor_slots(nodemanager_mbs=[s.yarn_nodemanager_mb for s in workers],
+                                    executor_mb=executor, am_mb=YARN_AM_MB) if yarn else 0
     return ClusterSizing(
         spark_executor_mb=executor,
         spark_driver_mb=driver,
-        yarn_min_allocation_mb=min(512, smallest_nm) if yarn else 512,
+        yarn_min_allocation_mb=step,
         yarn_max_allocation_mb=smallest_nm if yarn else MIN_YARN_NODEMANAGER_MB,
         yarn_max_allocation_vcores=fewest_cores,
         mapreduce_task_mb=task,
         mapreduce_task_heap_mb=task * 4 // 5,
+        yarn_am_mb=YARN_AM_MB,
+        spark_executor_cores=fewest_cores,
+        yarn_executor_instances=max(1, instances) if yarn else 0,
     )
+
+
+def cluster_sizing(*, facts: ClusterFacts) -> ClusterSizing:
+    """Executor, driver and container sizes every node agrees on.
+
+    One ``spark.executor.memory`` serves both masters: it fits the smallest Spark worker
+    (standalone) and, with YARN, its rounded container fits beside the application
+    master (or cluster-mode driver) on the smallest NodeManager, so the first job gets
+    an executor on every worker.
+    """
+    workers = facts.workers or (facts.master,)
+    per_worker = [node_sizing(node=w, services=facts.services, worker_count=len(workers))
+                  for w in workers]
+    master = node_sizing(node=facts.master, services=facts.services,
+                         worker_count=len(workers))
+    return _sizing(workers=per_worker, master=master, services=facts.services)
 
 
 #: ``--add-opens`` for Hadoop's daemons on Java >= 17 (the packages Spark's launcher opens).
@@ -367,6 +504,7 @@ def _context(*, facts: ClusterFacts, node: Node) -> dict:
         "ports": PORTS,
         "java_module_opens": JAVA_MODULE_OPENS,
         "notebook": notebook_limits(facts=facts),
+        "max_am_resource_percent": YARN_MAX_AM_RESOURCE_PERCENT,
         "python_bin_dir": facts.python.rsplit("/", 1)[0],
         "jupyter_bin": f"{facts.python.rsplit('/', 1)[0]}/jupyter",
     }
@@ -420,6 +558,8 @@ def render_node_configs(*, facts: ClusterFacts, node: Node) -> dict[str, str]:
     for group, dest_dir in groups:
         env = _environment(root / group)
         for name in sorted(p.name for p in (root / group).glob("*.j2")):
+            if name[:-3] in YARN_ONLY_FILES and "yarn" not in facts.services:
+                continue     # HDFS alone: the ResourceManager's files stay Apache's
             text = env.get_template(name).render(**context)
             if name[:-3] in HADOOP_SITE_FILES:
                 text = apply_hadoop_conf(text=text, file_name=name[:-3],
@@ -429,7 +569,10 @@ def render_node_configs(*, facts: ClusterFacts, node: Node) -> dict[str, str]:
 
 
 #: The Hadoop files ``--hadoop-conf FILE:KEY=VALUE`` may change.
-HADOOP_SITE_FILES = ("core-site.xml", "hdfs-site.xml", "yarn-site.xml", "mapred-site.xml")
+HADOOP_SITE_FILES = ("core-site.xml", "hdfs-site.xml", "yarn-site.xml", "mapred-site.xml",
+                     "capacity-scheduler.xml")
+#: Hadoop files rendered only when the cluster runs YARN (the scheduler's queues).
+YARN_ONLY_FILES = ("capacity-scheduler.xml",)
 
 _PROPERTY_RE = re.compile(r"<property>\s*<name>(?P<name>[^<]*)</name>\s*"
                           r"<value>(?P<value>[^<]*)</value>", re.S)

@@ -289,3 +289,15 @@ def test_image_spec_made_directly_is_checked_too():
     spec = config.ImageSpec(name="i", base_image="b", flavor="f", keypair="k",
                             allowed_cidrs=["10.1.2.3/8"], python_packages=["numpy"])
     assert spec.allowed_cidrs == ("10.0.0.0/8",) and spec.python_packages == ("numpy",)
+
+
+def test_capacity_scheduler_is_a_hadoop_conf_file_that_restarts_yarn():
+    """The scheduler's queues (maximum-am-resource-percent) are the cluster's to tune."""
+    from spark_openstack import clusterconf, config
+    from deploy_facts import make_facts
+    got = config.parse_hadoop_conf(
+        ["capacity-scheduler:yarn.scheduler.capacity.maximum-am-resource-percent=0.3"])
+    assert got == (("capacity-scheduler.xml",
+                    "yarn.scheduler.capacity.maximum-am-resource-percent", "0.3"),)
+    change = clusterconf.plan_change(facts=make_facts(), hadoop_conf=got)
+    assert change.affected == ("yarn",)

@@ -36,6 +36,13 @@ SUBMIT_STANDIN = textwrap.dedent("""\
     out = os.environ["SPARK_OPENSTACK_OUTPUT_DIR"]
     with open(os.path.join(out, "part-0.txt"), "w") as f:
         f.write("result\\n")
+    if os.environ.get("STANDIN_STARVE"):
+        print("INFO Client: Submitted application application_1700000000000_0007", flush=True)
+    for i in range(int(os.environ.get("STANDIN_STARVE", "0"))):
+        print("WARN YarnScheduler: Initial job has not accepted any resources; check your "
+              "cluster UI to ensure that workers are registered and have sufficient "
+              "resources", flush=True)
+        time.sleep(0.2)
     for i in range(int(os.environ.get("STANDIN_SLEEP", "0"))):
         print("tick", i, flush=True)
         time.sleep(1)
@@ -460,3 +467,191 @@ def test_run_takes_launch_options_and_refuses_a_used_output(monkeypatch, app_fil
                      "--allowed-cidr", "10.0.0.1/32", "--output", str(used),
                      str(app_files[0]), "arg"])
     assert code == 2 and launched == []
+
+
+# ----------------------------------------------------------------------------- resources
+
+_STARVE = (b"26/01/01 10:00:15 WARN YarnScheduler: Initial job has not accepted any "
+           b"resources; check your cluster UI\n")
+
+
+def _yarn_facts(**kw) -> ClusterFacts:
+    master = Node(name="demo-master", role="master", private_ip="10.0.0.10", vcpus=2,
+                  ram_mb=4096)
+    workers = tuple(Node(name=f"demo-worker-{i}", role="worker", private_ip=f"10.0.0.2{i}",
+                         vcpus=2, ram_mb=4096) for i in (1, 2))
+    return ClusterFacts(cluster_name="demo", master=master, workers=workers,
+                        services=("hdfs", "yarn", "spark"), **kw)
+
+
+def test_resource_watch_needs_a_streak_past_the_timeout():
+    watch = jobs.ResourceWatch(timeout=60)
+    watch.feed(b"INFO Client: Submitted application application_17_0001\n", now=0)
+    assert watch.app_id == "application_17_0001"
+    for t in range(0, 60, 15):
+        watch.feed(_STARVE, now=t)
+        assert watch.verdict(now=t) is None
+    watch.feed(_STARVE, now=60)
+    assert watch.verdict(now=61) == ("no executors", 61)
+    # an executor registers: the streak is over
+    watch.feed(b"INFO YarnSchedulerBackend$YarnDriverEndpoint: Registered executor "
+               b"NettyRpcEndpointRef(spark-client://Executor) with ID 1\n", now=62)
+    assert watch.verdict(now=200) is None
+    # a warning seen long ago is no proof of waiting now; a line split across chunks counts
+    watch.feed(_STARVE[:20], now=300)
+    watch.feed(_STARVE[20:], now=300)
+    assert watch.starved_since == 300 and watch.verdict(now=300 + 30) is None
+    assert watch.verdict(now=300 + 400) is None          # silent for long: no verdict
+
+
+def test_resource_watch_sees_an_application_stuck_accepted():
+    watch = jobs.ResourceWatch(timeout=30)
+    for t in range(0, 40):
+        watch.feed(b"INFO Client: Application report for application_17_0002 "
+                   b"(state: ACCEPTED)\n", now=t)
+    assert watch.verdict(now=39) == ("accepted", 39)
+    watch.feed(b"INFO Client: Application report for application_17_0002 "
+               b"(state: RUNNING)\n", now=40)
+    assert watch.verdict(now=41) is None
+    assert jobs.ResourceWatch(timeout=0).verdict(now=10) is None
+
+
+@pytest.mark.parametrize("value, mb", [("512m", 512), ("2g", 2048), ("1024", 1024),
+                                       ("2048k", 2), ("1g ", 1024), ("lots", None)])
+def test_parse_memory_mb(value, mb):
+    assert jobs.parse_memory_mb(value) == mb
+
+
+def test_yarn_request_rounds_as_yarn_does():
+    facts = _yarn_facts()
+    got = jobs.yarn_request(facts=facts, conf=(("spark.executor.memory", "832m"),))
+    assert got["executor"] == {"heap_mb": 832, "overhead_mb": 384, "container_mb": 1280,
+                               "cores": 2}
+    assert got["am"] == {"heap_mb": 512, "overhead_mb": 384, "container_mb": 896, "cores": 1}
+    # the issue's cluster: min-allocation 512 (set by hand) -> 1536 and 1024
+    issue = _yarn_facts(hadoop_conf=(("yarn-site.xml", "yarn.scheduler.minimum-allocation-mb",
+                                      "512"),))
+    got = jobs.yarn_request(facts=issue, conf=(("spark.executor.memory", "832m"),))
+    assert (got["executor"]["container_mb"], got["am"]["container_mb"]) == (1536, 1024)
+
+
+class FakeRM:
+    """A runner whose master answers the ResourceManager query with canned JSON."""
+
+    def __init__(self, answer: dict | str, exited: int = 0):
+        self.answer, self.exited, self.commands = answer, exited, []
+
+    def run(self, node, command, *, timeout=None, check=True):
+        self.commands.append(command)
+        out = self.answer if isinstance(self.answer, str) else json.dumps(self.answer)
+        return CommandResult(out + "\n", "", self.exited)
+
+
+# what the master's script prints: each REST answer ({"nodes": {"node": [...]}}) by name
+_NODES = {"nodes": {"nodes": {"node": [
+    {"nodeHostName": "demo-worker-1", "state": "RUNNING", "usedMemoryMB": 1024,
+     "availMemoryMB": 192, "usedVirtualCores": 1, "availableVirtualCores": 1,
+     "numContainers": 1},
+    {"nodeHostName": "demo-worker-2", "state": "RUNNING", "usedMemoryMB": 0,
+     "availMemoryMB": 1216, "usedVirtualCores": 0, "availableVirtualCores": 2,
+     "numContainers": 0}]}},
+    "apps": {"apps": {"app": [{"id": "application_17_0001", "name": "sum", "state": "RUNNING",
+                               "allocatedMB": 1024}]}},
+    "app": {"app": {"id": "application_17_0001", "diagnostics": ""}}}
+
+
+def test_resource_offers_asks_the_rm_on_the_master():
+    runner = FakeRM(_NODES)
+    facts = _yarn_facts()
+    got = jobs.resource_offers(runner=runner, facts=facts, app_id="application_17_0001")
+    assert [n["nodeHostName"] for n in got["nodes"]] == ["demo-worker-1", "demo-worker-2"]
+    assert "http://10.0.0.10:8088" in runner.commands[0]
+    assert "application_17_0001" in runner.commands[0]
+    broken = jobs.resource_offers(runner=FakeRM("Traceback: no python", exited=1),
+                                  facts=facts)
+    assert "could not ask the ResourceManager" in broken["error"]
+    down = jobs.resource_offers(runner=FakeRM({"nodes": {"error": "refused"}}), facts=facts)
+    assert "refused" in down["error"] and down["nodes"] == []
+
+
+def test_the_starvation_message_says_asked_against_offered():
+    """The issue's cluster: executors of 1216 (832m + 384) rounded to 1536 never fit a
+    1216 MB NodeManager, and the AM's 1024 leaves 192 MB."""
+    request = {"manager": "yarn", "min_allocation_mb": 512,
+               "executor": {"heap_mb": 832, "overhead_mb": 384, "container_mb": 1536,
+                            "cores": 1},
+               "am": {"heap_mb": 512, "overhead_mb": 384, "container_mb": 1024, "cores": 1}}
+    offers = jobs.resource_offers(runner=FakeRM(_NODES), facts=_yarn_facts(),
+                                  app_id="application_17_0001")
+    text = jobs.starvation_message(job_id="20261124-231501-ab12", kind="no executors",
+                                   waited=181, request=request, offers=offers)
+    assert "got no executor in 181s" in text
+    assert "832m + 384m overhead -> 1536 MB" in text and "minimum-allocation-mb 512" in text
+    assert "512m + 384m -> 1024 MB" in text and "needs 2560 MB" in text
+    assert "demo-worker-1 (RUNNING): 1216 MB / 2 vcores, free 192 MB / 1 vcores" in text
+    assert "demo-worker-2 (RUNNING): 1216 MB / 2 vcores, free 1216 MB" in text
+    assert "no running node can ever hold a 1536 MB executor" in text
+    stuck = jobs.starvation_message(job_id="20261124-231501-ab12", kind="accepted",
+                                    waited=200, request=request,
+                                    offers=dict(offers, app={"id": "x", "diagnostics":
+                                                "Queue's AM resource limit exceeded."}))
+    assert "stayed ACCEPTED" in stuck and "YARN says: Queue's AM resource limit" in stuck
+    assert "other applications hold: application_17_0001 sum (RUNNING, 1024 MB)" in stuck
+
+
+@pytest.mark.parametrize("rec, note", [
+    ({"exit_code": None, "alive": True, "pgid": 5, "waiting": True}, "waiting for resources"),
+    ({"exit_code": None, "alive": True, "pgid": 5, "waiting": False}, ""),
+    ({"exit_code": None, "alive": False, "pgid": 5, "killed": True,
+      "killed_reason": "no resources after 180s"}, "no resources after 180s"),
+])
+def test_jobs_notes_waiting_and_why_killed(rec, note):
+    assert jobs.derive_state(rec)[1] == note
+
+
+def test_an_attached_job_without_resources_is_killed_and_says_why(master, app_files,
+                                                                  monkeypatch):
+    """For real on the local "master": the driver repeats Spark's starvation warning;
+    ``jobs`` shows it waiting; ``follow`` with a timeout asks the RM (faked), kills the
+    job with the reason, and raises NoResourcesError (exit code 3)."""
+    runner, facts = master
+    facts = _yarn_facts(spark_home=facts.spark_home)
+    monkeypatch.setenv("STANDIN_STARVE", "100")
+    asked = []
+    real = jobs.resource_offers
+
+    def offers(**kw):
+        asked.append(kw["app_id"])
+        return real(runner=FakeRM(_NODES), facts=facts)
+    monkeypatch.setattr(jobs, "resource_offers", offers)
+    job = jobs.submit(runner=runner, facts=facts, sub=jobs.prepare(app=str(app_files[0])))
+    time.sleep(1.0)
+    assert jobs.get_job(runner=runner, facts=facts, job_id=job.id).note == \
+        "waiting for resources"
+    seen = io.BytesIO()
+    with pytest.raises(jobs.NoResourcesError) as info:
+        jobs.follow(runner=runner, facts=facts, job_id=job.id, on_output=seen.write,
+                    resource_timeout=1.5)
+    assert info.value.exit_code == 3
+    message = str(info.value)
+    assert "got no executor" in message and "demo-worker-2" in message
+    assert "it was killed" in message and "--resource-timeout" in message
+    assert asked == ["application_1700000000000_0007"]
+    ended = jobs.get_job(runner=runner, facts=facts, job_id=job.id)
+    assert ended.state == "killed" and ended.note.startswith("no resources after")
+    [listed] = [j for j in jobs.list_jobs(runner=runner, facts=facts) if j.id == job.id]
+    assert listed.note == ended.note
+
+
+def test_submit_waits_a_bounded_time_by_default(monkeypatch, app_files):
+    from spark_openstack import cli
+    seen = {}
+    monkeypatch.setattr(cli, "_open_access", lambda *a, **k: (_ for _ in ()).throw(
+        errors.UsageError("stop here")))
+    import click
+    command = cli.cli.commands["submit"]
+    option = next(p for p in command.params if p.name == "resource_timeout")
+    assert option.default == jobs.RESOURCE_TIMEOUT
+    assert "0 waits forever" in option.help
+    code = cli.main(["submit", "-c", "demo", "--resource-timeout", "5", str(app_files[0])])
+    assert code == 2 and not seen and isinstance(command, click.Command)
