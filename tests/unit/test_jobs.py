@@ -7,6 +7,7 @@ stand-in that prints its argv as JSON (and can sleep or fail).
 """
 from __future__ import annotations
 
+import dataclasses
 import base64
 import io
 import json
@@ -655,3 +656,34 @@ def test_submit_waits_a_bounded_time_by_default(monkeypatch, app_files):
     assert "0 waits forever" in option.help
     code = cli.main(["submit", "-c", "demo", "--resource-timeout", "5", str(app_files[0])])
     assert code == 2 and not seen and isinstance(command, click.Command)
+
+
+def test_kill_on_yarn_kills_the_application_first(master, app_files, monkeypatch, tmp_path):
+    """The YARN application the driver log names is killed (``yarn application -kill``)
+    before the job's processes are signalled; an ended job's is left alone. The real
+    ResourceManager's side (KILLED, no container left) is test_yarn_e2e's."""
+    runner, facts = master
+    hadoop = tmp_path / "hadoop"
+    (hadoop / "bin").mkdir(parents=True)
+    said = tmp_path / "yarn-calls"
+    (hadoop / "bin" / "yarn").write_text(f'#!/bin/sh\necho "$*" >> "{said}"\n')
+    (hadoop / "bin" / "yarn").chmod(0o755)
+    facts = dataclasses.replace(facts, services=("hdfs", "yarn"), hadoop_home=str(hadoop))
+    monkeypatch.setenv("STANDIN_STARVE", "1")       # names application_1700000000000_0007
+    monkeypatch.setenv("STANDIN_SLEEP", "60")
+    job = jobs.submit(runner=runner, facts=facts, sub=jobs.prepare(app=str(app_files[0])))
+    log = Path(jobs.JOBS_ROOT, job.id, "driver.log")
+    deadline = time.monotonic() + 20
+    while "tick 0" not in log.read_text() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    ended, now = jobs.kill(runner=runner, facts=facts, job_id=job.id, grace=5)
+    assert now and ended.state == "killed"
+    calls = said.read_text().splitlines()
+    assert len(calls) == 1 and calls[0].startswith("application ")
+    assert calls[0].endswith("-kill application_1700000000000_0007")
+    assert "yarn.resourcemanager.connect.max-wait.ms" in calls[0]      # fails fast
+    order = [("yarn" if "bin/yarn" in c else "signal") for c in runner.commands
+             if "bin/yarn" in c or " kill " in c]
+    assert order == ["yarn", "signal"], order
+    again, now = jobs.kill(runner=runner, facts=facts, job_id=job.id)
+    assert not now and len(said.read_text().splitlines()) == 1     # ended: YARN left alone
