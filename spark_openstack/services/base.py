@@ -4,7 +4,7 @@ Services never open connections themselves; they get a ``Runner``. The same serv
 runs from the user's machine at launch (``SSHRunner``: SSH as the image's login user, then
 ``sudo -u hduser``) and from the master under ``fab`` (``MasterRunner``: the master's own
 shell, and ``ssh`` with the cluster's hduser key to the workers). Tests substitute a runner
-whose commands run locally against stand-in executables.
+whose commands run locally against the real Hadoop release on loopback.
 """
 from __future__ import annotations
 

@@ -6,6 +6,7 @@ runs against a runner that answers like the master would.
 """
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import paramiko
@@ -193,35 +194,34 @@ def test_forgotten_hosts_lose_their_pinned_keys_and_only_they(tmp_path):
 
 
 def test_yarn_nodemanagers_leave_through_the_exclude_list(tmp_path):
-    """YARN's part against the stand-in ResourceManager (no YARN daemons are on any
-    registry here): the victim's address goes into yarn.exclude, the ResourceManager is
+    """YARN's part on real daemons (test_services.YarnRunner: the sandbox mirror's Hadoop 3
+    on loopback): the victim's address goes into yarn.exclude, the ResourceManager is
     refreshed, the victim's NodeManager leaves, the other one keeps running."""
-    from test_services import StandInRunner
+    from sbx_hadoop import require_tarball, unpack
+    from test_services import YarnRunner, loopback_facts
 
     from spark_openstack import deploy
+    from spark_openstack.services import YARN
 
-    conf = tmp_path / "conf"
-    conf.mkdir()
+    home = unpack(require_tarball(), tmp_path / "release")
 
-    class Runner(StandInRunner):
+    class Runner(YarnRunner):
         def put_files(self, node, files, *, owner="hduser"):
+            # the exclude lists only: the rendered site files name the cloud's addresses
             for path, (content, _mode) in files.items():
-                (conf / path.rsplit("/", 1)[-1]).write_text(content)
+                if path.endswith(".exclude"):
+                    (self.conf(node) / path.rsplit("/", 1)[-1]).write_text(content)
 
-    runner = Runner(tmp_path)
-    runner.env["HADOOP_CONF_DIR"] = str(conf)
-    facts = make_facts(workers=2, services=("yarn",))
-    for node in facts.nodes:
-        (runner.state / node.name).mkdir(parents=True, exist_ok=True)
-        (runner.state / node.name / "ip").write_text(node.private_ip)
+    facts = dataclasses.replace(loopback_facts(), services=("yarn",))
+    runner = Runner(tmp_path, home, facts)
     try:
-        deploy.start_services(facts=facts, runner=runner, health_timeout=20)
+        deploy.start_services(facts=facts, runner=runner, health_timeout=90)
         scale.decommission(facts=facts, runner=runner, victims=[facts.workers[1]],
-                           timeout=20)
-        from spark_openstack.services import YARN
+                           timeout=60)
         yarn = YARN(facts=facts, runner=runner)
-        assert yarn.running_nodes() == {"demo-worker-1"}
-        assert "10.213.0.22" in (conf / "yarn.exclude").read_text()
+        assert yarn.running_nodes() == {facts.workers[0].private_ip}
+        assert facts.workers[1].private_ip in \
+            (runner.conf(facts.master) / "yarn.exclude").read_text()
         assert any("rmadmin -refreshNodes -g" in c for c in runner.calls())
         assert not yarn.running(facts.workers[1], "nodemanager")
         assert yarn.running(facts.workers[0], "nodemanager")

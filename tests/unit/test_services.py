@@ -1,17 +1,21 @@
 """Hadoop service start/stop/health logic: the exact commands, their order, and what the
 tool concludes from what the daemons really do.
 
-YARN's daemons are on no registry these machines reach, so YARN runs against a stand-in
-``yarn`` (tests/unit/standins/yarn) that behaves as Hadoop 3.4 does where the tool must
-care: ``--daemon status`` exits 0 even for a stopped daemon, ``--daemon start`` refuses
-while the pid file's process lives, daemons are processes carrying ``-Dproc_<name>``.
-HDFS is never a stand-in: its start/format/health run on Apache's real NameNode and
-DataNodes in tests/integration (the sandbox) and tests/unit/test_sandbox_hadoop.py.
+YARN runs for real: the sandbox mirror's Apache Hadoop 3.4.2 tarball (sandbox/build_hadoop.py,
+tests/unit/sbx_hadoop.py) unpacked once per module, one ResourceManager ("demo-master",
+127.0.0.1) and a NodeManager per worker ("demo-worker-N", 127.0.0.N+1), each node with its
+own configuration, pid and log folders, on free loopback ports; every daemon is killed by pid
+after each test. Skipped when the tarball has not been built, unless SANDBOX_REQUIRED=1.
+HDFS's start/format/health run on real daemons in tests/integration (the sandbox) and
+tests/unit/test_sandbox_hadoop.py.
 """
 from __future__ import annotations
 
+import dataclasses
+import getpass
 import os
-import signal
+import shlex
+import shutil
 import subprocess
 import sys
 import textwrap
@@ -20,6 +24,8 @@ from pathlib import Path
 import pytest
 
 from deploy_facts import make_facts
+from sbx_hadoop import (alive, clean_env, cmdline, free_ports, hadoop_env, kill_all, pids_in,
+                        require_tarball, site, unpack, wait_for)
 from spark_openstack import deploy
 from spark_openstack.errors import DeployError, NodeErrors
 from spark_openstack.services import YARN, MasterRunner
@@ -27,35 +33,86 @@ from spark_openstack.services.base import CommandResult, tar_bytes
 from spark_openstack.services.hdfs import live_datanodes
 from spark_openstack.services.yarn import running_nodemanagers
 
-STANDINS = Path(__file__).parent / "standins"
 PIDS, LOGS = "/var/lib/hadoop/pids", "/var/log/hadoop"
+ADDRESS = {"demo-master": "127.0.0.1", "demo-worker-1": "127.0.0.2", "demo-worker-2": "127.0.0.3"}
 
 
-class StandInRunner:
-    """Runs each node's command in a local bash with the stand-ins first on PATH; each
-    node's pid and log directories are its own folder under ``state``."""
+def loopback_facts():
+    """make_facts' cluster, its nodes on loopback addresses (NodeManagers report these)."""
+    facts = make_facts(workers=2, services=("yarn", "spark"))
+    return dataclasses.replace(
+        facts, master=dataclasses.replace(facts.master, private_ip=ADDRESS["demo-master"]),
+        workers=tuple(dataclasses.replace(w, private_ip=ADDRESS[w.name]) for w in facts.workers))
 
-    def __init__(self, tmp_path: Path):
+
+@pytest.fixture(scope="module")
+def hadoop_home(tmp_path_factory) -> Path:
+    return unpack(require_tarball(), tmp_path_factory.mktemp("hadoop3"))
+
+
+class YarnRunner:
+    """Runs each node's command in a local bash against the real Hadoop 3 release: the
+    node's own HADOOP_CONF_DIR (its yarn-site.xml and hadoop-env.sh), pid and log folders
+    under ``state/<node>``. Each `yarn` the command runs is the real one; its arguments are
+    written to ``argv.log`` first (a shell function, then ``command yarn``)."""
+
+    def __init__(self, tmp_path: Path, home: Path, facts):
+        self.home, self.facts = home, facts
         self.log = tmp_path / "argv.log"
         self.state = tmp_path / "state"
-        self.state.mkdir()
-        self.fail_on: dict[str, str] = {}
-        self.env: dict[str, str] = {}
+        self.env = clean_env(home)
+        self.pid_dirs: dict[str, Path] = {}
+        names = ("address", "scheduler", "tracker", "admin", "webapp")
+        self.rm = dict(zip(names, free_ports(len(names))))
+        for node in facts.nodes:
+            self.configure(node)
 
     def node_dir(self, node, kind: str) -> Path:
         return self.state / node.name / kind
 
+    def conf(self, node) -> Path:
+        return self.node_dir(node, "conf")
+
+    def configure(self, node, *, opens: bool = True, pid_dir: Path | None = None) -> None:
+        conf = self.conf(node)
+        if not conf.exists():
+            shutil.copytree(self.home / "etc/hadoop", conf)
+        ip = node.private_ip
+        nm, localizer, web = free_ports(3, ip)
+        lo = self.facts.master.private_ip
+        (conf / "yarn-site.xml").write_text(site({
+            "yarn.resourcemanager.hostname": lo, "yarn.resourcemanager.bind-host": lo,
+            **{f"yarn.resourcemanager.{k}": f"{lo}:{self.rm[n]}" for k, n in (
+                ("address", "address"), ("scheduler.address", "scheduler"),
+                ("resource-tracker.address", "tracker"), ("admin.address", "admin"),
+                ("webapp.address", "webapp"))},
+            "yarn.resourcemanager.connect.max-wait.ms": "4000",
+            "yarn.resourcemanager.connect.retry-interval.ms": "500",
+            "yarn.resourcemanager.nodes.exclude-path": f"{conf}/yarn.exclude",
+            "yarn.acl.enable": "true", "yarn.admin.acl": getpass.getuser(),
+            "yarn.nodemanager.bind-host": ip,
+            "yarn.nodemanager.address": f"{ip}:{nm}",
+            "yarn.nodemanager.localizer.address": f"{ip}:{localizer}",
+            "yarn.nodemanager.webapp.address": f"{ip}:{web}",
+            "yarn.nodemanager.resource.memory-mb": "1024",
+            "yarn.nodemanager.resource.cpu-vcores": "1",
+            "yarn.nodemanager.vmem-check-enabled": "false",
+            "yarn.nodemanager.local-dirs": str(self.node_dir(node, "nmlocal")),
+            "yarn.nodemanager.log-dirs": str(self.node_dir(node, "nmlogs"))}))
+        (conf / "yarn.exclude").write_text("")
+        pids = pid_dir or self.node_dir(node, "pids")
+        self.pid_dirs[node.name] = pids
+        (conf / "hadoop-env.sh").write_text(hadoop_env(
+            logs=self.node_dir(node, "logs"), pids=pids, ident="hduser", opens=opens))
+
     def run(self, node, command, *, timeout=None, check=True):
-        pids, logs = self.node_dir(node, "pids"), self.node_dir(node, "logs")
+        pids, logs = self.pid_dirs[node.name], self.node_dir(node, "logs")
         command = command.replace(PIDS, str(pids)).replace(LOGS, str(logs))
-        env = dict(os.environ, PATH=f"{STANDINS}:{os.environ['PATH']}", NODE=node.name,
-                   STANDIN_LOG=str(self.log), STANDIN_STATE=str(self.state),
-                   HADOOP_PID_DIR=str(pids), HADOOP_LOG_DIR=str(logs),
-                   HADOOP_IDENT_STRING="hduser", **self.env)
-        if node.name in self.fail_on and self.fail_on[node.name] in command:
-            command = "echo 'disk full' >&2; exit 3"
-        proc = subprocess.run(["bash", "-c", command], env=env, capture_output=True,
-                              text=True, timeout=timeout, stdin=subprocess.DEVNULL)
+        traced = (f'yarn() {{ echo "{node.name} yarn $*" >> {shlex.quote(str(self.log))}; '
+                  f'command yarn "$@"; }}\n{command}')
+        env = dict(self.env, HADOOP_CONF_DIR=str(self.conf(node)))
+        proc = subprocess.run(["bash", "-c", traced], env=env, capture_output=True,
+                              text=True, timeout=timeout or 120, stdin=subprocess.DEVNULL)
         if check and proc.returncode != 0:
             raise DeployError(f"{node.name}: `{command}` exited {proc.returncode}: "
                               f"{proc.stderr.strip()}")
@@ -70,35 +127,56 @@ class StandInRunner:
     def calls(self) -> list[str]:
         return self.log.read_text().splitlines() if self.log.exists() else []
 
+    def pid(self, node, daemon: str) -> int | None:
+        f = self.pid_dirs[node.name] / f"hadoop-hduser-{daemon}.pid"
+        return int(f.read_text()) if f.exists() else None
+
+    def yarn(self, node, *args: str) -> subprocess.CompletedProcess:
+        return subprocess.run([str(self.home / "bin/yarn"), *args], capture_output=True,
+                              text=True, timeout=120, stdin=subprocess.DEVNULL,
+                              env=dict(self.env, HADOOP_CONF_DIR=str(self.conf(node))))
+
     def kill_all(self) -> None:
-        for pid_file in self.state.glob("*/pids/*.pid"):
-            try:
-                os.kill(int(pid_file.read_text()), signal.SIGKILL)
-            except (ValueError, ProcessLookupError):
-                pass
+        kill_all(pids_in(*self.pid_dirs.values()))
+
+
+def _started_at(pid: int) -> int:
+    return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[19])
 
 
 @pytest.fixture
-def cluster(tmp_path):
-    facts = make_facts(workers=2, services=("yarn", "spark"))
-    runner = StandInRunner(tmp_path)
-    yield facts, runner
-    runner.kill_all()
+def cluster(tmp_path, hadoop_home):
+    facts = loopback_facts()
+    runner = YarnRunner(tmp_path, hadoop_home, facts)
+    try:
+        yield facts, runner
+    finally:
+        runner.kill_all()
+
+
+HEALTH_TIMEOUT = 90
 
 
 def test_first_start_starts_the_resourcemanager_then_every_nodemanager(cluster):
     facts, runner = cluster
     health = deploy.start_services(facts=facts, runner=runner, names=["yarn"],
-                                   health_timeout=10)
+                                   health_timeout=HEALTH_TIMEOUT)
     calls = runner.calls()
     assert calls[0] == "demo-master yarn --daemon start resourcemanager"
     assert sorted(calls[1:3]) == ["demo-worker-1 yarn --daemon start nodemanager",
                                   "demo-worker-2 yarn --daemon start nodemanager"]
-    assert calls[3:] == ["demo-master yarn node -list -states RUNNING"]
+    assert set(calls[3:]) == {f"demo-master {YARN.members_command}"}
     assert not any("--daemon status" in c for c in calls)   # its exit code lies
     assert health["yarn"].ok and health["yarn"].actual == 2
     assert health["yarn"].missing == ()
     assert "demo-worker-1, demo-worker-2" in health["yarn"].line()
+    rm = runner.pid(facts.master, "resourcemanager")
+    nms = [runner.pid(w, "nodemanager") for w in facts.workers]
+    assert "-Dproc_resourcemanager" in cmdline(rm)
+    assert all("-Dproc_nodemanager" in cmdline(p) for p in nms)
+    assert all(_started_at(rm) <= _started_at(p) for p in nms)
+    listing = runner.yarn(facts.master, "node", "-list", "-states", "RUNNING").stdout
+    assert running_nodemanagers(listing) == {"127.0.0.2", "127.0.0.3"}
 
 
 def test_a_stopped_daemon_is_started_although_status_exits_0(cluster):
@@ -115,29 +193,48 @@ def test_a_stopped_daemon_is_started_although_status_exits_0(cluster):
 
 def test_second_start_does_not_restart_running_daemons(cluster):
     facts, runner = cluster
-    deploy.start_services(facts=facts, runner=runner, names=["yarn"], health_timeout=10)
+    deploy.start_services(facts=facts, runner=runner, names=["yarn"],
+                          health_timeout=HEALTH_TIMEOUT)
+    pids = [runner.pid(n, d) for n, d in ((facts.master, "resourcemanager"),
+                                          *((w, "nodemanager") for w in facts.workers))]
     before = len(runner.calls())
-    deploy.start_services(facts=facts, runner=runner, names=["yarn"], health_timeout=10)
+    health = deploy.start_services(facts=facts, runner=runner, names=["yarn"],
+                                   health_timeout=HEALTH_TIMEOUT)
     assert not any("--daemon start" in c for c in runner.calls()[before:])
+    assert health["yarn"].ok
+    assert pids == [runner.pid(n, d) for n, d in ((facts.master, "resourcemanager"),
+                                                  *((w, "nodemanager") for w in facts.workers))]
+    assert all(alive(p) for p in pids)
 
 
 def test_a_stale_pid_file_does_not_block_the_start(cluster):
     """After a reboot the pid in the file may belong to another process: Hadoop's start
     would refuse ("Stop it first"); the tool sees no -Dproc_ JVM and starts it."""
     facts, runner = cluster
-    pid_dir = runner.node_dir(facts.master, "pids")
-    pid_dir.mkdir(parents=True)
-    (pid_dir / "hadoop-hduser-resourcemanager.pid").write_text(str(os.getpid()))
-    refused = runner.run(facts.master, "yarn --daemon start resourcemanager", check=False)
-    assert refused.exited == 1 and "Stop it first" in refused.stderr
-    YARN(facts=facts, runner=runner).start()
-    assert YARN(facts=facts, runner=runner).running(facts.master, "resourcemanager")
+    other = subprocess.Popen(["sleep", "300"])
+    try:
+        pid_dir = runner.pid_dirs[facts.master.name]
+        pid_dir.mkdir(parents=True)
+        (pid_dir / "hadoop-hduser-resourcemanager.pid").write_text(str(other.pid))
+        yarn = YARN(facts=facts, runner=runner)
+        assert not yarn.running(facts.master, "resourcemanager")
+        yarn.start()
+        assert yarn.running(facts.master, "resourcemanager")
+        rm = runner.pid(facts.master, "resourcemanager")
+        assert rm != other.pid and "-Dproc_resourcemanager" in cmdline(rm)
+        assert other.poll() is None      # the other process was left alone
+    finally:
+        other.kill()
+        other.wait()
 
 
 def test_stop_goes_workers_first_and_leaves_no_process(cluster):
     facts, runner = cluster
     yarn = YARN(facts=facts, runner=runner)
-    deploy.start_services(facts=facts, runner=runner, names=["yarn"], health_timeout=10)
+    deploy.start_services(facts=facts, runner=runner, names=["yarn"],
+                          health_timeout=HEALTH_TIMEOUT)
+    pids = pids_in(*runner.pid_dirs.values())
+    assert len(pids) == 3
     before = len(runner.calls())
     deploy.stop_services(facts=facts, runner=runner, names=["yarn"])
     calls = [c for c in runner.calls()[before:] if "--daemon stop" in c]
@@ -146,30 +243,38 @@ def test_stop_goes_workers_first_and_leaves_no_process(cluster):
     assert calls[2] == "demo-master yarn --daemon stop resourcemanager"
     assert not yarn.running(facts.master, "resourcemanager")
     assert not any(yarn.running(w, "nodemanager") for w in facts.workers)
+    assert not any(alive(p) for p in pids)
     health = deploy.cluster_health(facts=facts, runner=runner, names=["yarn"])
     assert health["yarn"].actual == 0 and not health["yarn"].ok
     assert health["yarn"].missing == ("demo-worker-1", "demo-worker-2")
     deploy.stop_services(facts=facts, runner=runner, names=["yarn"])   # stopping again: fine
 
 
-def test_every_failing_worker_is_named(cluster):
+def test_every_failing_worker_is_named(cluster, tmp_path):
+    """Both NodeManagers fail to start (their pid folder cannot be made): both are named."""
     facts, runner = cluster
-    runner.fail_on = {"demo-worker-1": "nodemanager", "demo-worker-2": "nodemanager"}
+    blocker = tmp_path / "not-a-folder"
+    blocker.write_text("")
+    for w in facts.workers:
+        runner.configure(w, pid_dir=blocker / w.name)
     with pytest.raises(NodeErrors) as info:
         YARN(facts=facts, runner=runner).start()
     assert set(info.value.failures) == {"demo-worker-1", "demo-worker-2"}
-    assert "[demo-worker-1]" in str(info.value) and "disk full" in str(info.value)
+    assert "[demo-worker-1]" in str(info.value) and "cannot create" in str(info.value)
 
 
-def test_health_timeout_names_the_missing_node_and_the_dead_daemons_cause(cluster):
+def test_a_daemon_dying_at_start_is_named_with_its_cause(cluster):
+    """Java 17 without the --add-opens list: the real ResourceManager dies at start."""
     facts, runner = cluster
-    runner.env = {"STANDIN_DIE": "resourcemanager"}
-    runner.run(facts.workers[0], "yarn --daemon start nodemanager")
-    with pytest.raises(DeployError) as info:
-        deploy.start_services(facts=facts, runner=runner, names=["yarn"], health_timeout=3)
+    runner.configure(facts.master, opens=False)
+    with pytest.raises((DeployError, NodeErrors)) as info:
+        deploy.start_services(facts=facts, runner=runner, names=["yarn"],
+                              health_timeout=HEALTH_TIMEOUT)
     message = str(info.value)
-    assert "[demo-master] resourcemanager is not running" in message
+    assert "demo-master" in message and "resourcemanager" in message
     assert "InaccessibleObjectException" in message
+    why = YARN(facts=facts, runner=runner).diagnose()
+    assert "[demo-master] resourcemanager is not running; its log says:" in why
 
 
 def test_health_says_which_worker_is_missing(cluster):
@@ -177,9 +282,29 @@ def test_health_says_which_worker_is_missing(cluster):
     yarn = YARN(facts=facts, runner=runner)
     runner.run(facts.master, yarn.start_command("resourcemanager"))
     runner.run(facts.workers[1], yarn.start_command("nodemanager"))
+    wait_for(lambda: "127.0.0.3" in running_nodemanagers(runner.yarn(
+        facts.master, "node", "-list", "-states", "RUNNING").stdout),
+        timeout=60, what="demo-worker-2's NodeManager RUNNING")
     with pytest.raises(DeployError, match=r"yarn not ready .*1/2 NodeManagers running "
                                           r"\(demo-worker-2\); missing: demo-worker-1"):
-        yarn.wait_healthy(timeout=1, interval=0.2)
+        yarn.wait_healthy(timeout=3, interval=0.5)
+
+
+def test_a_decommissioned_nodemanager_leaves_the_running_nodes(cluster):
+    """`yarn rmadmin -refreshNodes` re-reads the exclude list; the listed NodeManager is
+    decommissioned (the ResourceManager shuts it down) and leaves running_nodes()."""
+    facts, runner = cluster
+    deploy.start_services(facts=facts, runner=runner, names=["yarn"],
+                          health_timeout=HEALTH_TIMEOUT)
+    yarn = YARN(facts=facts, runner=runner)
+    assert yarn.running_nodes() == {"127.0.0.2", "127.0.0.3"}
+    (runner.conf(facts.master) / "yarn.exclude").write_text("127.0.0.3\n")
+    yarn.refresh_nodes()
+    wait_for(lambda: yarn.running_nodes() == {"127.0.0.2"}, timeout=60,
+             what="demo-worker-2 decommissioned", interval=0.5)
+    nm = runner.pid(facts.workers[1], "nodemanager")
+    wait_for(lambda: nm is None or not alive(nm), timeout=30,
+             what="the decommissioned NodeManager shut down", interval=0.5)
 
 
 REPORT_2_7_3 = textwrap.dedent("""\
@@ -263,16 +388,16 @@ def test_master_runner_never_hands_its_stdin_to_commands(tmp_path):
     assert proc.stdout == "echo the rest\n"
 
 
-def test_services_option_rejects_services_not_deployed(cluster):
-    facts, runner = cluster
+def test_services_option_rejects_services_not_deployed():
+    facts, runner = make_facts(workers=2, services=("yarn", "spark")), None
     spark_only = deploy.reconcile_facts(facts=facts, image_marker={"hadoop_version": None},
                                         services=["yarn", "spark"])[0]
     with pytest.raises(Exception, match="not deployed"):
         deploy.services_for(facts=spark_only, runner=runner, names=["yarn"])
 
 
-def test_image_without_hadoop_means_spark_only_with_a_message(cluster):
-    facts, _ = cluster
+def test_image_without_hadoop_means_spark_only_with_a_message():
+    facts = make_facts(workers=2, services=("yarn", "spark"))
     marker = {"hadoop_version": None, "java_home": "/usr/lib/jvm/java-17-openjdk-amd64",
               "spark_home": "/opt/spark"}
     new, messages = deploy.reconcile_facts(facts=facts, image_marker=marker)

@@ -125,6 +125,11 @@ sbx_daemon() {
         echo "ERROR: $name (process $pid) exited at start; the end of $base.out and .log:" >&2
         tail -n 20 "$base.out" >&2
         [ ! -f "$base.log" ] || tail -n 20 "$base.log" >&2
+        # the cause is rarely in the last lines (a stack trace, then SHUTDOWN_MSG)
+        if [ -f "$base.log" ] && grep -qE '^Caused by:|ERROR|FATAL' "$base.log"; then
+          echo "ERROR: $name's errors in $base.log:" >&2
+          grep -E '^Caused by:|ERROR|FATAL' "$base.log" | tail -n 10 | cut -c1-400 >&2
+        fi
         exit 1
       fi
       exit 0 ;;
