@@ -6,6 +6,7 @@ The fixtures built from these (``e2e_env``, ``cloud``) live in this folder's con
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import shlex
 import subprocess
@@ -70,6 +71,30 @@ def ok(result, what: str) -> str:
     err = result.stderr if isinstance(result.stderr, str) else result.stderr.decode()
     assert result.returncode == 0, f"{what} exited {result.returncode}\n{out[-2000:]}\n{err[-2000:]}"
     return out
+
+
+def fixed_ip(server) -> str:
+    """A server's fixed (private) IPv4 address, as the cloud lists it."""
+    return next(a["addr"] for addrs in (server.addresses or {}).values() for a in addrs
+                if a.get("OS-EXT-IPS:type", "fixed") == "fixed" and a.get("version") == 4)
+
+
+def notebook_json(cells: list[str]) -> str:
+    """A notebook (nbformat 4) of code cells, for the "pyspark" kernel."""
+    return json.dumps({
+        "cells": [{"cell_type": "code", "execution_count": None, "id": f"cell{i}",
+                   "metadata": {}, "outputs": [], "source": source}
+                  for i, source in enumerate(cells)],
+        "metadata": {"kernelspec": {"name": "pyspark", "display_name": "PySpark",
+                                    "language": "python"}},
+        "nbformat": 4, "nbformat_minor": 5})
+
+
+def notebook_outputs(notebook_text: str) -> str:
+    """Every stream output of an executed notebook, joined."""
+    doc = json.loads(notebook_text)
+    return "".join("".join(out.get("text", "")) for cell in doc["cells"]
+                   for out in cell.get("outputs", []) if out.get("output_type") == "stream")
 
 
 def leftovers(cloud, cluster: str) -> dict:

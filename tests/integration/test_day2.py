@@ -45,6 +45,7 @@ import uuid
 import pytest
 
 from e2e_support import ALLOWED, CLI, FLAVOR, baked_image, cli
+from e2e_support import fixed_ip as _fixed_ip
 from e2e_support import as_hduser as _as_hduser
 from e2e_support import leftovers as _leftovers
 from e2e_support import ok as _ok
@@ -58,11 +59,6 @@ BLOCK = 1024 * 1024          # 1 MiB blocks (HDFS's minimum): many blocks from a
 
 
 # ============================================================================ helpers
-def _fixed_ip(server) -> str:
-    return next(a["addr"] for addrs in (server.addresses or {}).values() for a in addrs
-                if a.get("OS-EXT-IPS:type", "fixed") == "fixed" and a.get("version") == 4)
-
-
 def _servers(cloud, cluster: str) -> dict:
     """{name: server} of the cluster's servers, as the cloud lists them now."""
     return {s.name: s for s in cloud.compute.servers(details=True)

@@ -33,6 +33,7 @@ import uuid
 import pytest
 
 from e2e_support import ALLOWED, CLI, FLAVOR, baked_image, cli
+from e2e_support import fixed_ip as _fixed_ip
 from e2e_support import leftovers as _leftovers
 from e2e_support import said as _said
 from e2e_support import ssh as _ssh
@@ -86,11 +87,6 @@ TOTAL = sum(x * x for x in range(100))
 
 
 # ============================================================================ helpers
-def _fixed_ip(server) -> str:
-    return next(a["addr"] for addrs in (server.addresses or {}).values() for a in addrs
-                if a.get("OS-EXT-IPS:type", "fixed") == "fixed" and a.get("version") == 4)
-
-
 def _jobs(env, cluster, key) -> dict:
     proc = cli(env, "jobs", "-c", cluster, "--identity-file", key, "--json", timeout=120)
     return {j["id"]: j for j in json.loads(proc.stdout)}

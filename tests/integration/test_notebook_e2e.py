@@ -37,6 +37,9 @@ import uuid
 import pytest
 
 from e2e_support import ALLOWED, BASE_IMAGE, CLI, MIRROR, REAL_CLOUD, ROOT, baked_image, cli
+from e2e_support import fixed_ip as _fixed_ip
+from e2e_support import notebook_json as _notebook_json
+from e2e_support import notebook_outputs as _outputs
 from e2e_support import as_hduser as _as_hduser
 from e2e_support import leftovers as _leftovers
 from e2e_support import ok as _ok
@@ -52,29 +55,6 @@ SANDBOX_MIRROR_DIR = ROOT / ".sandbox" / "mirror"
 
 
 # ============================================================================ helpers
-def _fixed_ip(server) -> str:
-    return next(a["addr"] for addrs in (server.addresses or {}).values() for a in addrs
-                if a.get("OS-EXT-IPS:type", "fixed") == "fixed" and a.get("version") == 4)
-
-
-def _notebook_json(cells: list[str]) -> str:
-    """A notebook (nbformat 4) of code cells, for the "pyspark" kernel."""
-    return json.dumps({
-        "cells": [{"cell_type": "code", "execution_count": None, "id": f"cell{i}",
-                   "metadata": {}, "outputs": [], "source": source}
-                  for i, source in enumerate(cells)],
-        "metadata": {"kernelspec": {"name": "pyspark", "display_name": "PySpark",
-                                    "language": "python"}},
-        "nbformat": 4, "nbformat_minor": 5})
-
-
-def _outputs(notebook_text: str) -> str:
-    """Every stream output of an executed notebook, joined."""
-    doc = json.loads(notebook_text)
-    return "".join("".join(out.get("text", "")) for cell in doc["cells"]
-                   for out in cell.get("outputs", []) if out.get("output_type") == "stream")
-
-
 def _execute_command(names: list[str]) -> str:
     """Run notebooks at once on the master as hduser with nbconvert through the PySpark
     kernel; each result lands as NAME.out.ipynb."""

@@ -12,7 +12,6 @@ from __future__ import annotations
 import ast
 import dataclasses
 import itertools
-import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import pytest
@@ -20,6 +19,8 @@ import pytest
 from spark_openstack import jobs, render
 from spark_openstack.errors import ValidationError
 from spark_openstack.model import ClusterFacts, Node
+from test_templates import _conf as _spark_conf
+from test_templates import _props
 
 SERVICES = ("hdfs", "yarn", "spark")
 
@@ -44,20 +45,6 @@ def _facts(*, vcpus: int, ram: int, workers: int, master_ram: int | None = None,
                        vcpus=vcpus, ram_mb=ram) for i in range(1, workers + 1))
     return ClusterFacts(cluster_name="c", master=master, workers=nodes, services=SERVICES,
                         spark_secret="s" * 32)
-
-
-def _props(text: str) -> dict[str, str]:
-    return {p.findtext("name"): p.findtext("value")
-            for p in ET.fromstring(text).iter("property")}
-
-
-def _spark_conf(text: str) -> dict[str, str]:
-    out = {}
-    for line in text.splitlines():
-        if line.strip() and not line.startswith("#"):
-            key, _, value = line.strip().partition(" ")
-            out[key] = value.strip()
-    return out
 
 
 def _mb(value: str) -> int:
