@@ -195,12 +195,14 @@ def decommission(*, facts: ClusterFacts, runner: Runner, victims: Iterable[Node]
 
 def stop_daemons(*, facts: ClusterFacts, runner: Runner, nodes: Iterable[Node]) -> None:
     """Stop the Spark worker, NodeManager and DataNode on ``nodes`` (all at once), in the
-    reverse of the start order."""
+    reverse of the start order (services of the master alone, Jupyter, have none there)."""
     from .deploy import services_for
     services = list(reversed(services_for(facts=facts, runner=runner)))
 
     def stop(node: Node) -> None:
         for service in services:
+            if service.master_only:          # Jupyter: nothing of it runs on a worker
+                continue
             if isinstance(service, HadoopService):
                 for daemon in service.worker_daemons:
                     runner.run(node, service.stop_command(daemon), timeout=120)

@@ -316,7 +316,7 @@ def test_submit_detach_jobs_logs_and_kill_end_the_yarn_application(yc, apps):
 # ============================================================================ 5. MapReduce
 def test_apache_mapreduce_examples_on_yarn(yc):
     yc.hd("hdfs dfs -mkdir -p mr-in && hdfs dfs -put -f /etc/services mr-in/", what="put")
-    yc.hd(f"yarn jar {EXAMPLES} wordcount mr-in mr-wc 2> mr-wc.err "
+    yc.hd(f"cd ~ && yarn jar {EXAMPLES} wordcount mr-in mr-wc 2> mr-wc.err "
           "|| { tail -n 40 mr-wc.err >&2; exit 1; }", what="MapReduce wordcount", timeout=900)
     counts = yc.hd("hdfs dfs -cat mr-wc/part-r-00000", what="wordcount output")
     local = yc.hd("tr -s ' \\t' '\\n\\n' < /etc/services | grep -c '^tcp$' || true",
@@ -324,7 +324,8 @@ def test_apache_mapreduce_examples_on_yarn(yc):
     assert re.search(rf"^tcp\t{int(local)}$", counts, re.M), counts[:2000]
     for step in ("teragen 200000 tera-in", "terasort tera-in tera-out",
                  "teravalidate tera-out tera-report"):
-        yc.hd(f"yarn jar {EXAMPLES} {step} 2> tera.err || {{ tail -n 40 tera.err >&2; exit 1; }}",
+        yc.hd(f"cd ~ && yarn jar {EXAMPLES} {step} 2> tera.err "
+              "|| { tail -n 40 tera.err >&2; exit 1; }",
               what=step.split()[0], timeout=900)
     report = yc.hd("hdfs dfs -cat 'tera-report/part-r-*'", what="teravalidate report")
     assert re.search(r"^checksum\s+[0-9a-f]+$", report, re.M), report
@@ -344,12 +345,12 @@ def test_notebook_kernel_runs_on_yarn_and_gives_idle_executors_back(yc):
         ".distinct().collect()\n"
         "print('HOSTS', ','.join(sorted(hosts)))",
         "def executors():\n"
-        "    return [e for e in sc._jsc.sc().getExecutorIds()]\n"
-        "print('BUSY', len(executors()))\n"
+        "    return sc._jsc.sc().getExecutorIds().size()\n"
+        "print('BUSY', executors())\n"
         "deadline = time.time() + 240\n"
         "while executors() and time.time() < deadline:\n"
         "    time.sleep(5)\n"
-        "print('IDLE', len(executors()))",
+        "print('IDLE', executors())",
     ]
     ssh(yc.host, yc.key, as_hduser("mkdir -p ~/notebooks && cat > ~/notebooks/yarn.ipynb"),
         stdin=notebook_json(cells).encode())

@@ -227,3 +227,26 @@ def test_yarn_nodemanagers_leave_through_the_exclude_list(tmp_path):
         assert yarn.running(facts.workers[0], "nodemanager")
     finally:
         runner.kill_all()
+
+
+def test_stopping_a_removed_worker_skips_the_masters_own_services():
+    """remove-workers on a cluster with Jupyter: the worker's Spark worker, NodeManager
+    and DataNode stop (in that order); Jupyter, on the master alone, has nothing there."""
+    facts = make_facts(workers=2, services=("hdfs", "yarn", "spark", "jupyter"))
+
+    class Recorder:
+        def __init__(self):
+            self.commands = []
+
+        def run(self, node, command, *, timeout=None, check=True):
+            self.commands.append((node.name, command))
+            return CommandResult("", "", 0)
+
+    runner = Recorder()
+    scale.stop_daemons(facts=facts, runner=runner, nodes=[facts.workers[1]])
+    assert {node for node, _ in runner.commands} == {"demo-worker-2"}
+    said = [command for _, command in runner.commands]
+    order = [next(d for d in ("stop-worker", "nodemanager", "datanode") if d in c)
+             for c in said]
+    assert order == ["stop-worker", "nodemanager", "datanode"], said
+    assert not any("jupyter" in c or "supervisor" in c for c in said), said
