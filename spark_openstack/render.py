@@ -512,6 +512,10 @@ def _context(*, facts: ClusterFacts, node: Node) -> dict:
 
 #: How long a notebook keeps an idle executor (then its cores go to the other notebooks).
 NOTEBOOK_IDLE_TIMEOUT = "60s"
+#: With shuffle tracking (no external shuffle service), an idle executor that holds shuffle
+#: files is kept until this passes, not forever (Spark's default): a later cell that needs
+#: those files recomputes them.
+NOTEBOOK_SHUFFLE_TIMEOUT = "120s"
 
 
 def notebook_limits(*, facts: ClusterFacts) -> dict:
@@ -530,10 +534,15 @@ def notebook_limits(*, facts: ClusterFacts) -> dict:
         "standalone": not yarn,
         "total_cores": total,
         "max_cores": share,
-        # two notebooks' executors fit where one job's would (a worker's Spark memory)
-        "executor_mb": max(MIN_SPARK_WORKER_MB, _round64(sizing.spark_executor_mb // 2)),
+        # standalone: two notebooks' executors fit where one job's would (a worker's Spark
+        # memory). YARN: a job's executor, of which a worker holds one beside an
+        # application master, so a notebook's executors spread over the workers and
+        # notebooks share YARN in time (idle executors are given back).
+        "executor_mb": (sizing.spark_executor_mb if yarn else
+                        max(MIN_SPARK_WORKER_MB, _round64(sizing.spark_executor_mb // 2))),
         "driver_mb": max(MIN_DRIVER_MB, _round64(sizing.spark_driver_mb // 2)),
         "idle_timeout": NOTEBOOK_IDLE_TIMEOUT,
+        "shuffle_timeout": NOTEBOOK_SHUFFLE_TIMEOUT,
     }
 
 

@@ -351,7 +351,7 @@ def test_notebook_kernel_runs_on_yarn_and_gives_idle_executors_back(yc):
         "def executors():\n"
         "    return sc._jsc.sc().getExecutorIds().size()\n"
         "print('BUSY', executors())\n"
-        "deadline = time.time() + 240\n"
+        "deadline = time.time() + 420\n"
         "while executors() and time.time() < deadline:\n"
         "    time.sleep(5)\n"
         "print('IDLE', executors())",
@@ -359,7 +359,7 @@ def test_notebook_kernel_runs_on_yarn_and_gives_idle_executors_back(yc):
     ssh(yc.host, yc.key, as_hduser("mkdir -p ~/notebooks && cat > ~/notebooks/yarn.ipynb"),
         stdin=notebook_json(cells).encode())
     yc.hd(f"cd ~/notebooks && timeout 600 {JUPYTER} nbconvert --to notebook --execute "
-          "--ExecutePreprocessor.kernel_name=pyspark --ExecutePreprocessor.timeout=500 "
+          "--ExecutePreprocessor.kernel_name=pyspark --ExecutePreprocessor.timeout=540 "
           "--output yarn.out.ipynb yarn.ipynb > yarn.log 2>&1 "
           "|| { tail -n 40 yarn.log >&2; exit 1; }", what="nbconvert on YARN", timeout=700)
     out = notebook_outputs(yc.hd("cat ~/notebooks/yarn.out.ipynb", what="executed notebook"))

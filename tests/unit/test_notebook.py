@@ -124,6 +124,13 @@ def test_kernel_runs_the_image_python_against_yarn_or_standalone(services, maste
     assert '"spark.dynamicAllocation.maxExecutors", "3"' in startup
     assert '"spark.executor.cores", "1"' in startup
     assert ('"spark.cores.max", "3"' in startup) == (master != "yarn")
+    # idle executors go back even when they hold shuffle files (shuffle tracking)
+    assert '"spark.dynamicAllocation.shuffleTracking.timeout", "120s"' in startup
+    limits = render.notebook_limits(facts=facts)
+    executor = render.cluster_sizing(facts=facts).spark_executor_mb
+    # YARN: a job's executor (one per worker beside an AM: they spread); standalone: half
+    assert limits["executor_mb"] == (executor if master == "yarn"
+                                     else max(512, executor // 2 // 64 * 64))
     assert facts.spark_secret not in startup      # the secret stays in spark-defaults.conf
 
 
