@@ -687,7 +687,7 @@ def _min_allocation_mb(facts: ClusterFacts) -> int:
 def yarn_request(*, facts: ClusterFacts, conf=()) -> dict:
     """What a client-mode job asks YARN for, as YARN counts it: executor and application
     master heap + overhead, rounded up to yarn.scheduler.minimum-allocation-mb."""
-    from .render import executor_overhead_mb
+    from .render import executor_overhead_mb, yarn_container_mb
     settings = effective_conf(facts=facts, conf=conf)
     step = _min_allocation_mb(facts)
     out = {"manager": "yarn", "min_allocation_mb": step}
@@ -699,7 +699,8 @@ def yarn_request(*, facts: ClusterFacts, conf=()) -> dict:
         overhead = parse_memory_mb(settings.get(overhead_key, "")) \
             or executor_overhead_mb(heap)
         out[role] = {"heap_mb": heap, "overhead_mb": overhead,
-                     "container_mb": -(-(heap + overhead) // step) * step}
+                     "container_mb": yarn_container_mb(heap_mb=heap, min_allocation_mb=step,
+                                                       overhead_mb=overhead)}
     cores = settings.get("spark.executor.cores", "1")
     out["executor"]["cores"] = int(cores) if str(cores).isdigit() else 1
     out["am"]["cores"] = 1

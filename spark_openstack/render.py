@@ -55,10 +55,12 @@ def executor_overhead_mb(executor_mb: int) -> int:
     return max(MIN_EXECUTOR_OVERHEAD_MB, executor_mb // 10)
 
 
-def yarn_container_mb(*, heap_mb: int, min_allocation_mb: int = YARN_MIN_ALLOCATION_MB) -> int:
+def yarn_container_mb(*, heap_mb: int, min_allocation_mb: int = YARN_MIN_ALLOCATION_MB,
+                      overhead_mb: int | None = None) -> int:
     """The container YARN grants a Spark JVM of ``heap_mb`` (executor, AM or cluster-mode
-    driver): heap + max(384, 10%) overhead, rounded up to the allocation increment."""
-    asked = heap_mb + executor_overhead_mb(heap_mb)
+    driver): heap + overhead (``overhead_mb``, by default Spark's max(384, 10%)), rounded
+    up to the allocation increment."""
+    asked = heap_mb + (executor_overhead_mb(heap_mb) if overhead_mb is None else overhead_mb)
     step = max(1, min_allocation_mb)
     return -(-asked // step) * step
 
