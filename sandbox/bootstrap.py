@@ -1,7 +1,7 @@
 """Populate the sandbox cloud through its own APIs (openstacksdk, as any operator would).
 
   bootstrap.py identity   projects, users, roles, services, endpoints (after keystone)
-  bootstrap.py cloud      what a real cloud offers its users: flavors, a base image, a
+  bootstrap.py cloud      what a real cloud offers its users: flavors, base images, a
                           tenant network with a router to an external network that owns
                           the floating-IP pool, quotas for the demo project; then waits
                           until nova-compute is up and mapped
@@ -26,6 +26,8 @@ SERVICES = {('keystone', 'identity'): None,
             ('neutron', 'network'): 'http://127.0.0.1:9696'}
 FLAVORS = [('m1.tiny', 1, 512, 1), ('m1.small', 1, 2048, 10), ('m1.medium', 2, 4096, 20),
            ('m1.large', 4, 8192, 40)]
+ROOTFS_DIR = ENV.get('SANDBOX_ROOTFS_DIR', '')
+BARE_VERSIONS = ('12', '13') if ROOTFS_DIR else ()
 DEMO_QUOTAS = dict(instances=40, cores=80, ram=200 * 1024, key_pairs=20,
                    server_groups=20, server_group_members=40)
 DEMO_NET_QUOTAS = dict(floating_ips=10, security_groups=20, security_group_rules=200,
@@ -105,7 +107,22 @@ def cloud():
              b'Debian 12 root (copy-on-write)\n',
         allow_duplicates=True)
     c.image.wait_for_status(image, status='active', wait=120)
-    say('image: debian-12')
+    names = ['debian-12']
+    # bare cloud images: servers boot on a real minimal Debian tree without Java
+    # (sandbox/build_rootfs.sh), as a distribution's own cloud image would
+    for version in BARE_VERSIONS:
+        name = f'debian-{version}-bare'
+        if not os.path.isfile(os.path.join(ROOTFS_DIR, name, '.built')):
+            raise SystemExit(f'{ROOTFS_DIR}/{name} is missing; sandbox/up builds it')
+        image = c.image.create_image(
+            name=name, disk_format='raw', container_format='bare', visibility='public',
+            os_distro='debian', os_version=version, sandbox_rootfs=name,
+            data=f'spark-openstack sandbox bare image: hosts boot on the Debian {version} '
+                 f'tree {name} (debootstrap minbase + cloud-init, no Java)\n'.encode(),
+            allow_duplicates=True)
+        c.image.wait_for_status(image, status='active', wait=120)
+        names.append(name)
+    say('images: ' + ', '.join(names))
 
     public = c.network.create_network(name='public', is_router_external=True,
                                       provider_network_type='flat',

@@ -12,7 +12,11 @@ A server is a "namespace host":
     route ends there: per-leg forwarding is off, nothing leaves the sandbox);
   * filesystem: copy-on-write overlays over the machine's /etc /var /usr, empty overlays for
     /root /home /opt /srv, private tmpfs /tmp /run, a private /dev; the machine's own
-    files are never modified (its / is remounted read-only inside the host);
+    files are never modified (its / is remounted read-only inside the host). An image with
+    the property ``sandbox_rootfs=NAME`` boots on a root tree of its own instead (a bare
+    Debian made by ``sandbox/build_rootfs.sh`` under ``SANDBOX_ROOTFS_DIR/NAME``): the same
+    overlays over that tree, which the host enters with chroot, so it runs that tree's
+    /usr, /etc and /var (its cloud-init, sshd, Python), not the machine's;
   * processes: own PID and UTS namespaces; PID 1 is ``host_init.sh``, which runs the real
     cloud-init stages from a NoCloud seed (the instance's user-data and meta-data), starts
     sshd after the network stage (as a real boot does, so user-data may still be running
@@ -52,6 +56,8 @@ DIRS_EMPTY = ['root', 'home', 'opt', 'srv']  # start empty, like a fresh VM
 _FHS = {'bin', 'sbin', 'lib', 'lib32', 'lib64', 'libx32', 'usr', 'etc', 'var', 'dev', 'proc',
         'sys', 'run', 'tmp', 'root', 'home', 'opt', 'srv', 'boot', 'media', 'mnt'}
 SNAPSHOT_PROPERTY = 'sandbox_snapshot'
+ROOTFS_PROPERTY = 'sandbox_rootfs'            # a base image's own root tree, by name
+ROOTFS_DIR = os.environ.get('SANDBOX_ROOTFS_DIR', '/var/lib/spark-sandbox/rootfs')
 # security groups are applied by sandbox/agent.py; until it has, a new host accepts only
 # replies and loopback, as a real cloud's port is filtered before the server boots
 ENFORCE_SG = os.environ.get('SANDBOX_SECURITY_GROUPS', 'on') != 'off'
@@ -83,22 +89,33 @@ output: {all: '| tee -a /var/log/cloud-init-output.log'}
 
 HOST_INIT = r"""#!/bin/bash
 # PID 1 of a sandbox host (own pid/mount/uts namespaces inside the host's net namespace).
-# Usage: host_init.sh HOSTDIR HOSTNAME
+# Usage: host_init.sh HOSTDIR HOSTNAME [ROOTFS]
+#   ROOTFS: the image's own root tree; the host's / is then NR=HOSTDIR/root, entered with
+#   chroot once everything is mounted. Without it, NR is the machine's own / (read-only).
 set -u
-HD=$1; H=$2
+HD=$1; H=$2; RFS=${3:-}
 say() { echo "[sandbox-init $(date +%s.%N)] $*"; }
-say "boot pid=$$ host=$H"
+say "boot pid=$$ host=$H${RFS:+ rootfs=$RFS}"
 mount --make-rprivate /
 mount --bind "$HD" "$HD"                 # keeps the upper dirs writable once / is ro
 mount -o remount,bind,ro /               # the machine's / itself: read-only here
+NR=
+if [ -n "$RFS" ]; then
+  NR=$HD/root; mkdir -p "$NR"
+  mount --bind "$RFS" "$NR" && mount -o remount,bind,ro "$NR" || exit 1   # shared: never written
+fi
 for d in @COW@; do
-  low=/$d; [ -d "$HD/lower/$d" ] && low="$HD/lower/$d:/$d"
-  mount -t overlay "sbx-$d" -o "lowerdir=$low,upperdir=$HD/upper/$d,workdir=$HD/work/$d" "/$d" || exit 1
+  low=$NR/$d; [ -d "$HD/lower/$d" ] && low="$HD/lower/$d:$NR/$d"
+  mount -t overlay "sbx-$d" -o "lowerdir=$low,upperdir=$HD/upper/$d,workdir=$HD/work/$d" "$NR/$d" || exit 1
 done
 for d in @EMPTY@; do
   low=$HD/empty; [ -d "$HD/lower/$d" ] && low="$HD/lower/$d:$HD/empty"
-  mount -t overlay "sbx-$d" -o "lowerdir=$low,upperdir=$HD/upper/$d,workdir=$HD/work/$d" "/$d" || exit 1
+  mount -t overlay "sbx-$d" -o "lowerdir=$low,upperdir=$HD/upper/$d,workdir=$HD/work/$d" "$NR/$d" || exit 1
 done
+if [ -n "$NR" ]; then
+  mount -t proc sbx-proc "$NR/proc" || exit 1
+  mount -t sysfs -o ro sbx-sys "$NR/sys" 2>/dev/null || mount --rbind -o ro /sys "$NR/sys"
+fi
 D=$HD/dev; mkdir -p "$D"; mount -t tmpfs -o mode=755,size=1m,nosuid sbx-dev "$D"
 for n in "null 1 3" "zero 1 5" "full 1 7" "random 1 8" "urandom 1 9" "tty 5 0"; do
   set -- $n; mknod -m 666 "$D/$1" c "$2" "$3"
@@ -107,14 +124,22 @@ mkdir "$D/pts" "$D/shm" && ln -s pts/ptmx "$D/ptmx" && ln -s /proc/self/fd "$D/f
 ln -s /proc/self/fd/0 "$D/stdin"; ln -s /proc/self/fd/1 "$D/stdout"; ln -s /proc/self/fd/2 "$D/stderr"
 mount -t devpts -o newinstance,ptmxmode=0666,mode=620,gid=5 sbx-devpts "$D/pts"
 mount -t tmpfs -o mode=1777,size=64m,nosuid,nodev sbx-shm "$D/shm"
-mount -n --move "$D" /dev || exit 1
-mount -t tmpfs -o mode=1777,size=2g sbx-tmp /tmp
-mount -t tmpfs -o mode=755,size=64m sbx-run /run
-mkdir -p /run/sshd /run/lock && chmod 755 /run/sshd
+mount -n --move "$D" "$NR/dev" || exit 1
+mount -t tmpfs -o mode=1777,size=2g sbx-tmp "$NR/tmp"
+mount -t tmpfs -o mode=755,size=64m sbx-run "$NR/run"
+mkdir -p "$NR/run/sshd" "$NR/run/lock" && chmod 755 "$NR/run/sshd"
+hostname "$H"
+# the boot itself (below the marker in this file) runs from the host's own /run
+sed '1,/^# ---- boot ----$/d' "$0" > "$NR/run/sandbox-boot.sh"
+if [ -n "$NR" ]; then
+  exec chroot "$NR" /bin/bash /run/sandbox-boot.sh
+fi
 # last: hide every top-level folder a plain Linux root does not have (the host's own
 # state dir lives in one of them; everything above already holds what it needs)
 for d in @HIDE@; do [ -d "/$d" ] && mount -t tmpfs -o ro,size=4k,mode=755 sbx-hide "/$d"; done
-hostname "$H"
+exec /bin/bash /run/sandbox-boot.sh
+# ---- boot ----
+say() { echo "[sandbox-init $(date +%s.%N)] $*"; }
 export PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin LANG=C.UTF-8 HOME=/root
 cd /
 stage() { say "cloud-init $*"; /usr/bin/cloud-init "$@"; say "cloud-init $* rc=$?"; }
@@ -190,6 +215,20 @@ def _vifs(network_info):
     return out
 
 
+def _rootfs(props):
+    """The root tree an image's property names (a name, never a path: users may set
+    properties on their own images), or None for the machine's own root."""
+    name = props.get(ROOTFS_PROPERTY)
+    if not name:
+        return None
+    if not isinstance(name, str) or not name.replace('-', '').replace('.', '').isalnum() \
+            or name.startswith('.') \
+            or not os.path.isfile(os.path.join(ROOTFS_DIR, name, '.built')):
+        raise RuntimeError('image property %s=%r names no root tree in %s'
+                           % (ROOTFS_PROPERTY, name, ROOTFS_DIR))
+    return name
+
+
 def host_dir(uuid):
     return os.path.join(STATE, uuid)
 
@@ -219,7 +258,10 @@ class SandboxDriver(fake.FakeDriver):
             os.makedirs(os.path.join(hd, 'upper', d))
             os.makedirs(os.path.join(hd, 'work', d))
         os.makedirs(os.path.join(hd, 'empty'))
-        self._restore_snapshot(context, instance, hd)
+        props = self._image_properties(context, instance)
+        rootfs = _rootfs(props)
+        if props.get(SNAPSHOT_PROPERTY) == 'true':
+            self._restore_snapshot(context, instance, hd)
         hostname = instance.hostname or netns_name(uuid)
         vifs = _vifs(network_info)
         self._write_seed(instance, hd, hostname, vifs)
@@ -228,7 +270,8 @@ class SandboxDriver(fake.FakeDriver):
                     .replace('@EMPTY@', ' '.join(DIRS_EMPTY))
                     .replace('@HIDE@', ' '.join(_hide_dirs())))
         with open(os.path.join(hd, 'host.json'), 'w') as f:
-            json.dump({'hostname': hostname, 'vifs': vifs, 'netns': netns_name(uuid)}, f)
+            json.dump({'hostname': hostname, 'vifs': vifs, 'netns': netns_name(uuid),
+                       'rootfs': rootfs}, f)
         self._plug(uuid, vifs)
         if power_on:
             self._boot(uuid)
@@ -296,10 +339,11 @@ class SandboxDriver(fake.FakeDriver):
         with open(os.path.join(hd, 'host.json')) as f:
             info = json.load(f)
         log = open(os.path.join(hd, 'console.log'), 'ab')
+        rootfs = info.get('rootfs')
         proc = subprocess.Popen(
             ['ip', 'netns', 'exec', info['netns'], 'unshare', '--mount', '--uts', '--pid',
              '--fork', '--kill-child', '--mount-proc', 'bash', os.path.join(hd, 'host_init.sh'),
-             hd, info['hostname']],
+             hd, info['hostname']] + ([os.path.join(ROOTFS_DIR, rootfs)] if rootfs else []),
             stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
             start_new_session=True, close_fds=True)
         log.close()
@@ -307,18 +351,18 @@ class SandboxDriver(fake.FakeDriver):
         with open(os.path.join(hd, 'init.pid'), 'w') as f:
             f.write(str(proc.pid))
 
-    def _restore_snapshot(self, context, instance, hd):
+    @staticmethod
+    def _image_properties(context, instance):
         if not instance.image_ref:
-            return
-        api = glance.API()
+            return {}
         try:
-            meta = api.get(context, instance.image_ref)
+            return glance.API().get(context, instance.image_ref).get('properties') or {}
         except Exception:  # noqa: BLE001 - a base image without data is fine
-            return
-        if (meta.get('properties') or {}).get(SNAPSHOT_PROPERTY) != 'true':
-            return
+            return {}
+
+    def _restore_snapshot(self, context, instance, hd):
         tarf = os.path.join(hd, 'snapshot.tar')
-        api.download(context, instance.image_ref, dest_path=tarf)
+        glance.API().download(context, instance.image_ref, dest_path=tarf)
         os.makedirs(os.path.join(hd, 'lower'))
         _run('tar', '-C', os.path.join(hd, 'lower'), '--xattrs', '--xattrs-include=trusted.*',
              '--numeric-owner', '-xpf', tarf)
@@ -410,6 +454,8 @@ class SandboxDriver(fake.FakeDriver):
         hd = host_dir(instance.uuid)
         api = glance.API()
         snap = api.get(context, image_id)
+        with open(os.path.join(hd, 'host.json')) as f:
+            rootfs = json.load(f).get('rootfs')
         with tempfile.NamedTemporaryFile(dir=hd, suffix='.tar') as tf:
             cmd = ['tar', '--xattrs', '--xattrs-include=trusted.*', '--numeric-owner',
                    '--exclude=./var/lib/cloud/seed', '-cf', tf.name]
@@ -424,6 +470,8 @@ class SandboxDriver(fake.FakeDriver):
                 'properties': {'image_location': 'snapshot', 'image_state': 'available',
                                'owner_id': instance.project_id, SNAPSHOT_PROPERTY: 'true'},
             }
+            if rootfs:   # the layers need the tree they were made over
+                meta['properties'][ROOTFS_PROPERTY] = rootfs
             with open(tf.name, 'rb') as data:
                 api.update(context, image_id, meta, data=data, purge_props=False)
         LOG.info('sandbox snapshot of %s uploaded as image %s', instance.uuid, image_id,
