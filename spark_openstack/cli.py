@@ -1474,6 +1474,16 @@ Examples:
       --allowed-cidr 203.0.113.7/32 --jupyter --python-packages numpy,pandas \\
       --python-constraints constraints.txt
       # Jupyter for `launch --jupyter`; numpy and pandas pinned by constraints.txt
+  spark-openstack create-image -n spark-d13 --base-image debian-13-bare -k mykey \
+      --allowed-cidr 10.213.0.1/32 --mirror http://10.213.0.1:8099 \
+      --apt-proxy http://10.213.0.1:3142
+      # a bare cloud image (no Java) on a cloud whose VMs have no internet: apt goes
+      # through the proxy; Java is the release's OpenJDK (21 on Debian 13)
+
+\b
+Base images: Debian 12 and 13 (tested), Ubuntu 22.04 and 24.04 (expected to work):
+any apt-based image with cloud-init. Java is kept when the image has it; otherwise the
+release's OpenJDK is installed (Debian 12, Ubuntu: 17; Debian 13: 21).
 
 \b
 Python packages go into a venv at /opt/spark-openstack/python (never the system's
@@ -1497,8 +1507,13 @@ Python). Add packages later on a running cluster with run-command, e.g.
               help=f"Apache-layout download mirror (default {IMAGE_DEFAULTS['mirror']}); "
                    "every download is checked against its published .sha512.")
 @click.option("--java-package", metavar="PKG",
-              help="Debian package providing Java, installed only if the base image has none "
-                   f"(default {IMAGE_DEFAULTS['java_package']}).")
+              help="Debian package providing Java (default auto: none if the base image has "
+                   "Java, else the OpenJDK of its release: 17 on Debian 12 and Ubuntu, 21 on "
+                   "Debian 13). A package named here is installed in any case.")
+@click.option("--apt-proxy", metavar="URL",
+              help="HTTP proxy for apt on the builder, e.g. http://10.0.0.5:3142 "
+                   "(apt-cacher-ng, squid): for clouds whose VMs have no internet. It stays in "
+                   "the image as /etc/apt/apt.conf.d/80spark-openstack-proxy.")
 @click.option("--python-packages", metavar="LIST",
               help="Comma-separated pip requirements (e.g. numpy==2.4.6,pandas), installed "
                    "into the image's Python environment /opt/spark-openstack/python: the "

@@ -73,6 +73,7 @@ BUILTIN_DEFAULTS: dict[str, Any] = {
     "no_hadoop": False,
     "mirror": None,
     "java_package": None,
+    "apt_proxy": None,
     "python_packages": (),
     "python_constraints": None,
     "pip_index_url": None,
@@ -84,7 +85,20 @@ BUILTIN_DEFAULTS: dict[str, Any] = {
 # create-image's own defaults where they differ from launch's (a bake downloads and unpacks
 # Spark and Hadoop: it gets longer than a launch's boot + SSH).
 DEFAULT_MIRROR = "https://archive.apache.org/dist"
-DEFAULT_JAVA_PACKAGE = "openjdk-17-jre-headless"
+#: ``--java-package auto``: the bake picks the OpenJDK package of the builder's release
+#: (``JAVA_BY_RELEASE``; for a release not listed, the first of ``JAVA_FALLBACKS`` that
+#: its apt knows). Spark 4 needs Java 17 or 21.
+DEFAULT_JAVA_PACKAGE = "auto"
+JAVA_BY_RELEASE: dict[str, str] = {
+    "debian 12": "openjdk-17-jre-headless",     # bookworm has 17 only
+    "debian 13": "openjdk-21-jre-headless",     # trixie has 21 (and 25), no 17
+    "ubuntu 22.04": "openjdk-17-jre-headless",
+    "ubuntu 24.04": "openjdk-17-jre-headless",
+}
+JAVA_FALLBACKS = ("openjdk-17-jre-headless", "openjdk-21-jre-headless",
+                  "openjdk-25-jre-headless")
+#: The base images a bake can install on: apt-based distributions (Glance ``os_distro``).
+SUPPORTED_BASE_DISTROS = ("debian", "ubuntu")
 IMAGE_TIMEOUT = 1800
 IMAGE_DEFAULTS: dict[str, Any] = {**BUILTIN_DEFAULTS, "timeout": IMAGE_TIMEOUT,
                                   "mirror": DEFAULT_MIRROR, "java_package": DEFAULT_JAVA_PACKAGE,
@@ -506,7 +520,8 @@ _PIP_REQUIREMENT = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*(\[[A-Za-z0-9_,.-]+\]
 def validate_bake_inputs(*, spark_version, hadoop_version, mirror, java_package,
                          python_packages, python_constraints: str | None = None,
                          pip_index_url: str | None = None,
-                         pip_find_links: str | None = None) -> None:
+                         pip_find_links: str | None = None,
+                         apt_proxy: str | None = None) -> None:
     """Refuse inputs that would make a broken or unsafe builder script (they go into a
     shell script run as root), naming the option and what to pass instead."""
     if not isinstance(spark_version, str) or not _VERSION.match(spark_version):
@@ -523,7 +538,17 @@ def validate_bake_inputs(*, spark_version, hadoop_version, mirror, java_package,
                               hint=f"pass a mirror with Apache's layout, e.g. {DEFAULT_MIRROR}")
     if not isinstance(java_package, str) or not _DEBIAN_PACKAGE.match(java_package):
         raise ValidationError(f"--java-package {java_package!r} is not a Debian package name",
-                              hint=f"e.g. {DEFAULT_JAVA_PACKAGE}")
+                              hint="e.g. openjdk-21-jre-headless, or auto (the default: "
+                                   "the OpenJDK of the base image's release)")
+    if apt_proxy is not None:
+        parsed = urlparse(apt_proxy if isinstance(apt_proxy, str) else "")
+        if parsed.scheme not in ("http", "https") or not parsed.netloc \
+                or not _URL_SAFE.match(apt_proxy) or "@" in parsed.netloc \
+                or parsed.path not in ("", "/") or parsed.query or parsed.fragment:
+            raise ValidationError(
+                f"--apt-proxy {apt_proxy!r} is not a plain http(s) proxy URL",
+                hint="e.g. http://10.0.0.5:3142 (scheme, host and port only; no user:password, "
+                     "since it stays in the image's apt configuration)")
     for package in python_packages:
         if not isinstance(package, str) or not _PIP_REQUIREMENT.match(package):
             raise ValidationError(f"--python-packages entry {package!r} is not a plain "
@@ -574,7 +599,8 @@ class ImageSpec:
     spark_version: str = BUILTIN_DEFAULTS["spark_version"]
     hadoop_version: str | None = BUILTIN_DEFAULTS["hadoop_version"]   # None: Spark only
     mirror: str = DEFAULT_MIRROR
-    java_package: str = DEFAULT_JAVA_PACKAGE
+    java_package: str = DEFAULT_JAVA_PACKAGE  # "auto": chosen for the builder's release
+    apt_proxy: str | None = None              # apt's HTTP proxy on the builder (and image)
     python_packages: tuple[str, ...] = ()
     python_constraints: str | None = None     # a constraints file's text (pins)
     pip_index_url: str | None = None
@@ -601,7 +627,7 @@ class ImageSpec:
                              python_packages=self.python_packages,
                              python_constraints=self.python_constraints,
                              pip_index_url=self.pip_index_url,
-                             pip_find_links=self.pip_find_links)
+                             pip_find_links=self.pip_find_links, apt_proxy=self.apt_proxy)
         cidrs = _parse_cidrs(tuple(self.allowed_cidrs or ()), source="--allowed-cidr")
         if not cidrs:
             raise UsageError(
@@ -631,6 +657,7 @@ def image_spec_from(resolved: Resolved, *, name: str | None) -> ImageSpec:
         identity_file=str(Path(identity).expanduser()) if identity else None,
         spark_version=v.get("spark_version"), hadoop_version=hadoop_version,
         mirror=v.get("mirror"), java_package=v.get("java_package"),
+        apt_proxy=v.get("apt_proxy") or None,
         python_packages=tuple(v.get("python_packages") or ()), network=v.get("network"),
         python_constraints=read_constraints_file(v.get("python_constraints")),
         pip_index_url=v.get("pip_index_url") or None,

@@ -20,7 +20,7 @@ import time
 from dataclasses import dataclass, field
 
 from . import __version__, ssh
-from .config import ImageSpec
+from .config import SUPPORTED_BASE_DISTROS, ImageSpec
 from .errors import (DeployError, Interrupted, NotFoundError, SparkOpenstackError,
                      UsageError, ValidationError)
 from .model import META_RUN
@@ -77,6 +77,21 @@ def wait_for_bake(conn, *, host: str, timeout: float) -> str:
     return marker.stdout
 
 
+def check_base_image(image, *, option: str) -> None:
+    """Refuse, before anything is created, a base image its own properties say is not an
+    apt-based distribution (the bake installs Java and Python's venv with apt). An image
+    that says nothing is tried: the bake then fails in one line if it lacks apt."""
+    distro = str(_image_property(image, "os_distro") or "").strip().lower()
+    if distro and distro not in SUPPORTED_BASE_DISTROS:
+        raise ValidationError(
+            f"base image {option!r} (--base-image) is {distro} "
+            f"{_image_property(image, 'os_version') or ''}".rstrip()
+            + f" by its os_distro property; create-image bakes on "
+              f"{' or '.join(d.capitalize() for d in SUPPORTED_BASE_DISTROS)} only",
+            hint="pass a Debian 12/13 or Ubuntu 22.04/24.04 cloud image "
+                 "(`openstack image list --property os_distro=debian`)")
+
+
 def image_properties(marker: dict) -> dict[str, str]:
     """What the image holds, as Glance properties (strings)."""
     return {
@@ -84,6 +99,11 @@ def image_properties(marker: dict) -> dict[str, str]:
         "hadoop_version": str(marker.get("hadoop_version") or "none"),
         "hadoop_services": ",".join(marker.get("hadoop_services") or ()) or "none",
         "java_version": str(marker.get("java_version") or ""),
+        # the OpenJDK package the bake installed ("none": the base image had Java)
+        "java_package": str(marker.get("java_package") or "none"),
+        "os_release": str(marker.get("os_release") or ""),
+        # apt's proxy, kept in /etc/apt/apt.conf.d/80spark-openstack-proxy ("none": direct)
+        "apt_proxy": str(marker.get("apt_proxy") or "none"),
         # launch --jupyter refuses, before creating anything, an image without Jupyter
         "jupyter": "true" if marker.get("jupyter") else "false",
         "python": str(marker.get("python") or "/usr/bin/python3"),
@@ -323,13 +343,14 @@ def _build(*, provider, run: _ImageRun, phase: list[str], progress, spec: ImageS
             raise ValidationError(f"an image named {name!r} (-n/--name) already exists",
                                   hint="choose another name or delete the old image")
         base = provider.find_image(base_image)
+        check_base_image(base, option=base_image)
         flav = provider.find_flavor(flavor)
         provider.find_keypair(keypair)
         net = provider.find_network(network)
         pool = provider.find_floating_pool(spec.floating_ip_pool) if spec.floating_ip else None
         user_data = render_bake_userdata(
             spark_version=spec.spark_version, hadoop_version=spec.hadoop_version,
-            mirror=spec.mirror, java_package=spec.java_package,
+            mirror=spec.mirror, java_package=spec.java_package, apt_proxy=spec.apt_proxy,
             python_packages=spec.python_packages, python_constraints=spec.python_constraints,
             pip_index_url=spec.pip_index_url, pip_find_links=spec.pip_find_links,
             jupyter=spec.jupyter, built_by=f"spark-openstack {__version__}")
@@ -376,7 +397,10 @@ def _build(*, provider, run: _ImageRun, phase: list[str], progress, spec: ImageS
                 f"{marker.get('hadoop_version') or 'none'}"
                 + (f" ({' + '.join(x.upper() for x in marker.get('hadoop_services') or ())})"
                    if marker.get("hadoop_version") else "")
-                + f", Java {marker.get('java_version')}"
+                + f", Java {marker.get('java_version')} ("
+                + (f"installed {marker['java_package']}, {marker.get('java_choice')}"
+                   if marker.get("java_package") else "the base image's")
+                + f", on {marker.get('os_release') or 'an unknown release'})"
                 + (f", Python {marker.get('python')}" if marker.get("python") else "")
                 + (" + Jupyter" if marker.get("jupyter") else ""))
         ssh.run(conn, f"sudo -n sh -c {shlex.quote(SCRUB_COMMAND)}", timeout=120)

@@ -12,8 +12,8 @@ from urllib.parse import urlparse
 import jinja2
 
 from . import __version__, paths
-from .config import (DEFAULT_JAVA_PACKAGE, DEFAULT_MIRROR, JUPYTER_PACKAGES,
-                     validate_bake_inputs)
+from .config import (DEFAULT_JAVA_PACKAGE, DEFAULT_MIRROR, JAVA_BY_RELEASE, JAVA_FALLBACKS,
+                     JUPYTER_PACKAGES, validate_bake_inputs)
 
 SERVICE_USER = "hduser"
 #: The image's own Python environment (a venv), made when packages are asked for: the
@@ -46,16 +46,31 @@ def hadoop_tarball_url(*, mirror: str, hadoop_version: str) -> str:
             f"hadoop-{hadoop_version}.tar.gz")
 
 
+def java_choice_values() -> dict[str, str]:
+    """``JAVA_BY_RELEASE`` and ``JAVA_FALLBACKS`` as the bake's shell reads them."""
+    return {"java_by_release": " ".join(f"{release.replace(' ', ':')}={package}"
+                                        for release, package in JAVA_BY_RELEASE.items()),
+            "java_fallbacks": " ".join(JAVA_FALLBACKS)}
+
+
+def render_java_choice() -> str:
+    """The bake's ``choose_java_package`` shell function alone (the bake includes the
+    same template), so tests can run it against a given os-release."""
+    return _environment().get_template("java_choice.sh.j2").render(**java_choice_values())
+
+
 def render_bake_userdata(*, spark_version: str, hadoop_version: str | None,
                          mirror: str = DEFAULT_MIRROR,
                          java_package: str = DEFAULT_JAVA_PACKAGE,
+                         apt_proxy: str | None = None,
                          python_packages: list[str] | tuple[str, ...] = (),
                          python_constraints: str | None = None,
                          pip_index_url: str | None = None,
                          pip_find_links: str | None = None,
                          jupyter: bool = False,
                          built_by: str | None = None) -> str:
-    """The builder's ``#cloud-config``: hduser, Java if missing, verified Spark/Hadoop.
+    """The builder's ``#cloud-config``: hduser, Java if missing (the release's OpenJDK
+    when ``java_package`` is "auto"), verified Spark/Hadoop; apt through ``apt_proxy``.
 
     The inputs are checked again here (``ImageSpec`` checked them first): they become a
     script that runs as root on the builder, whoever calls this. Python packages (and
@@ -64,7 +79,7 @@ def render_bake_userdata(*, spark_version: str, hadoop_version: str | None,
     """
     python_packages = list(python_packages or ())
     validate_bake_inputs(spark_version=spark_version, hadoop_version=hadoop_version,
-                         mirror=mirror, java_package=java_package,
+                         mirror=mirror, java_package=java_package, apt_proxy=apt_proxy,
                          python_packages=python_packages,
                          python_constraints=python_constraints,
                          pip_index_url=pip_index_url, pip_find_links=pip_find_links)
@@ -77,6 +92,8 @@ def render_bake_userdata(*, spark_version: str, hadoop_version: str | None,
         hadoop_url=(hadoop_tarball_url(mirror=mirror, hadoop_version=hadoop_version)
                     if hadoop_version else ""),
         java_package=java_package,
+        apt_proxy=apt_proxy or "",
+        **java_choice_values(),
         python_packages=python_packages,
         jupyter=bool(jupyter),
         jupyter_packages=list(JUPYTER_PACKAGES) if jupyter else [],

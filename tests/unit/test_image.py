@@ -62,6 +62,9 @@ class FakeCloud:
     def find_image(self, name):
         if name == "debian-12":
             return _ns(id="base", name=name)
+        if name in ("fedora-41", "ubuntu-24.04"):
+            distro, version = name.split("-")
+            return _ns(id="base-" + distro, name=name, os_distro=distro, os_version=version)
         if self.existing_image:
             return _ns(id="old", name=name)
         raise errors.NotFoundError(f"image {name!r} not found")
@@ -352,6 +355,27 @@ def test_the_spec_decides_what_is_baked_and_bad_input_touches_no_cloud(fast):
     with pytest.raises(errors.UsageError, match="--allowed-cidr"):
         _create(cloud, allowed_cidrs=[])
     assert cloud.kwargs == {} and cloud.calls == []
+
+
+def test_a_base_image_that_says_it_is_not_debian_or_ubuntu_is_refused_first(fast):
+    cloud = FakeCloud()
+    with pytest.raises(errors.ValidationError, match="fedora 41 by its os_distro") as err:
+        _create(cloud, base_image="fedora-41")
+    assert "Debian 12/13 or Ubuntu" in err.value.hint
+    assert cloud.kwargs == {} and cloud.calls == []
+    _create(cloud, base_image="ubuntu-24.04", apt_proxy="http://10.0.0.5:3142")
+    assert cloud.kwargs["server"]["image_id"] == "base-ubuntu"
+    assert "APT_PROXY=http://10.0.0.5:3142\n" in cloud.kwargs["server"]["user_data"]
+
+
+def test_the_image_records_the_java_package_release_and_apt_proxy():
+    marker = {"spark_version": "4.3.0", "java_version": "21.0.9", "os_release": "debian 13",
+              "java_package": "openjdk-21-jre-headless", "apt_proxy": "http://10.0.0.5:3142"}
+    props = image.image_properties(marker)
+    assert (props["java_package"], props["os_release"], props["apt_proxy"]) == (
+        "openjdk-21-jre-headless", "debian 13", "http://10.0.0.5:3142")
+    props = image.image_properties({"spark_version": "4.3.0", "java_version": "17"})
+    assert (props["java_package"], props["apt_proxy"]) == ("none", "none")
 
 
 def test_an_existing_image_name_is_refused_before_anything_is_made(fast):

@@ -15,8 +15,8 @@ import yaml
 
 from spark_openstack import paths
 from spark_openstack.errors import ValidationError
-from spark_openstack.userdata import (render_bake_userdata, spark_tarball_url,
-                                      hadoop_tarball_url)
+from spark_openstack.userdata import (render_bake_userdata, render_java_choice,
+                                      spark_tarball_url, hadoop_tarball_url)
 
 FETCH = paths.cloud_init_dir() / "fetch_verified.py"
 
@@ -145,3 +145,79 @@ def test_image_scrub_empties_the_machine_id_and_keeps_host_keys():
     assert "authorized_keys" in SCRUB_COMMAND and "cloud-init clean --logs" in SCRUB_COMMAND
     assert "ssh_host" not in SCRUB_COMMAND
     subprocess.run(["sh", "-n", "-c", SCRUB_COMMAND], check=True)
+
+
+# --------------------------------------------------------------------------- Java per release
+
+def _choose(tmp_path, os_release: str, requested: str = "auto", apt_knows=()):
+    """Run the bake's own choose_java_package (the template the bake includes) in bash,
+    with a fake os-release and an apt-cache that knows only ``apt_knows``."""
+    (tmp_path / "os-release").write_text(os_release)
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir(exist_ok=True)
+    fake = bin_dir / "apt-cache"
+    fake.write_text("#!/bin/bash\n# apt-cache show --no-all-versions PKG\n"
+                    f"for p in {' '.join(apt_knows) or '__none__'}; do\n"
+                    '  [ "$3" = "$p" ] && { echo "Package: $p"; echo "Version: 1"; exit 0; }\n'
+                    "done\necho \"E: No packages found\" >&2; exit 100\n")
+    fake.chmod(0o755)
+    script = (render_java_choice()
+              + "\napt_update() { echo apt-update-called >&2; }\n"
+              + f'choose_java_package {requested} && echo "$CHOSEN_JAVA|$CHOSEN_WHY"\n')
+    return subprocess.run(["bash", "-c", script], capture_output=True, text=True, timeout=30,
+                          env={"PATH": f"{bin_dir}:/usr/bin:/bin",
+                               "OS_RELEASE_FILE": str(tmp_path / "os-release")})
+
+
+DEBIAN_12 = 'PRETTY_NAME="Debian GNU/Linux 12 (bookworm)"\nID=debian\nVERSION_ID="12"\n'
+DEBIAN_13 = 'PRETTY_NAME="Debian GNU/Linux 13 (trixie)"\nID=debian\nVERSION_ID="13"\n'
+
+
+@pytest.mark.parametrize("os_release, package", [
+    (DEBIAN_12, "openjdk-17-jre-headless"),          # bookworm has 17 only
+    (DEBIAN_13, "openjdk-21-jre-headless"),          # trixie has no 17
+    ('ID=ubuntu\nVERSION_ID="24.04"\n', "openjdk-17-jre-headless"),
+])
+def test_java_is_chosen_for_the_release_without_asking_apt(tmp_path, os_release, package):
+    out = _choose(tmp_path, os_release)          # apt-cache knows nothing: the table decides
+    assert out.returncode == 0, out.stderr
+    release = "debian 12" if "bookworm" in os_release else (
+        "debian 13" if "trixie" in os_release else "ubuntu 24.04")
+    assert out.stdout.strip() == f"{package}|chosen for {release}"
+    assert "apt-update-called" not in out.stderr
+
+
+def test_an_unlisted_release_gets_the_first_openjdk_its_apt_has(tmp_path):
+    out = _choose(tmp_path, "ID=debian\n",          # testing/sid: no VERSION_ID
+                  apt_knows=("openjdk-21-jre-headless", "openjdk-25-jre-headless"))
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.startswith("openjdk-21-jre-headless|chosen for debian unknown")
+    assert "apt-update-called" in out.stderr      # the index is refreshed before asking
+
+
+def test_no_known_openjdk_fails_in_one_line_naming_the_option(tmp_path):
+    out = _choose(tmp_path, 'ID=linuxmint\nVERSION_ID="22"\n')
+    assert out.returncode != 0 and out.stdout == ""
+    assert "no OpenJDK package for linuxmint 22" in out.stderr
+    assert "--java-package NAME" in out.stderr
+
+
+def test_a_named_java_package_is_taken_as_is(tmp_path):
+    out = _choose(tmp_path, DEBIAN_13, requested="openjdk-25-jre-headless")
+    assert out.stdout.strip() == "openjdk-25-jre-headless|--java-package"
+
+
+def test_the_bake_installs_through_one_apt_function_and_the_proxy(tmp_path):
+    text = render_bake_userdata(spark_version="4.3.0", hadoop_version=None, mirror="http://m",
+                                apt_proxy="http://10.0.0.5:3142", jupyter=True)
+    script = _files(text)["/usr/local/lib/spark-openstack/bake.sh"]
+    (tmp_path / "bake.sh").write_text(script)
+    subprocess.run(["bash", "-n", str(tmp_path / "bake.sh")], check=True)
+    assert render_java_choice() in script          # the function the tests above ran
+    assert "APT_PROXY=http://10.0.0.5:3142\n" in script
+    assert "/etc/apt/apt.conf.d/80spark-openstack-proxy" in script
+    # every package goes through apt_install (update once, no recommends), none around it
+    assert script.count("apt-get install ") == 1 and script.count("apt-get update -q") == 1
+    assert 'apt_install "$JAVA_INSTALLED"' in script and "apt_install python3-venv" in script
+    plain = render_bake_userdata(spark_version="4.3.0", hadoop_version=None, mirror="http://m")
+    assert "APT_PROXY=''\n" in _files(plain)["/usr/local/lib/spark-openstack/bake.sh"]
