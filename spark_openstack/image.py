@@ -77,6 +77,17 @@ def wait_for_bake(conn, *, host: str, timeout: float) -> str:
     return marker.stdout
 
 
+def _java_story(marker: dict) -> str:
+    """Where the image's Java came from, e.g. "(installed openjdk-21-jre-headless, chosen
+    for debian 13)" or "(the base image's, on ubuntu 24.04)"."""
+    release = marker.get("os_release") or "an unknown release"
+    if marker.get("java_package"):
+        why = marker.get("java_choice") or ""
+        where = "" if release in why else f", on {release}"
+        return f"(installed {marker['java_package']}, {why}{where})"
+    return f"(the base image's, on {release})"
+
+
 def check_base_image(image, *, option: str) -> None:
     """Refuse, before anything is created, a base image its own properties say is not an
     apt-based distribution (the bake installs Java and Python's venv with apt). An image
@@ -397,10 +408,7 @@ def _build(*, provider, run: _ImageRun, phase: list[str], progress, spec: ImageS
                 f"{marker.get('hadoop_version') or 'none'}"
                 + (f" ({' + '.join(x.upper() for x in marker.get('hadoop_services') or ())})"
                    if marker.get("hadoop_version") else "")
-                + f", Java {marker.get('java_version')} ("
-                + (f"installed {marker['java_package']}, {marker.get('java_choice')}"
-                   if marker.get("java_package") else "the base image's")
-                + f", on {marker.get('os_release') or 'an unknown release'})"
+                + f", Java {marker.get('java_version')} " + _java_story(marker)
                 + (f", Python {marker.get('python')}" if marker.get("python") else "")
                 + (" + Jupyter" if marker.get("jupyter") else ""))
         ssh.run(conn, f"sudo -n sh -c {shlex.quote(SCRUB_COMMAND)}", timeout=120)
