@@ -246,3 +246,72 @@ def test_credentials_are_fresh_and_root_only(demo):
     with pytest.raises((ks.Unauthorized, sdk_exc.SDKException), match="401"):
         stale.authorize()
     assert demo.authorize()
+
+
+ROOTFS_DIR = ROOT / ".sandbox" / "rootfs"
+
+
+def test_a_bare_image_boots_on_its_own_tree_and_its_snapshot_too(demo, keypair, ssh_key,
+                                                                  ssh_group):
+    """debian-13-bare: the server runs the Debian 13 tree (not the machine's Debian 12),
+    has no Java, writes never reach the tree, and a snapshot boots on the same tree."""
+    base = demo.image.find_image("debian-13-bare", ignore_missing=False)
+    assert base.properties.get("sandbox_rootfs") == "debian-13-bare"
+    assert (base.os_distro, base.os_version) == ("debian", "13")
+    tree = ROOTFS_DIR / "debian-13-bare"
+    marker = f"sbt-bare-{uuid.uuid4().hex[:6]}"
+    srv = boot(demo, name=f"sbt-{uuid.uuid4().hex[:6]}", keypair=keypair,
+               image="debian-13-bare", user_data=USER_DATA, security_groups=[ssh_group.name])
+    try:
+        ip = fixed_ip(srv)
+        wait_ssh(ssh_key, ip)
+        ssh(ssh_key, ip, "cloud-init status --wait >/dev/null", timeout=120)
+        out = ssh(ssh_key, ip, ". /etc/os-release; echo $VERSION_ID; python3 -V; "
+                  "command -v java || echo no-java; cat /opt/runcmd.done; "
+                  f"ls -A {ROOT.parent} 2>&1 | head -1; touch /usr/local/bin/{marker} && "
+                  "echo wrote").stdout.split("\n")
+        assert out[0] == "13" and out[1].startswith("Python 3.13"), out
+        assert out[2] == "no-java" and out[3].startswith("runcmd ran as root"), out
+        assert "No such file" in out[4], out        # the machine's tree is not there at all
+        assert out[5] == "wrote" and not (tree / "usr/local/bin" / marker).exists()
+        sudo = ssh(ssh_key, ip, "sudo -n id -un", user="debian")
+        assert sudo.stdout.strip() == "root", sudo.stderr
+        image = demo.compute.create_server_image(srv, name=f"sbt-snap-{uuid.uuid4().hex[:6]}",
+                                                 wait=True, timeout=180)
+        try:
+            image = demo.image.wait_for_status(demo.image.get_image(image.id),
+                                               status="active", wait=180)
+            assert image.properties.get("sandbox_rootfs") == "debian-13-bare"
+            second = boot(demo, name=f"sbt-{uuid.uuid4().hex[:6]}", keypair=keypair,
+                          image=image.id, security_groups=[ssh_group.name])
+            try:
+                wait_ssh(ssh_key, fixed_ip(second))
+                again = ssh(ssh_key, fixed_ip(second), ". /etc/os-release; echo $VERSION_ID; "
+                            f"ls /usr/local/bin/{marker}").stdout.split("\n")
+                assert again[0] == "13" and again[1].endswith(marker), again
+            finally:
+                demo.compute.delete_server(second)
+                demo.compute.wait_for_delete(second, wait=120)
+        finally:
+            demo.image.delete_image(image, ignore_missing=True)
+    finally:
+        demo.compute.delete_server(srv, ignore_missing=True)
+        demo.compute.wait_for_delete(srv, wait=120)
+
+
+def test_an_image_naming_no_known_tree_does_not_boot(demo, keypair):
+    """A user's own image may carry any property: a sandbox_rootfs that is a path or names
+    no built tree makes the server ERROR, never a host on some other folder."""
+    image = demo.image.create_image(
+        name=f"sbt-badroot-{uuid.uuid4().hex[:6]}", disk_format="raw", container_format="bare",
+        data=b"x", sandbox_rootfs="../../../etc", allow_duplicates=True)
+    try:
+        demo.image.wait_for_status(image, status="active", wait=60)
+        with pytest.raises(sdk_exc.ResourceFailure):
+            boot(demo, name=f"sbt-{uuid.uuid4().hex[:6]}", keypair=keypair, image=image.id)
+    finally:
+        for s in demo.compute.servers(name="sbt-"):
+            if s.image and s.image.get("id") == image.id:
+                demo.compute.delete_server(s, ignore_missing=True)
+                demo.compute.wait_for_delete(s, wait=120)
+        demo.image.delete_image(image, ignore_missing=True)
