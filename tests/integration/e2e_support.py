@@ -20,6 +20,11 @@ ROOT = Path(__file__).resolve().parents[2]
 MIRROR = os.environ.get("SPARK_OPENSTACK_E2E_MIRROR", "http://10.213.0.1:8099")
 ALLOWED = os.environ.get("SPARK_OPENSTACK_E2E_CIDR", "10.213.0.1/32")
 BASE_IMAGE = os.environ.get("SPARK_OPENSTACK_E2E_BASE_IMAGE", "debian-12")
+#: A distribution's own cloud image without Java (the sandbox's debootstrap Debian 12 tree;
+#: on a real cloud, its Debian 12 image): the bake installs Java itself
+BARE_BASE_IMAGE = os.environ.get("SPARK_OPENSTACK_E2E_BARE_BASE_IMAGE",
+                                 BASE_IMAGE if os.environ.get("SPARK_OPENSTACK_E2E_CLOUD")
+                                 else "debian-12-bare")
 FLAVOR = os.environ.get("SPARK_OPENSTACK_E2E_FLAVOR", "m1.small")
 #: The smallest sandbox flavor whose workers hold HDFS + YARN + Spark (m1.small is refused)
 YARN_FLAVOR = os.environ.get("SPARK_OPENSTACK_E2E_YARN_FLAVOR", "m1.medium")
@@ -35,6 +40,19 @@ def hadoop_version() -> str:
     if not served.is_file():
         pytest.fail(f"{served} is missing: sandbox/up did not put a Hadoop into the mirror")
     return served.read_text().strip()
+
+
+def apt_proxy_args() -> list[str]:
+    """``--apt-proxy URL`` for a builder without internet: the sandbox's apt proxy
+    (sandbox/up writes its URL), or on a real cloud SPARK_OPENSTACK_E2E_APT_PROXY (unset:
+    none, the image's own sources)."""
+    if REAL_CLOUD:
+        url = os.environ.get("SPARK_OPENSTACK_E2E_APT_PROXY")
+        return ["--apt-proxy", url] if url else []
+    served = ROOT / ".sandbox" / "apt_proxy_url"
+    if not served.is_file():
+        pytest.fail(f"{served} is missing: sandbox/up did not start the apt proxy")
+    return ["--apt-proxy", served.read_text().strip()]
 
 
 def said(proc) -> str:

@@ -1,6 +1,7 @@
 """End to end on the sandbox cloud, as the non-admin user, through the CLI, on real HDFS.
 
-One image for the module: create-image WITH Hadoop from the sandbox mirror (there: Apache
+One image for the module, from a bare Debian 12 cloud image (no Java: the bake installs
+OpenJDK 17 through the apt proxy): create-image WITH Hadoop from the sandbox mirror (there: Apache
 Hadoop 3's own jars from Maven Central with the project's launchers: HDFS, YARN and
 MapReduce; on a real cloud, SPARK_OPENSTACK_E2E_HADOOP_VERSION names an Apache release).
 Clusters use m1.medium workers, the smallest flavor that holds HDFS + YARN + Spark. Then:
@@ -24,7 +25,8 @@ from collections import Counter
 
 import pytest
 
-from e2e_support import ALLOWED, BASE_IMAGE, FLAVOR, MIRROR, REAL_CLOUD, YARN_FLAVOR, cli
+from e2e_support import (ALLOWED, BARE_BASE_IMAGE, FLAVOR, MIRROR, REAL_CLOUD, YARN_FLAVOR,
+                         apt_proxy_args, cli)
 from e2e_support import as_hduser as _as_hduser
 from e2e_support import hadoop_version as _hadoop_version
 from e2e_support import leftovers as _leftovers
@@ -40,9 +42,10 @@ def hadoop_image(e2e_env, cloud, keypair):
     version = _hadoop_version()
     image_name = f"e2e-hadoop-{uuid.uuid4().hex[:6]}"
     try:
-        baked = cli(e2e_env, "create-image", "-n", image_name, "--base-image", BASE_IMAGE,
-                    "--flavor", FLAVOR, "-k", kp_name, "--identity-file", key,
-                    "--mirror", MIRROR, "--allowed-cidr", ALLOWED, "--hadoop-version", version)
+        baked = cli(e2e_env, "create-image", "-n", image_name, "--base-image",
+                    BARE_BASE_IMAGE, "--flavor", FLAVOR, "-k", kp_name, "--identity-file", key,
+                    "--mirror", MIRROR, "--allowed-cidr", ALLOWED, "--hadoop-version", version,
+                    *apt_proxy_args())
         image = cloud.image.find_image(image_name)
         assert image is not None and image.status == "active"
         props = image.properties or {}
@@ -52,6 +55,10 @@ def hadoop_image(e2e_env, cloud, keypair):
         if not REAL_CLOUD:   # the sandbox's Hadoop 3 holds HDFS and YARN
             assert props["hadoop_services"] == "hdfs,yarn"
         assert f"Hadoop {version} (HDFS" in baked.stdout + baked.stderr
+        if not REAL_CLOUD:   # the bare tree has no Java: Debian 12's OpenJDK 17 from apt
+            assert "(installed openjdk-17-jre-headless, chosen for debian 12)" in (
+                baked.stdout + baked.stderr), baked.stdout + baked.stderr
+            assert props.get("java_package") == "openjdk-17-jre-headless", props
         assert not [s for s in cloud.compute.servers() if s.name == f"{image_name}-builder"]
         yield image_name, props
     finally:
