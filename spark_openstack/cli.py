@@ -1474,8 +1474,8 @@ Examples:
       --allowed-cidr 203.0.113.7/32 --jupyter --python-packages numpy,pandas \\
       --python-constraints constraints.txt
       # Jupyter for `launch --jupyter`; numpy and pandas pinned by constraints.txt
-  spark-openstack create-image -n spark-d13 --base-image debian-13-bare -k mykey \
-      --allowed-cidr 10.213.0.1/32 --mirror http://10.213.0.1:8099 \
+  spark-openstack create-image -n spark-d13 --base-image debian-13-bare -k mykey \\
+      --allowed-cidr 10.213.0.1/32 --mirror http://10.213.0.1:8099 \\
       --apt-proxy http://10.213.0.1:3142
       # a bare cloud image (no Java) on a cloud whose VMs have no internet: apt goes
       # through the proxy; Java is the release's OpenJDK (21 on Debian 13)

@@ -91,7 +91,7 @@ DEFAULT_MIRROR = "https://archive.apache.org/dist"
 DEFAULT_JAVA_PACKAGE = "auto"
 JAVA_BY_RELEASE: dict[str, str] = {
     "debian 12": "openjdk-17-jre-headless",     # bookworm has 17 only
-    "debian 13": "openjdk-21-jre-headless",     # trixie has 21 (and 25), no 17
+    "debian 13": "openjdk-21-jre-headless",     # trixie has 21, no 17
     "ubuntu 22.04": "openjdk-17-jre-headless",
     "ubuntu 24.04": "openjdk-17-jre-headless",
 }
