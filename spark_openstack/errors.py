@@ -85,3 +85,22 @@ class Interrupted(SparkOpenstackError):
     """The user pressed Ctrl-C; what this run made has been cleaned up. Exit code 130."""
 
     exit_code = 130
+
+
+def one_line(exc: BaseException) -> str:
+    """An error in one line for a report: the tool's own message, else ``Type: text``."""
+    if isinstance(exc, SparkOpenstackError):
+        return exc.message
+    return f"{type(exc).__name__}: {exc}"
+
+
+def raise_after_undo(exc: BaseException, *, during: str, failed: str, said: str):
+    """Raise ``exc`` again once an undo ran, saying what the undo did: Ctrl-C as
+    ``Interrupted``, the tool's own errors with ``failed`` before and ``said`` after
+    (type and hint kept), anything else as ``CloudError``. Never returns."""
+    if isinstance(exc, KeyboardInterrupt):
+        raise Interrupted(f"interrupted during {during}; {said}") from None
+    if isinstance(exc, SparkOpenstackError):
+        exc.message = f"{failed}{exc.message}\n{said}"
+        raise exc
+    raise CloudError(f"{failed}{one_line(exc)}\n{said}") from exc

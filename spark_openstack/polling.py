@@ -15,7 +15,7 @@ import threading
 import time
 from typing import Callable, Iterator, TypeVar
 
-from .errors import Interrupted, TimeoutError_
+from .errors import Interrupted, TimeoutError_, one_line
 
 T = TypeVar("T")
 
@@ -65,7 +65,7 @@ def poll(check: Callable[[], T | None], *, timeout: float, what: str,
         except transient as exc:              # noqa: PERF203 - retried by design
             if fatal and isinstance(exc, fatal):
                 raise
-            last = getattr(exc, "message", None) or f"{type(exc).__name__}: {exc}"
+            last = one_line(exc)
         else:
             if result is not None:
                 return result
