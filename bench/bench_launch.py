@@ -24,7 +24,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from spark_openstack import cluster, ssh
+from spark_openstack import ledger, ssh
+from spark_openstack import launch as launch_mod
 from spark_openstack.config import LaunchSpec
 from spark_openstack.progress import RecordingProgress
 from spark_openstack.provider import OpenStackProvider
@@ -48,12 +49,12 @@ def bench_launch(*, cloud, n, keypair, key, image, flavor, allowed) -> dict:
     progress = RecordingProgress()
     t0 = time.monotonic()
     try:
-        result = cluster.launch(provider=provider, spec=spec, progress=progress)
+        result = launch_mod.launch(provider=provider, spec=spec, progress=progress)
         ready = time.monotonic() - t0
     finally:
         before = provider.request_count
         t1 = time.monotonic()
-        cluster.destroy(provider=provider, cluster=name)
+        ledger.destroy(provider=provider, cluster=name)
         destroy_s = time.monotonic() - t1
         destroy_requests = provider.request_count - before
     return {"n": n, "ready": ready, "requests": result.requests, "timings": result.timings,

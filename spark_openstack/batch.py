@@ -168,7 +168,7 @@ def batch_launch(*, provider, spec: LaunchSpec, seats: list[Seat], roster_dir: P
     its own, and write the roster of the healthy ones. Returns the roster's content and
     ``ok`` (every student has a healthy cluster). Ctrl-C: launches still running delete
     what they made (each is all or nothing); finished clusters stay, and are named."""
-    from . import cluster as cluster_mod
+    from . import launch as launch_mod
     from .roster import roster_row, write_roster
     progress = ensure(progress)
     if not spec.deploy:
@@ -186,8 +186,8 @@ def batch_launch(*, provider, spec: LaunchSpec, seats: list[Seat], roster_dir: P
             hint="pick another --prefix, or `spark-openstack batch destroy --prefix ...`")
     first = dataclasses.replace(spec, cluster_name=seats[0].cluster)
     progress.phase_started("validate")
-    plan = cluster_mod.validate_launch(provider=provider, spec=first, progress=progress)
-    need = times(cluster_mod.quota_need(spec=first, flavor=plan.flavor,
+    plan = launch_mod.validate_launch(provider=provider, spec=first, progress=progress)
+    need = times(launch_mod.quota_need(spec=first, flavor=plan.flavor,
                                         master_flavor=plan.master_flavor,
                                         floating_ip=plan.floating_pool is not None),
                  len(seats))
@@ -228,7 +228,7 @@ def batch_launch(*, provider, spec: LaunchSpec, seats: list[Seat], roster_dir: P
         sub = _ClusterProgress(progress, seat.cluster)
         for attempt in (1, 2):
             try:
-                return cluster_mod.launch(provider=provider, spec=seat_spec, progress=sub)
+                return launch_mod.launch(provider=provider, spec=seat_spec, progress=sub)
             except errors.SparkOpenstackError as exc:
                 if polling.ABORT.is_set() or isinstance(exc, errors.Interrupted) \
                         or attempt == 2:
@@ -265,7 +265,7 @@ def batch_launch(*, provider, spec: LaunchSpec, seats: list[Seat], roster_dir: P
             for suffix in (".key", ".key.pub"):
                 (keys_dir / f"{seat.cluster}{suffix}").unlink(missing_ok=True)
             continue
-        health = "; ".join((cluster_mod.deploy_summary(result.deploy) or {}).get("health")
+        health = "; ".join((launch_mod.deploy_summary(result.deploy) or {}).get("health")
                            or [])
         rows.append(roster_row(
             student=seat.student, email=seat.email, facts=result.facts,
@@ -337,7 +337,7 @@ def batch_status(*, provider, prefix: str, identity_file: str | None = None) -> 
 
 def batch_destroy(*, provider, prefix: str, progress: Progress | None = None) -> dict:
     """Destroy every cluster of the batch at once (idempotent: none left is fine)."""
-    from .cluster import destroy
+    from .ledger import destroy
     progress = ensure(progress)
     try:
         results = _each_cluster(provider=provider, prefix=prefix, what="batch destroy",
@@ -354,7 +354,7 @@ def batch_run_command(*, provider, prefix: str, command: str,
                       identity_file: str | None = None, timeout: float = 3600,
                       on_output: Callable | None = None) -> dict:
     """``command`` on every cluster's master at once, as the login user."""
-    from .access import open_cluster
+    from .inventory import open_cluster
     from .remote import run_command
 
     def one(name: str, servers: list) -> dict:

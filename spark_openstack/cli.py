@@ -26,7 +26,7 @@ from rich.table import Table
 from rich.text import Text
 
 from . import __version__, errors
-from .config import (BUILTIN_DEFAULTS, IMAGE_DEFAULTS, KNOWN_SERVICES, _parse_cidrs,
+from .config import (BUILTIN_DEFAULTS, IMAGE_DEFAULTS, KNOWN_SERVICES, parse_cidrs,
                      config_path, image_spec_from, launch_spec_from, load_config_file, resolve,
                      validate_cluster_name, validate_ssh_user, web_ui_ports, write_config_file)
 from .model import DEFAULT_DATA_DIR
@@ -277,7 +277,7 @@ def configure(app: AppContext, show, unset, **options):
                     if key == "allowed_cidr" else answer
     for key in ("allowed_cidr", "open_ui_cidr", "open_unsafe_ui_cidr"):
         if values.get(key):
-            values[key] = _parse_cidrs(tuple(values[key]), source=f"--{key.replace('_', '-')}")
+            values[key] = parse_cidrs(tuple(values[key]), source=f"--{key.replace('_', '-')}")
     if values.get("ssh_user"):
         validate_ssh_user(values["ssh_user"])
     written = write_config_file(path, values)
@@ -394,11 +394,11 @@ HDFS's web ports act on anonymous requests and open only with --open-unsafe-ui-c
 @pass_app
 def launch(app: AppContext, cluster, as_json, services, **flags):
     """Boot a master and N workers, wait until SSH works on all, then deploy."""
-    from . import cluster as cluster_mod
+    from . import launch
     spec = _launch_spec(app, cluster_name=cluster, services=services, flags=flags)
     provider = app.provider
     with RichProgress(title=f"launch {spec.cluster_name}") as progress:
-        result = cluster_mod.launch(provider=provider, spec=spec, progress=progress)
+        result = launch.launch(provider=provider, spec=spec, progress=progress)
     if as_json:
         stdout.print_json(json.dumps(result.to_dict()))
         return
@@ -468,15 +468,15 @@ def deploy(app: AppContext, cluster, identity_file, services, start, jupyter, as
     Idempotent: never formats a NameNode that holds data, keeps the cluster's Spark
     secret, leaves running daemons running.
     """
-    from . import cluster as cluster_mod
+    from . import launch
     validate_cluster_name(cluster)
     wanted = _service_list(services)
     with RichProgress(title=f"deploy {cluster}") as progress:
-        result = cluster_mod.deploy_existing(
+        result = launch.deploy_existing(
             provider=app.provider, cluster=cluster,
             identity_file=identity_file or app.file_values.get("identity_file"),
             services=wanted, start=start, progress=progress, with_jupyter=jupyter)
-    summary = cluster_mod.deploy_summary(result)
+    summary = launch.deploy_summary(result)
     if as_json:
         stdout.print_json(json.dumps(summary))
         return
@@ -572,7 +572,7 @@ def configure_cluster(app: AppContext, cluster, conf, hadoop_conf, unset, show,
 # --------------------------------------------------------------------------- run-command / copy-file
 
 def _open_access(app: AppContext, cluster: str, identity_file: str | None):
-    from .access import open_cluster
+    from .inventory import open_cluster
     validate_cluster_name(cluster)
     return open_cluster(provider=app.provider, cluster=cluster,
                         identity_file=identity_file or app.file_values.get("identity_file"))
@@ -796,7 +796,7 @@ def submit(app: AppContext, cluster, identity_file, conf, py_files, files, jars,
     job as "running (waiting for resources)").
     """
     from . import jobs
-    from .access import deployed_facts
+    from .inventory import deployed_facts
     from .polling import shielded_cleanup
     sub = jobs.prepare(app=application, args=app_args, conf=conf, py_files=py_files,
                        files=files, jars=jars, main_class=main_class, master=master_url)
@@ -1001,7 +1001,7 @@ Examples:
 @pass_app
 def destroy(app: AppContext, cluster, yes, as_json):
     """Delete every server, IP, group and volume of a cluster (found in the cloud)."""
-    from . import cluster as cluster_mod
+    from . import ledger
     validate_cluster_name(cluster)
     provider = app.provider
     servers = provider.cluster_servers(cluster)
@@ -1014,7 +1014,8 @@ def destroy(app: AppContext, cluster, yes, as_json):
     with RichProgress(title=f"destroy {cluster}") as progress:
         progress.phase_started("delete")
         t0 = time.monotonic()
-        result = cluster_mod.destroy(provider=provider, cluster=cluster, progress=progress)
+        result = ledger.destroy(provider=provider, cluster=cluster, servers=servers,
+                                progress=progress)
         progress.phase_done("delete", time.monotonic() - t0)
     if as_json:
         stdout.print_json(json.dumps(result))
@@ -1140,9 +1141,9 @@ Examples:
 @pass_app
 def describe(app: AppContext, cluster, as_json):
     """Show a cluster's nodes, addresses and state, read from the cloud."""
-    from . import cluster as cluster_mod
+    from . import inventory
     validate_cluster_name(cluster)
-    info = cluster_mod.describe(provider=app.provider, cluster=cluster)
+    info = inventory.describe(provider=app.provider, cluster=cluster)
     if as_json:
         stdout.print_json(json.dumps(info))
         return
@@ -1163,8 +1164,8 @@ def describe(app: AppContext, cluster, as_json):
 @pass_app
 def list_(app: AppContext, as_json):
     """List the project's clusters (from server metadata)."""
-    from . import cluster as cluster_mod
-    clusters = cluster_mod.list_clusters(provider=app.provider)
+    from . import inventory
+    clusters = inventory.list_clusters(provider=app.provider)
     if as_json:
         stdout.print_json(json.dumps(clusters))
         return
@@ -1374,7 +1375,7 @@ cores, so several share the cluster. A cluster without Jupyter gets it with
 @pass_app
 def notebook(app: AppContext, cluster, identity_file, local_port, print_url, as_json):
     """Open the cluster's Jupyter: an SSH tunnel and the URL with its token."""
-    from . import cluster as cluster_mod
+    from . import inventory
     from . import notebook as notebook_mod
     access = _open_access(app, cluster, identity_file)
     access.require_active(what="open the notebook of")
@@ -1389,7 +1390,7 @@ def notebook(app: AppContext, cluster, identity_file, local_port, print_url, as_
         raise errors.UsageError("no `ssh` program on PATH", hint="install OpenSSH's client")
     notebook_mod.check_port_free(local_port)
     argv = notebook_mod.tunnel_command(
-        login_argv=cluster_mod.login_command(facts=access.facts,
+        login_argv=inventory.login_command(facts=access.facts,
                                              key_filename=access.key_filename,
                                              known_hosts=access.known_hosts),
         notebook=nb)
@@ -1431,23 +1432,23 @@ Examples:
 def login(app: AppContext, cluster, forward_ui, identity_file, ssh_user, print_only, command):
     """SSH to the master with the right user and key."""
     import shlex
-    from . import cluster as cluster_mod
+    from . import inventory, keys
     validate_cluster_name(cluster)
     if ssh_user is not None:
         validate_ssh_user(ssh_user)
     provider = app.provider
     servers = provider.cluster_servers(cluster)
-    facts = cluster_mod.cluster_facts(provider=provider, cluster=cluster, servers=servers,
+    facts = inventory.cluster_facts(provider=provider, cluster=cluster, servers=servers,
                                       ssh_user=ssh_user)
     try:
-        key = cluster_mod.cluster_identity_file(
+        key = keys.cluster_identity_file(
             provider=provider, facts=facts, servers=servers,
             identity_file=identity_file or app.file_values.get("identity_file"))
     except errors.SparkOpenstackError as exc:
         stderr.print(f"note: {exc.message}; letting ssh pick a key "
                      "(pass --identity-file PATH)")
         key = None
-    argv = cluster_mod.login_command(facts=facts, key_filename=key,
+    argv = inventory.login_command(facts=facts, key_filename=key,
                                      forward_ui=forward_ui) + list(command)
     if print_only:
         stdout.print(shlex.join(argv), soft_wrap=True)
@@ -1544,7 +1545,7 @@ Python). Add packages later on a running cluster with run-command, e.g.
 @pass_app
 def create_image(app: AppContext, name, python_packages, **flags):
     """Bake an image with Java, Spark (and Hadoop) installed by cloud-init."""
-    from .cluster import resolve_identity_file
+    from .keys import resolve_identity_file
     try:
         from . import image as image_mod
     except ModuleNotFoundError as exc:

@@ -16,7 +16,7 @@ import dataclasses
 from typing import Iterable
 
 from . import errors
-from .access import deployed_facts, open_cluster
+from .inventory import deployed_facts, open_cluster
 from .deploy import reconfigure_nodes, start_services, stop_services
 from .model import ClusterFacts
 from .progress import PhaseTimer, Progress, ensure

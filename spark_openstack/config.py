@@ -334,7 +334,7 @@ def _parse_data_dirs(values: tuple[str, ...], *, source: str) -> tuple[str, ...]
     return tuple(dirs) or (DEFAULT_DATA_DIR,)
 
 
-def _parse_cidrs(values: tuple[str, ...], *, source: str) -> tuple[str, ...]:
+def parse_cidrs(values: tuple[str, ...], *, source: str) -> tuple[str, ...]:
     out = []
     for value in values:
         try:
@@ -394,15 +394,15 @@ def launch_spec_from(resolved: Resolved, *, cluster_name: str | None) -> LaunchS
             raise UsageError(f"no {key} given ({flag})",
                              hint=f"pass {flag.split('/')[-1]} NAME or set `{key}:` with "
                                   "`spark-openstack configure`")
-    allowed = _parse_cidrs(tuple(v.get("allowed_cidr") or ()), source=src("allowed_cidr"))
+    allowed = parse_cidrs(tuple(v.get("allowed_cidr") or ()), source=src("allowed_cidr"))
     if not allowed:
         raise UsageError(
             "no --allowed-cidr given: SSH to the cluster would be closed to everyone",
             hint="pass the address you connect from, e.g. `--allowed-cidr 203.0.113.7/32` "
                  "(repeatable), or set `allowed-cidr:` with `spark-openstack configure`; "
                  "0.0.0.0/0 is accepted only when you write it yourself")
-    open_ui = _parse_cidrs(tuple(v.get("open_ui_cidr") or ()), source=src("open_ui_cidr"))
-    unsafe_ui = _parse_cidrs(tuple(v.get("open_unsafe_ui_cidr") or ()),
+    open_ui = parse_cidrs(tuple(v.get("open_ui_cidr") or ()), source=src("open_ui_cidr"))
+    unsafe_ui = parse_cidrs(tuple(v.get("open_unsafe_ui_cidr") or ()),
                              source=src("open_unsafe_ui_cidr"))
     ssh_user = validate_ssh_user(v.get("ssh_user") or "debian", source=src("ssh_user"))
     timeout = v.get("timeout")
@@ -628,7 +628,7 @@ class ImageSpec:
                              python_constraints=self.python_constraints,
                              pip_index_url=self.pip_index_url,
                              pip_find_links=self.pip_find_links, apt_proxy=self.apt_proxy)
-        cidrs = _parse_cidrs(tuple(self.allowed_cidrs or ()), source="--allowed-cidr")
+        cidrs = parse_cidrs(tuple(self.allowed_cidrs or ()), source="--allowed-cidr")
         if not cidrs:
             raise UsageError(
                 "no --allowed-cidr given: SSH to the image builder would be closed to everyone",

@@ -105,8 +105,12 @@ def run_calls(calls: dict[str, Callable[[], R]], *, what: str,
     if failed:
         hints = {exc.hint for exc in failed.values()
                  if isinstance(exc, SparkOpenstackError) and exc.hint}
-        raise NodeErrors({label: one_line(exc) for label, exc in failed.items()},
-                         what=what, hint=hints.pop() if len(hints) == 1 else None)
+        together = NodeErrors({label: one_line(exc) for label, exc in failed.items()},
+                              what=what, hint=hints.pop() if len(hints) == 1 else None)
+        codes = {getattr(exc, "exit_code", 1) for exc in failed.values()}
+        if len(codes) == 1:       # several bad inputs still exit as a bad input does
+            together.exit_code = codes.pop()
+        raise together
     return {label: fut.result() for label, fut in futures.items()}
 
 

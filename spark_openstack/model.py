@@ -18,6 +18,10 @@ META_ROLE = "spark_openstack_role"
 # or interrupted run finds and deletes exactly its own things (even one whose create
 # response was lost) and never another run's.
 META_RUN = "spark_openstack_run"
+# What a launch records on every server for the commands after it.
+META_SSH_USER = "spark_openstack_ssh_user"
+META_SERVICES = "spark_openstack_services"
+META_DATA_DIRS = "spark_openstack_data_dirs"
 # Server tags (set where the compute API microversion allows, >= 2.26).
 TAG_PREFIX_CLUSTER = "spark-openstack-cluster:"
 TAG_PREFIX_ROLE = "spark-openstack-role:"

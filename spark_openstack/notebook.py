@@ -14,7 +14,7 @@ import time
 from dataclasses import dataclass
 
 from . import errors
-from .access import ClusterAccess, deployed_facts
+from .inventory import ClusterAccess, deployed_facts
 from .model import ClusterFacts
 from .polling import poll
 from .render import PORTS

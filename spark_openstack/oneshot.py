@@ -13,9 +13,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
-from . import cluster as cluster_mod
+from . import launch as launch_mod, ledger
 from . import errors, jobs
-from .access import deployed_facts, open_cluster
+from .inventory import deployed_facts, open_cluster
 from .config import LaunchSpec
 from .polling import shielded_cleanup
 from .progress import Progress, ensure
@@ -88,7 +88,7 @@ def run_job(*, provider, spec: LaunchSpec, sub: jobs.Submission, output_dir: Pat
     output = check_output_dir(output_dir)
     name = spec.cluster_name
     result = RunResult(cluster=name, output_dir=str(output), kept=keep)
-    launched = cluster_mod.launch(provider=provider, spec=spec, progress=progress)
+    launched = launch_mod.launch(provider=provider, spec=spec, progress=progress)
     runner = None
     facts = None
     interrupted = False
@@ -167,7 +167,7 @@ def _destroy(*, provider, result: RunResult, keep: bool, raise_on_failure: bool,
         return
     on_event(f"destroying cluster {result.cluster!r} ...")
     try:
-        result.destroyed = cluster_mod.destroy(provider=provider, cluster=result.cluster,
+        result.destroyed = ledger.destroy(provider=provider, cluster=result.cluster,
                                                progress=progress)
     except errors.SparkOpenstackError as exc:
         note = (f"destroying cluster {result.cluster!r} failed: {exc.message}; run "

@@ -19,8 +19,9 @@ import time
 from typing import Any
 
 from . import errors
-from .access import ClusterAccess, deployed_facts, open_cluster, read_master_facts
 from .executor import run_per_node
+from .inventory import (ClusterAccess, cluster_state, deployed_facts, node_dict, open_cluster,
+                        read_master_facts)
 from .model import ClusterFacts, Node
 from .progress import PhaseTimer, Progress, ensure
 from .services import START_ORDER
@@ -34,11 +35,6 @@ POWER_TIMEOUT = 600
 
 
 # ----------------------------------------------------------------------------- status
-def node_dict(node: Node) -> dict:
-    return {"name": node.name, "role": node.role, "status": node.status,
-            "private_ip": node.private_ip, "public_ip": node.public_ip}
-
-
 def _one_line(health):
     """A reading that failed carries the whole failed command and its stderr (a remote
     Python traceback when the Spark master is down): its last line says why."""
@@ -63,11 +59,6 @@ def not_checked(service: str, *, facts: ClusterFacts, why: str) -> dict:
     expected = 1 if service == "jupyter" else len(facts.workers)    # Jupyter: the master
     return {"expected": expected, "actual": None, "missing": [], "ok": False,
             "line": f"{service}: not checked: {why}", "checked": False}
-
-
-def cluster_state(facts: ClusterFacts) -> str:
-    """``ACTIVE``, ``SHUTOFF``, or the mix (``ACTIVE/SHUTOFF``) as ``describe`` says it."""
-    return "/".join(sorted({n.status for n in facts.nodes}))
 
 
 def _why_not_active(facts: ClusterFacts) -> str:
@@ -117,7 +108,7 @@ def cluster_status(*, provider, cluster: str, identity_file: str | None = None,
     services, note, _ = _service_report(access)
     healthy = not access.not_active() and bool(services) and all(
         s["ok"] for s in services.values())
-    report = {"cluster": cluster, "state": cluster_state(access.facts),
+    report = {"cluster": cluster, "state": cluster_state(n.status for n in access.facts.nodes),
               "nodes": [node_dict(n) for n in access.facts.nodes],
               "services": services, "healthy": healthy}
     if note:
@@ -206,7 +197,7 @@ def start_cluster(*, provider, cluster: str, identity_file: str | None = None,
     cloud's current facts (configs re-rendered, HDFS started without a format and waited
     out of safe mode, YARN, Spark, health). On a running, healthy cluster nothing is
     done (``already_running``); a running one with a service down is re-deployed."""
-    from .cluster import deploy_existing, deploy_summary, wait_until_reachable
+    from .launch import deploy_existing, deploy_summary, wait_until_reachable
     progress = ensure(progress)
     began = time.monotonic()
     timings: dict[str, float] = {}

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from datetime import datetime, timezone
 
-from . import cluster as cluster_mod
+from . import ledger
 from .errors import NodeErrors
 from .executor import run_per_node
 from .expiry import cluster_deadline, expiry_dict
@@ -48,7 +48,7 @@ def reap(*, provider, dry_run: bool = False, now: datetime | None = None,
 
     def destroy(name: str) -> dict:
         progress.message(f"reap: destroying {name} ({why[name]})")
-        return cluster_mod.destroy(provider=provider, cluster=name)
+        return ledger.destroy(provider=provider, cluster=name)
     try:    # the executor reports a failure per cluster name, as "[name] why"
         done = run_per_node(destroy, list(why), what="reap", max_workers=PARALLEL)
         result["destroyed"] = sorted(done)

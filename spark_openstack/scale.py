@@ -17,13 +17,13 @@ the same code.
 from __future__ import annotations
 
 import dataclasses
-import secrets
 import time
-from typing import Iterable, NoReturn
+from typing import Iterable
 
 from . import errors, hostkeys
-from .access import ClusterAccess, deployed_facts, open_cluster
 from .executor import run_per_node
+from .inventory import ClusterAccess, deployed_facts, open_cluster
+from .ledger import Ledger
 from .model import META_RUN, ROLE_WORKER, ClusterFacts, Node, worker_name
 from .polling import poll, shielded_cleanup
 from .progress import PhaseTimer, Progress, ensure
@@ -40,22 +40,6 @@ YARN_GRACEFUL_SECONDS = 600
 def _worker_index(node_name: str) -> int:
     tail = node_name.rsplit("-", 1)[-1]
     return int(tail) if tail.isdigit() else 0
-
-
-def _reason(exc: BaseException) -> str:
-    """An error in one line: the tool's own message, else the exception as text."""
-    return exc.message if isinstance(exc, errors.SparkOpenstackError) else str(exc)
-
-
-def _raise_after_undo(exc: BaseException, *, during: str, failed: str, said: str) -> NoReturn:
-    """Raise ``exc`` again with what the undo did: Ctrl-C as ``Interrupted``, the tool's
-    own errors with ``failed`` before and ``said`` after, anything else as CloudError."""
-    if isinstance(exc, KeyboardInterrupt):
-        raise errors.Interrupted(f"interrupted during {during}; {said}") from None
-    if isinstance(exc, errors.SparkOpenstackError):
-        exc.message = f"{failed}{exc.message}\n{said}"
-        raise exc
-    raise errors.CloudError(f"{failed}{type(exc).__name__}: {exc}\n{said}") from exc
 
 
 def _sorted_workers(nodes: Iterable[Node]) -> tuple[Node, ...]:
@@ -184,10 +168,10 @@ def decommission(*, facts: ClusterFacts, runner: Runner, victims: Iterable[Node]
                 revert_decommission(facts=facts, runner=runner)
                 reverted = "the decommission was reverted: the workers keep serving"
             except Exception as undo:  # noqa: BLE001 - reported with the first error
-                why = _reason(undo)
+                why = errors.one_line(undo)
                 reverted = (f"reverting the decommission failed too ({why}); empty "
                             "dfs.exclude on the master and run `hdfs dfsadmin -refreshNodes`")
-        _raise_after_undo(exc, during=f"the decommission of {', '.join(names)}",
+        errors.raise_after_undo(exc, during=f"the decommission of {', '.join(names)}",
                           failed="", said=reverted)
     stop_daemons(facts=facts, runner=runner, nodes=victims)
     return {"seconds": time.monotonic() - started, "blocks": most_left}
@@ -318,7 +302,7 @@ def add_workers(*, provider, cluster: str, count: int, flavor: str | None = None
     are deleted and the old nodes' files are put back; the old nodes never stop serving.
     """
     from . import deploy as deploy_module
-    from .cluster import _delete_resources, wait_until_reachable
+    from .launch import wait_until_reachable
     progress = ensure(progress)
     timings: dict[str, float] = {}
     if count < 1:
@@ -329,11 +313,10 @@ def add_workers(*, provider, cluster: str, count: int, flavor: str | None = None
     by_id = {s.id: s for s in access.servers}
     master_server = by_id[facts_now.master.server_id]
     template = by_id[facts_now.workers[0].server_id] if facts_now.workers else master_server
-    run_id = secrets.token_hex(4)
+    created = Ledger(cluster=cluster)
     start = max((_worker_index(w.name) for w in facts_now.workers), default=0) + 1
     names = [worker_name(cluster, i) for i in range(start, start + count)]
     runner = access.runner()
-    created: dict[str, str] = {}
     new_ips: list[str] = []
     phase = ["check"]
     try:
@@ -370,23 +353,23 @@ def add_workers(*, provider, cluster: str, count: int, flavor: str | None = None
             inherited = {k: v for k, v in (master_server.metadata or {}).items()
                          if k.startswith("spark_openstack_")}
             metadata = {**inherited, **provider.cluster_metadata(cluster, ROLE_WORKER),
-                        META_RUN: run_id}
+                        META_RUN: created.run_id}
 
             def boot(name: str) -> None:
                 progress.node_status(name, "creating")
-                created[name] = provider.create_server(
+                created.add_server(name, provider.create_server(
                     name=name, image_id=image_id, flavor_id=worker_flavor.id,
                     network_id=network.id, keypair=master_server.key_name,
                     security_groups=[group.id],
                     server_group_id=server_groups[0].id if server_groups else None,
-                    metadata=metadata, tags=provider.cluster_tags(cluster, ROLE_WORKER))
+                    metadata=metadata, tags=provider.cluster_tags(cluster, ROLE_WORKER)))
                 progress.node_status(name, "requested")
             run_per_node(boot, names, what="create workers")
 
             def on_status(server):
                 progress.node_status(server.name, server.status.lower())
             servers = provider.wait_for_servers(
-                server_ids=list(created.values()), timeout=timeout,
+                server_ids=list(created.server_ids.values()), timeout=timeout,
                 name_regex=f"^{cluster}-", on_status=on_status)
         new_nodes = _sorted_workers(provider.node_from_server(s, flavor=worker_flavor)
                                     for s in servers.values())
@@ -408,10 +391,10 @@ def add_workers(*, provider, cluster: str, count: int, flavor: str | None = None
     except BaseException as exc:
         summary = _undo_add(provider=provider, access=access, runner=runner,
                             deployed=locals().get("deployed"), created=created,
-                            run_id=run_id, touched_old=phase[0] == "deploy", new_ips=new_ips,
-                            progress=progress, delete=_delete_resources)
+                            touched_old=phase[0] == "deploy", new_ips=new_ips,
+                            progress=progress)
         runner.close()
-        _raise_after_undo(exc, during=f"add-workers' {phase[0]} phase",
+        errors.raise_after_undo(exc, during=f"add-workers' {phase[0]} phase",
                           failed=f"add-workers failed in the {phase[0]} phase: ", said=summary)
     runner.close()
     return {"cluster": cluster, "added": [n.name for n in new_nodes],
@@ -419,22 +402,19 @@ def add_workers(*, provider, cluster: str, count: int, flavor: str | None = None
             "health": result.get("health", {}), "messages": result.get("messages", [])}
 
 
-def _undo_add(*, provider, access: ClusterAccess, runner, deployed, created: dict,
-              run_id: str, touched_old: bool, new_ips, progress, delete) -> str:
+def _undo_add(*, provider, access: ClusterAccess, runner, deployed, created: Ledger,
+              touched_old: bool, new_ips, progress) -> str:
     """Delete this run's servers (also one whose create answer was lost: by run id) and,
     when the old nodes' files were already rewritten, write them back."""
     with shielded_cleanup():
         progress.message(f"removing the workers this run created for {access.name!r} ...")
         said = []
         try:
-            result = delete(provider=provider, cluster=access.name,
-                            server_ids=set(created.values()), floating_ip_ids=set(),
-                            security_group_id=None, server_group_ids=set(),
-                            discover=True, run_id=run_id)
+            result = created.delete(provider=provider)
             said.append(f"deleted the {result['servers']} new server(s)")
             hostkeys.forget(access.known_hosts, hosts=new_ips)
         except Exception as exc:  # noqa: BLE001 - reported, never hides the first error
-            why = _reason(exc)
+            why = errors.one_line(exc)
             said.append(f"deleting the new servers failed ({why}); remove them with "
                         f"`spark-openstack remove-workers -c {access.name} --node NAME`")
         if touched_old and deployed is not None:
@@ -448,7 +428,7 @@ def _undo_add(*, provider, access: ClusterAccess, runner, deployed, created: dic
                 _refresh(facts=restored, runner=runner)
                 said.append("the old nodes' files are as before")
             except Exception as exc:  # noqa: BLE001
-                why = _reason(exc)
+                why = errors.one_line(exc)
                 said.append(f"restoring the old nodes' files failed ({why}); run "
                             f"`spark-openstack deploy -c {access.name}`")
     return "; ".join(said) + "."

@@ -10,8 +10,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from .. import errors
-from .naming import QuotaNeed, _names, _shortfall, _version_tuple
-from .sdk_errors import _http_detail, translate_errors
+from .naming import QuotaNeed, resource_names, quota_shortfall, version_tuple
+from .sdk_errors import http_detail, translate_errors
 
 @dataclass(frozen=True)
 class QuotaState:
@@ -35,7 +35,7 @@ class CatalogMixin:
         if self._compute_max is None:
             from openstack import utils
             best = utils.maximum_supported_microversion(self.conn.compute, "2.100")
-            self._compute_max = _version_tuple(best)
+            self._compute_max = version_tuple(best)
         return self._compute_max
 
     def supports_tags_at_create(self) -> bool:
@@ -61,7 +61,7 @@ class CatalogMixin:
             available = [i for i in self.conn.image.images() if i.status == "active"]
             raise errors.NotFoundError(
                 f"image {name_or_id!r} (-i/--image) not found",
-                hint=f"images you can use: {_names(available)}")
+                hint=f"images you can use: {resource_names(available)}")
         if image.status != "active":
             raise errors.ValidationError(
                 f"image {name_or_id!r} (-i/--image) is {image.status}, not active",
@@ -97,7 +97,7 @@ class CatalogMixin:
             keypairs = list(self.conn.compute.keypairs())
             raise errors.NotFoundError(
                 f"keypair {name!r} (-k/--keypair) not found in this project",
-                hint=f"keypairs you have: {_names(keypairs)}; create one with "
+                hint=f"keypairs you have: {resource_names(keypairs)}; create one with "
                      "`openstack keypair create --public-key ~/.ssh/id_ed25519.pub NAME`")
         if not getattr(keypair, "public_key", None):
             keypair = self.conn.compute.get_keypair(keypair.name)
@@ -118,7 +118,7 @@ class CatalogMixin:
             if net is None:
                 nets = [n for n in self.conn.network.networks() if not n.is_router_external]
                 raise errors.NotFoundError(f"network {name_or_id!r} (--network) not found",
-                                           hint=f"networks you can use: {_names(nets)}")
+                                           hint=f"networks you can use: {resource_names(nets)}")
             return net
         project = self.conn.current_project_id
         nets = [n for n in self.conn.network.networks()
@@ -130,7 +130,7 @@ class CatalogMixin:
             raise errors.NotFoundError("no tenant network found for the servers (--network)",
                                        hint="create one, or pass --network NAME")
         raise errors.AmbiguousError(
-            f"several networks could hold the cluster: {_names(own)}",
+            f"several networks could hold the cluster: {resource_names(own)}",
             hint="choose one with --network NAME")
 
     @translate_errors
@@ -149,7 +149,7 @@ class CatalogMixin:
             raise errors.NotFoundError(
                 f"floating IP pool {name_or_id!r} (--floating-ip-pool) is not an external "
                 "network of this cloud",
-                hint=f"external networks: {_names(externals)}; or use --no-floating-ip")
+                hint=f"external networks: {resource_names(externals)}; or use --no-floating-ip")
         if len(externals) == 1:
             return externals[0]
         if not externals:
@@ -157,7 +157,7 @@ class CatalogMixin:
                 "this cloud has no external network to take a floating IP from",
                 hint="pass --no-floating-ip to reach the master at its private address")
         raise errors.AmbiguousError(
-            f"several floating IP pools: {_names(externals)}",
+            f"several floating IP pools: {resource_names(externals)}",
             hint="choose one with --floating-ip-pool NAME")
 
     @translate_errors
@@ -177,7 +177,7 @@ class CatalogMixin:
         except (sdk.ForbiddenException, sdk.NotFoundException) as exc:
             return QuotaState(absolute=absolute, network=None,
                               network_note=f"network quotas not readable "
-                                           f"({_http_detail(exc)}); not checked")
+                                           f"({http_detail(exc)}); not checked")
         return QuotaState(absolute=absolute, network=quota)
 
     def check_quotas(self, need: QuotaNeed, *, state: "QuotaState | None" = None) -> list[str]:
@@ -188,13 +188,13 @@ class CatalogMixin:
         notes: list[str] = [state.network_note] if state.network_note else []
         absolute = state.absolute
         short += filter(None, [
-            _shortfall("instances", limit=absolute.instances, used=absolute.instances_used,
+            quota_shortfall("instances", limit=absolute.instances, used=absolute.instances_used,
                        need=need.servers),
-            _shortfall("vCPUs (cores)", limit=absolute.total_cores,
+            quota_shortfall("vCPUs (cores)", limit=absolute.total_cores,
                        used=absolute.total_cores_used, need=need.vcpus),
-            _shortfall("RAM", limit=absolute.total_ram, used=absolute.total_ram_used,
+            quota_shortfall("RAM", limit=absolute.total_ram, used=absolute.total_ram_used,
                        need=need.ram_mb, unit=" MB"),
-            _shortfall("server groups", limit=absolute.server_groups,
+            quota_shortfall("server groups", limit=absolute.server_groups,
                        used=absolute.server_groups_used, need=need.server_groups),
         ])
         members = absolute.server_group_members
@@ -216,7 +216,7 @@ class CatalogMixin:
                     ("floating IPs", "floating_ips", need.floating_ips),
                     ("ports", "ports", need.ports)):
                 limit, used = detail(attr)
-                msg = _shortfall(label, limit=limit, used=used, need=amount)
+                msg = quota_shortfall(label, limit=limit, used=used, need=amount)
                 if msg:
                     short.append(msg)
         if short:

@@ -68,7 +68,7 @@ def node_from_server(server, *, floating_ips: Iterable[Any] = (), flavor=None) -
                 ram_mb=int(ram))
 
 
-def _names(resources: Iterable[Any], limit: int = 15) -> str:
+def resource_names(resources: Iterable[Any], limit: int = 15) -> str:
     names = sorted({getattr(r, "name", None) or getattr(r, "id", "?") for r in resources})
     if not names:
         return "(none)"
@@ -76,7 +76,7 @@ def _names(resources: Iterable[Any], limit: int = 15) -> str:
     return ", ".join(names[:limit]) + more
 
 
-def _version_tuple(text: str | None) -> tuple[int, int]:
+def version_tuple(text: str | None) -> tuple[int, int]:
     if not text:
         return (2, 1)
     major, _, minor = str(text).partition(".")
@@ -101,7 +101,7 @@ class QuotaNeed:
     server_groups: int = 0
 
 
-def _shortfall(name: str, *, limit: int | None, used: int | None, need: int,
+def quota_shortfall(name: str, *, limit: int | None, used: int | None, need: int,
                unit: str = "") -> str | None:
     if limit is None or limit < 0 or need <= 0:
         return None

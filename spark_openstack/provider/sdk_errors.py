@@ -13,7 +13,7 @@ from typing import Callable
 from .. import errors
 
 
-def _http_detail(exc: Exception) -> str:
+def http_detail(exc: Exception) -> str:
     details = getattr(exc, "details", None)
     message = getattr(exc, "message", None) or str(exc)
     if details and str(details) not in message:
@@ -41,7 +41,7 @@ def translate_exception(exc: BaseException, *, action: str = "") -> errors.Spark
     if isinstance(exc, ks.Unauthorized) or (
             isinstance(exc, sdk.HttpException) and exc.status_code == 401):
         return errors.ConfigError(
-            f"{where}the cloud rejected the credentials ({_http_detail(exc)})",
+            f"{where}the cloud rejected the credentials ({http_detail(exc)})",
             hint="check the username/password/application credential in clouds.yaml or OS_*")
     if isinstance(exc, (ks.ConnectFailure, ks.ConnectTimeout, ks.SSLError,
                         ks.DiscoveryFailure, ks.EndpointNotFound, ks.CatalogException)):
@@ -52,7 +52,7 @@ def translate_exception(exc: BaseException, *, action: str = "") -> errors.Spark
     if isinstance(exc, sdk.DuplicateResource):
         return errors.AmbiguousError(f"{where}{exc}")
     if isinstance(exc, sdk.HttpException):
-        detail = _http_detail(exc)
+        detail = http_detail(exc)
         status = exc.status_code
         if status in (403, 413) and re.search(r"quota|limit|exceed", detail, re.I):
             return errors.QuotaError(f"{where}the cloud refused for quota: {detail}",

@@ -165,7 +165,7 @@ def test_a_failed_cluster_is_retried_once_then_reported(tmp_path, monkeypatch):
     """nov-02 fails twice (reported, no roster row, its key removed); nov-01 fails once
     and is retried; every launch carries its seat's own public key."""
     from spark_openstack import batch as batch_mod
-    from spark_openstack import cluster as cluster_mod
+    from spark_openstack import launch as launch_mod
     from spark_openstack.config import LaunchSpec
     attempts: dict[str, int] = {}
     keys: dict[str, tuple] = {}
@@ -182,10 +182,10 @@ def test_a_failed_cluster_is_retried_once_then_reported(tmp_path, monkeypatch):
             raise errors.DeployError(f"{spec.cluster_name}: spark not ready")
         return _Result(dataclasses.replace(make_facts(services=("spark",)),
                                            cluster_name=spec.cluster_name))
-    monkeypatch.setattr(cluster_mod, "validate_launch", lambda **kw: Plan())
-    monkeypatch.setattr(cluster_mod, "quota_need",
+    monkeypatch.setattr(launch_mod, "validate_launch", lambda **kw: Plan())
+    monkeypatch.setattr(launch_mod, "quota_need",
                         lambda **kw: QuotaNeed(servers=2, vcpus=2, ram_mb=2048))
-    monkeypatch.setattr(cluster_mod, "launch", launch)
+    monkeypatch.setattr(launch_mod, "launch", launch)
     provider = _Provider()
     seats = plan_seats(prefix="nov", students=[("Ada", ""), ("Alan", ""), ("Grace", "")])
     spec = LaunchSpec(cluster_name="nov-01", workers=1, keypair="k", image="i", flavor="f")

@@ -73,7 +73,7 @@ def test_click_usage_errors_exit_2(capsys):
 def test_main_maps_errors_to_exit_codes_and_one_message(exc, code, capsys, monkeypatch):
     def boom(**kwargs):
         raise exc
-    monkeypatch.setattr("spark_openstack.cluster.list_clusters", boom)
+    monkeypatch.setattr("spark_openstack.inventory.list_clusters", boom)
     monkeypatch.setattr(cli.AppContext, "provider", property(lambda self: object()))
     got, _, err = run_main(["list"], capsys)
     assert got == code
@@ -100,7 +100,7 @@ def test_configure_writes_and_flags_beat_it(tmp_path, capsys, monkeypatch):
     def fake_launch(*, provider, spec, progress):
         seen["spec"] = spec
         raise errors.CloudError("stop here")
-    monkeypatch.setattr("spark_openstack.cluster.launch", fake_launch)
+    monkeypatch.setattr("spark_openstack.launch.launch", fake_launch)
     monkeypatch.setattr(cli.AppContext, "provider", property(lambda self: object()))
     code, _, _ = run_main(["--config", str(path), "launch", "-c", "demo", "-s", "5"], capsys)
     assert code == 1
@@ -149,7 +149,7 @@ def test_create_image_passes_its_own_default_timeout(capsys, monkeypatch):
     fake = type("P", (), {"find_keypair": lambda self, name: type("K", (), {
         "name": name, "public_key": "ssh-ed25519 AAAA x"})()})()
     monkeypatch.setattr("spark_openstack.image.create_image", fake_create_image)
-    monkeypatch.setattr("spark_openstack.cluster.resolve_identity_file",
+    monkeypatch.setattr("spark_openstack.keys.resolve_identity_file",
                         lambda **kw: "/key")
     monkeypatch.setattr(cli.AppContext, "provider", property(lambda self: fake))
     code, out, _ = run_main(["create-image", "-n", "img", "--base-image", "debian-12",

@@ -1,4 +1,5 @@
-"""cluster.py logic without a cloud: key matching, validation order, all-or-nothing."""
+"""The launch engine, its ledger, key matching and the inventory without a cloud:
+validation order, all-or-nothing."""
 from __future__ import annotations
 
 import dataclasses
@@ -9,7 +10,9 @@ import types
 
 import pytest
 
-from spark_openstack import cluster, errors
+from spark_openstack import errors, inventory, keys, ledger
+from spark_openstack import launch as launch_mod
+from spark_openstack.executor import run_calls
 from spark_openstack.config import LaunchSpec
 from spark_openstack.model import ClusterFacts, Node
 
@@ -31,25 +34,25 @@ def _keypair(pub_path, name="kp"):
 
 def test_identity_file_matching_keypair_is_accepted(key):
     kp = _keypair(key.with_name("id_a.pub"))
-    assert cluster.resolve_identity_file(identity_file=str(key), keypair=kp) == str(key)
+    assert keys.resolve_identity_file(identity_file=str(key), keypair=kp) == str(key)
 
 
 def test_identity_file_of_another_key_is_refused(key, tmp_path):
     other = _keygen(tmp_path / "id_b")
     kp = _keypair(key.with_name("id_a.pub"))
     with pytest.raises(errors.ValidationError) as err:
-        cluster.resolve_identity_file(identity_file=str(other), keypair=kp)
+        keys.resolve_identity_file(identity_file=str(other), keypair=kp)
     assert "does not match keypair 'kp'" in str(err.value)
 
 
 def test_missing_and_garbage_identity_files(tmp_path, key):
     kp = _keypair(key.with_name("id_a.pub"))
     with pytest.raises(errors.ValidationError, match="does not exist"):
-        cluster.resolve_identity_file(identity_file=str(tmp_path / "nope"), keypair=kp)
+        keys.resolve_identity_file(identity_file=str(tmp_path / "nope"), keypair=kp)
     junk = tmp_path / "junk"
     junk.write_text("not a key")
     with pytest.raises(errors.ValidationError, match="not a usable SSH private key"):
-        cluster.resolve_identity_file(identity_file=str(junk), keypair=kp)
+        keys.resolve_identity_file(identity_file=str(junk), keypair=kp)
 
 
 def test_identity_file_found_in_home_when_not_given(tmp_path, monkeypatch, key):
@@ -58,9 +61,9 @@ def test_identity_file_found_in_home_when_not_given(tmp_path, monkeypatch, key):
     found = _keygen(home / ".ssh" / "id_ed25519")
     monkeypatch.setenv("HOME", str(home))
     kp = _keypair(found.with_name("id_ed25519.pub"))
-    assert cluster.resolve_identity_file(identity_file=None, keypair=kp) == str(found)
+    assert keys.resolve_identity_file(identity_file=None, keypair=kp) == str(found)
     with pytest.raises(errors.UsageError, match="--identity-file"):
-        cluster.resolve_identity_file(identity_file=None,
+        keys.resolve_identity_file(identity_file=None,
                                       keypair=_keypair(key.with_name("id_a.pub")))
 
 
@@ -68,7 +71,7 @@ def test_login_command_forwards_web_uis_to_the_master_private_ip():
     master = Node(name="c-master", role="master", private_ip="10.0.0.5",
                   public_ip="198.51.100.7", server_id="0f1e2d3c-aaaa")
     facts = ClusterFacts(cluster_name="c", master=master, workers=(), ssh_user="ubuntu")
-    argv = cluster.login_command(facts=facts, key_filename="/k", forward_ui=True)
+    argv = inventory.login_command(facts=facts, key_filename="/k", forward_ui=True)
     assert argv[-4:] == ["-l", "ubuntu", "--", "198.51.100.7"]
     forwards = {argv[i + 1] for i, a in enumerate(argv) if a == "-L"}
     # through SSH every UI is forwarded, the unsafe ones too: only this user reaches them
@@ -103,22 +106,22 @@ def test_a_login_user_from_metadata_that_is_an_ssh_option_is_refused():
     evil = "-oProxyCommand=touch /tmp/x"
     provider = _FactsProvider([_server("c-master", "master", spark_openstack_ssh_user=evil)])
     with pytest.raises(errors.ValidationError) as err:
-        cluster.cluster_facts(provider=provider, cluster="c")
+        inventory.cluster_facts(provider=provider, cluster="c")
     message = str(err.value)
     assert "'c-master'" in message and repr(evil) in message
     assert "--ssh-user" in err.value.hint and "openstack server set" in err.value.hint
     # an explicit --ssh-user replaces the recorded one; it is checked the same way
-    facts = cluster.cluster_facts(provider=provider, cluster="c", ssh_user="ubuntu")
+    facts = inventory.cluster_facts(provider=provider, cluster="c", ssh_user="ubuntu")
     assert facts.ssh_user == "ubuntu"
     with pytest.raises(errors.UsageError):
-        cluster.cluster_facts(provider=provider, cluster="c", ssh_user=evil)
+        inventory.cluster_facts(provider=provider, cluster="c", ssh_user=evil)
 
 
 @pytest.mark.parametrize("user", ["debian", "_svc", "a-b_9", "u" * 32])
 def test_plain_login_users_from_metadata_are_used(user):
     provider = _FactsProvider([_server("c-master", "master", spark_openstack_ssh_user=user)])
-    facts = cluster.cluster_facts(provider=provider, cluster="c")
-    assert cluster.login_command(facts=facts, key_filename=None)[-4:] == \
+    facts = inventory.cluster_facts(provider=provider, cluster="c")
+    assert inventory.login_command(facts=facts, key_filename=None)[-4:] == \
         ["-l", user, "--", "10.0.0.5"]
 
 
@@ -129,7 +132,7 @@ def test_login_command_never_passes_a_user_that_is_not_a_user_name(user):
     for facts_user, given in ((user, None), ("debian", user)):
         facts = ClusterFacts(cluster_name="c", workers=(), ssh_user=facts_user, master=master)
         with pytest.raises(errors.UsageError, match="is not a user name"):
-            cluster.login_command(facts=facts, key_filename=None, user=given)
+            inventory.login_command(facts=facts, key_filename=None, user=given)
 
 
 def test_login_command_needs_an_ip_address_for_the_host():
@@ -137,7 +140,7 @@ def test_login_command_needs_an_ip_address_for_the_host():
                          master=Node(name="c-master", role="master",
                                      private_ip="-oProxyCommand=x"))
     with pytest.raises(errors.ValidationError, match="no usable IP address"):
-        cluster.login_command(facts=facts, key_filename=None)
+        inventory.login_command(facts=facts, key_filename=None)
 
 
 class FakeProvider:
@@ -272,7 +275,7 @@ def test_existing_cluster_refused_before_creating(key):
     provider = FakeProvider(key_pub=key.with_name("id_a.pub").read_text(),
                             existing=[types.SimpleNamespace(name="demo-master")])
     with pytest.raises(errors.ClusterExistsError, match="destroy -c demo"):
-        cluster.launch(provider=provider, spec=_spec(key))
+        launch_mod.launch(provider=provider, spec=_spec(key))
     assert provider.calls == ["cluster_servers"]
 
 
@@ -294,7 +297,7 @@ def test_open_ui_cidr_opens_the_spark_uis_only(key):
                                       fail_wait=errors.CloudError("stop"))
     progress = RecordingProgress()
     with pytest.raises(errors.CloudError):
-        cluster.launch(provider=provider, spec=_spec(key, open_ui_cidrs=("192.0.2.0/24",)),
+        launch_mod.launch(provider=provider, spec=_spec(key, open_ui_cidrs=("192.0.2.0/24",)),
                        progress=progress)
     assert _opened(provider) == {("192.0.2.0/24", 8080), ("192.0.2.0/24", 4040)}
     assert provider.need.security_group_rules == 2 + 2 + 1 + 2
@@ -309,7 +312,7 @@ def test_open_unsafe_ui_cidr_opens_yarn_and_hdfs_and_warns(key):
     spec = _spec(key, open_ui_cidrs=("192.0.2.0/24", "198.51.100.7/32"),
                  unsafe_ui_cidrs=("198.51.100.7/32",))
     with pytest.raises(errors.CloudError):
-        cluster.launch(provider=provider, spec=spec, progress=progress)
+        launch_mod.launch(provider=provider, spec=spec, progress=progress)
     opened = _opened(provider)
     assert {p for c, p in opened if c == "192.0.2.0/24"} == {8080, 4040}
     assert {p for c, p in opened if c == "198.51.100.7/32"} == {8080, 4040, 8088, 9870}
@@ -322,7 +325,7 @@ def test_open_unsafe_ui_cidr_opens_yarn_and_hdfs_and_warns(key):
 
 def test_quota_need_counts_master_flavor_and_group_members(key):
     provider = FakeProvider(key_pub=key.with_name("id_a.pub").read_text())
-    cluster.validate_launch(provider=provider, spec=_spec(key, workers=4))
+    launch_mod.validate_launch(provider=provider, spec=_spec(key, workers=4))
     need = provider.need
     assert (need.servers, need.vcpus, need.ram_mb, need.floating_ips, need.ports,
             need.server_group_members) == (5, 5, 2560, 1, 5, 5)
@@ -336,7 +339,7 @@ def test_quota_need_counts_master_flavor_and_group_members(key):
 def test_failure_after_create_deletes_exactly_what_was_made(key, failure, expected):
     provider = FakeProvider(key_pub=key.with_name("id_a.pub").read_text(), fail_wait=failure)
     with pytest.raises(expected) as err:
-        cluster.launch(provider=provider, spec=_spec(key))
+        launch_mod.launch(provider=provider, spec=_spec(key))
     assert provider.deleted["servers"] == ["id-demo-master", "id-demo-worker-1",
                                            "id-demo-worker-2"]
     assert provider.deleted["sg"] == "sg1" and provider.deleted["server_group"] == "grp1"
@@ -352,7 +355,7 @@ def test_workers_are_created_in_one_multi_create_request(key):
     provider = FakeProvider(key_pub=key.with_name("id_a.pub").read_text(),
                             fail_wait=errors.CloudError("stop"))
     with pytest.raises(errors.CloudError):
-        cluster.launch(provider=provider, spec=_spec(key, workers=5))
+        launch_mod.launch(provider=provider, spec=_spec(key, workers=5))
     assert provider.calls.count("create_server") == 2  # master + one request for 5 workers
     assert len(provider.deleted["servers"]) == 6
 
@@ -362,7 +365,7 @@ def test_groups_and_floating_ip_are_made_before_the_servers_and_the_ip_goes_to_t
     provider = FakeProvider(key_pub=key.with_name("id_a.pub").read_text(),
                             fail_wait=errors.CloudError("stop"))
     with pytest.raises(errors.CloudError):
-        cluster.launch(provider=provider, spec=_spec(key, workers=3))
+        launch_mod.launch(provider=provider, spec=_spec(key, workers=3))
     first = provider.calls.index("create_server")
     assert {"create_security_group", "create_server_group",
             "allocate_floating_ip"} <= set(provider.calls[:first])
@@ -374,7 +377,7 @@ def test_keep_on_failure_keeps_and_says_how_to_clean_up(key):
     provider = FakeProvider(key_pub=key.with_name("id_a.pub").read_text(),
                             fail_wait=errors.CloudError("boom"))
     with pytest.raises(errors.CloudError) as err:
-        cluster.launch(provider=provider, spec=_spec(key, keep_on_failure=True))
+        launch_mod.launch(provider=provider, spec=_spec(key, keep_on_failure=True))
     assert provider.deleted == {}
     assert "destroy -c demo" in str(err.value)
 
@@ -401,7 +404,7 @@ def test_a_flavor_too_small_for_the_images_daemons_is_refused_before_creating(ke
     provider = _ImageFlavorProvider(key_pub=key.with_name("id_a.pub").read_text(),
                                     image_props=yarn_image, ram=2048)
     with pytest.raises(errors.ValidationError) as info:
-        cluster.launch(provider=provider, spec=_spec(key, deploy=True))
+        launch_mod.launch(provider=provider, spec=_spec(key, deploy=True))
     # 3481 MB: YARN must hold the AM (896) and one executor (896) together (issue 23)
     assert "--flavor m1.small" in str(info.value) and "3481 MB" in str(info.value)
     assert not [c for c in provider.calls if c.startswith("create")]
@@ -413,7 +416,7 @@ def test_an_hdfs_only_image_fits_two_gb_workers(key):
                   "hadoop_services": "hdfs"}
     provider = _ImageFlavorProvider(key_pub=key.with_name("id_a.pub").read_text(),
                                     image_props=hdfs_image, ram=2048)
-    plan = cluster.validate_launch(provider=provider, spec=_spec(key, deploy=True))
+    plan = launch_mod.validate_launch(provider=provider, spec=_spec(key, deploy=True))
     assert plan.flavor.ram == 2048
 
 
@@ -427,7 +430,7 @@ def test_services_asked_of_an_image_without_them_are_refused_before_creating(key
     spec = dataclasses.replace(_spec(key, deploy=True), services=("hdfs", "yarn", "spark"),
                                services_asked=True)
     with pytest.raises(errors.ValidationError) as info:
-        cluster.launch(provider=provider, spec=spec)
+        launch_mod.launch(provider=provider, spec=spec)
     assert "yarn" in str(info.value) and "has only hdfs" in str(info.value)
     assert "create-image" in info.value.hint
     assert not [c for c in provider.calls if c.startswith("create")]
@@ -437,12 +440,12 @@ def test_an_image_not_baked_by_create_image_is_refused_before_creating(key):
     provider = _ImageFlavorProvider(key_pub=key.with_name("id_a.pub").read_text(),
                                     image_props={}, ram=8192)
     with pytest.raises(errors.ValidationError) as info:
-        cluster.launch(provider=provider, spec=_spec(key, deploy=True))
+        launch_mod.launch(provider=provider, spec=_spec(key, deploy=True))
     assert "was not made by `spark-openstack create-image`" in str(info.value)
     assert "--no-deploy" in info.value.hint
     assert not [c for c in provider.calls if c.startswith("create")]
     # --no-deploy gets bare servers from it
-    plan = cluster.validate_launch(provider=provider, spec=_spec(key, deploy=False))
+    plan = launch_mod.validate_launch(provider=provider, spec=_spec(key, deploy=False))
     assert plan.image.properties == {}
 
 
@@ -470,15 +473,15 @@ def test_of_two_same_name_launches_exactly_one_goes_on(mine, theirs, i_win):
     listing = _Listing([_srv(mine, stamp), _srv(theirs, stamp),
                         _srv(theirs, stamp, "demo-worker-1")])
     if i_win:
-        cluster._ensure_sole_launch(provider=listing, cluster="demo", run_id=mine)
+        launch_mod._ensure_sole_launch(provider=listing, cluster="demo", run_id=mine)
     else:
         with pytest.raises(errors.ClusterExistsError, match="started first"):
-            cluster._ensure_sole_launch(provider=listing, cluster="demo", run_id=mine)
+            launch_mod._ensure_sole_launch(provider=listing, cluster="demo", run_id=mine)
     # the earlier run wins whatever its id
     early = _Listing([_srv("zzzz", "2026-11-24T13:00:01Z"), _srv("aaaa", "2026-11-24T13:00:02Z")])
-    cluster._ensure_sole_launch(provider=early, cluster="demo", run_id="zzzz")
+    launch_mod._ensure_sole_launch(provider=early, cluster="demo", run_id="zzzz")
     with pytest.raises(errors.ClusterExistsError):
-        cluster._ensure_sole_launch(provider=early, cluster="demo", run_id="aaaa")
+        launch_mod._ensure_sole_launch(provider=early, cluster="demo", run_id="aaaa")
 
 
 def test_a_rollback_deletes_only_its_own_runs_servers():
@@ -507,7 +510,7 @@ def test_a_rollback_deletes_only_its_own_runs_servers():
             raise AssertionError("a rollback never looks groups up by name")
     cloud = Cloud([_srv("mine", "t1"), _srv("mine", "t1", "demo-worker-1"),
                    _srv("theirs", "t0")])
-    cluster._delete_resources(provider=cloud, cluster="demo", server_ids=set(),
+    ledger.delete_resources(provider=cloud, cluster="demo", server_ids=set(),
                               floating_ip_ids=set(), security_group_id="sg-mine",
                               server_group_ids=set(), discover=True, run_id="mine")
     assert cloud.deleted == {"mine-demo-master", "mine-demo-worker-1"}
@@ -529,7 +532,7 @@ def test_an_interrupted_destroy_names_what_is_left_and_how_to_finish():
             return types.SimpleNamespace(id="sg", name=name)
     cloud = Cloud([_srv("r1", "t0"), _srv("r1", "t0", "demo-worker-1")])
     with pytest.raises(errors.Interrupted) as info:
-        cluster.destroy(provider=cloud, cluster="demo")
+        ledger.destroy(provider=cloud, cluster="demo")
     message = str(info.value)
     assert "destroy of 'demo' interrupted" in message
     assert "demo-master, demo-worker-1" in message and "spark-openstack-demo" in message
@@ -555,7 +558,7 @@ def test_ctrl_c_abandons_look_ups_at_once_but_waits_for_creates(creates):
         threading.Timer(0.3, lambda: os.kill(os.getpid(), signal.SIGINT)).start()
         began = time.monotonic()
         with pytest.raises(KeyboardInterrupt):
-            cluster._all_at_once({"slow": slow_call}, creates=creates)
+            run_calls({"slow": slow_call}, what="calls", finish_on_interrupt=creates)
         took = time.monotonic() - began
     finally:
         signal.signal(signal.SIGINT, previous)
@@ -564,3 +567,48 @@ def test_ctrl_c_abandons_look_ups_at_once_but_waits_for_creates(creates):
     else:
         assert not finished.is_set() and took < 1.0
     finished.wait(3)
+
+
+def test_destroy_with_the_callers_listing_lists_the_project_no_more():
+    """The CLI lists the cluster once (for the confirmation) and destroy reuses it."""
+    class Cloud(_Listing):
+        listings = 0
+        deleted = None
+
+        def cluster_servers(self, name):
+            self.listings += 1
+            return super().cluster_servers(name)
+
+        def cluster_floating_ips(self, *, cluster, servers):
+            return []
+
+        def delete_servers(self, *, server_ids, wait, timeout):
+            self.deleted = set(server_ids)
+
+        def find_security_group(self, name):
+            return None
+
+        def find_server_groups(self, name):
+            return []
+
+        def has_volume_service(self):
+            return False
+    cloud = Cloud([_srv("r1", "t0"), _srv("r1", "t0", "demo-worker-1")])
+    servers = cloud.cluster_servers("demo")
+    result = ledger.destroy(provider=cloud, cluster="demo", servers=servers)
+    assert cloud.listings == 1 and result["servers"] == 2
+    assert cloud.deleted == {"r1-demo-master", "r1-demo-worker-1"}
+    ledger.destroy(provider=cloud, cluster="demo")          # on its own: it lists itself
+    assert cloud.listings == 2
+
+
+def test_a_ledger_records_from_many_threads_and_says_what_it_made():
+    made = ledger.Ledger(cluster="demo")
+    assert not made.anything() and made.made() == []
+    run_calls({f"w{i}": (lambda i=i: made.add_server(f"demo-worker-{i}", f"id{i}"))
+               for i in range(8)}, what="record")
+    made.add_floating_ip("fip")
+    made.security_group_id = "sg"
+    assert made.anything() and len(made.server_ids) == 8
+    assert made.made() == ["8 server(s)", "security group", "floating IP"]
+    assert len(made.run_id) == 8 and made.run_id != ledger.Ledger(cluster="demo").run_id

@@ -18,7 +18,7 @@ from pathlib import Path
 import paramiko
 import pytest
 
-from spark_openstack import cluster, errors, hostkeys, ssh
+from spark_openstack import errors, hostkeys, inventory, ledger, ssh
 from spark_openstack.model import ClusterFacts, Node
 
 SSHD = "/usr/sbin/sshd"
@@ -96,9 +96,9 @@ def test_destroy_forgets_only_that_clusters_files(tmp_path):
         cluster_servers=lambda name: [], cluster_floating_ips=lambda **kw: [],
         delete_servers=lambda **kw: None, find_security_group=lambda name: None,
         find_server_groups=lambda name: [], has_volume_service=lambda: False)
-    cluster.destroy(provider=provider, cluster="demo")
+    ledger.destroy(provider=provider, cluster="demo")
     assert {p.name for p in hostkeys.known_hosts_dir().iterdir()} == left
-    cluster.destroy(provider=provider, cluster="demo")        # fine to run twice
+    ledger.destroy(provider=provider, cluster="demo")        # fine to run twice
     assert {p.name for p in hostkeys.known_hosts_dir().iterdir()} == left
 
 
@@ -166,17 +166,17 @@ def _options(argv: list[str]) -> dict[str, str]:
 def test_login_pins_the_masters_key_then_insists_on_it(tmp_path):
     facts = _facts()
     path = hostkeys.known_hosts_file(facts=facts)
-    options = _options(cluster.login_command(facts=facts, key_filename=None))
+    options = _options(inventory.login_command(facts=facts, key_filename=None))
     assert options["UserKnownHostsFile"] == path
     assert options["StrictHostKeyChecking"] == "accept-new"
     assert "/dev/null" not in options.values()
     assert _mode(path) == 0o600              # made before ssh writes to it
     key = paramiko.Ed25519Key.from_private_key_file(str(_keygen(tmp_path / "hk")))
     hostkeys.record(path, host="10.0.0.5", key=key)       # a worker's, not the master's
-    options = _options(cluster.login_command(facts=facts, key_filename=None))
+    options = _options(inventory.login_command(facts=facts, key_filename=None))
     assert options["StrictHostKeyChecking"] == "accept-new"
     hostkeys.record(path, host="198.51.100.7", key=key)
-    options = _options(cluster.login_command(facts=facts, key_filename=None))
+    options = _options(inventory.login_command(facts=facts, key_filename=None))
     assert options["StrictHostKeyChecking"] == "yes"
 
 
@@ -187,7 +187,7 @@ def test_login_knows_a_key_ssh_pinned_under_a_hashed_name(tmp_path):
     key = paramiko.Ed25519Key.from_private_key_file(str(_keygen(tmp_path / "hk")))
     hashed = paramiko.HostKeys.hash_host("198.51.100.7")
     Path(path).write_text(f"{hashed} ssh-ed25519 {key.get_base64()}\n")
-    options = _options(cluster.login_command(facts=facts, key_filename=None))
+    options = _options(inventory.login_command(facts=facts, key_filename=None))
     assert options["StrictHostKeyChecking"] == "yes"
 
 
@@ -414,7 +414,7 @@ def test_openssh_reads_the_pins_and_refuses_a_changed_key(sshd, known_hosts):
     facts = ClusterFacts(cluster_name="demo", workers=(), ssh_user="root", master=Node(
         name="demo-master", role="master", private_ip="127.0.0.1",
         server_id="0f1e2d3c-4b5a"))
-    argv = cluster.login_command(facts=facts, key_filename=str(sshd.client_key))
+    argv = inventory.login_command(facts=facts, key_filename=str(sshd.client_key))
     assert _options(argv)["UserKnownHostsFile"] == known_hosts
     at = argv.index("-l")
     argv[at:at] = ["-F", "/dev/null", "-p", str(sshd.port), "-o", "BatchMode=yes",

@@ -376,9 +376,9 @@ def _fake_run(monkeypatch, master, *, follow):
     """oneshot.run_job with launch/destroy/open_cluster stood in; the job runs locally."""
     runner, facts = master
     calls = []
-    monkeypatch.setattr(oneshot.cluster_mod, "launch",
+    monkeypatch.setattr(oneshot.launch_mod, "launch",
                         lambda **kw: calls.append("launch") or _Launched())
-    monkeypatch.setattr(oneshot.cluster_mod, "destroy",
+    monkeypatch.setattr(oneshot.ledger, "destroy",
                         lambda **kw: calls.append("destroy") or {"servers": 2})
 
     class Access:
@@ -463,7 +463,7 @@ def test_run_takes_launch_options_and_refuses_a_used_output(monkeypatch, app_fil
     used.mkdir()
     (used / "x").write_text("")
     launched = []
-    monkeypatch.setattr(oneshot.cluster_mod, "launch", lambda **kw: launched.append(kw))
+    monkeypatch.setattr(oneshot.launch_mod, "launch", lambda **kw: launched.append(kw))
     code = cli.main(["run", "-s", "1", "-k", "kp", "-i", "img", "--flavor", "f",
                      "--allowed-cidr", "10.0.0.1/32", "--output", str(used),
                      str(app_files[0]), "arg"])

@@ -19,7 +19,7 @@ from click.testing import CliRunner
 from deploy_facts import make_facts
 from spark_openstack import config, deploy, notebook, render
 from spark_openstack.cli import cli
-from spark_openstack.cluster import check_image_has_jupyter
+from spark_openstack.launch import check_image_has_jupyter
 from spark_openstack.config import (BUILTIN_DEFAULTS, JUPYTER_PACKAGES, ImageSpec, Resolved,
                                     launch_spec_from, web_ui_rules)
 from spark_openstack.errors import UsageError, ValidationError

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from spark_openstack import cluster, config
+from spark_openstack import config, inventory
 from spark_openstack.model import ClusterFacts, Node
 from spark_openstack.ports import INTERNAL, PORTS_BY_SERVICE, Port
 from spark_openstack.services import SERVICE_CLASSES
@@ -51,13 +51,13 @@ def _facts(services):
 def test_describe_and_login_list_only_the_uis_of_the_services_the_cluster_runs(
         services, uis, monkeypatch, tmp_path):
     facts = _facts(services)
-    monkeypatch.setattr(cluster, "cluster_facts", lambda **kw: facts)
+    monkeypatch.setattr(inventory, "cluster_facts", lambda **kw: facts)
     provider = type("P", (), {"cluster_servers": lambda self, name: [],
                               "find_security_group": lambda self, name: None,
                               "find_server_groups": lambda self, name: []})()
-    described = cluster.describe(provider=provider, cluster="c")
+    described = inventory.describe(provider=provider, cluster="c")
     assert described["web_uis"] == {k: f"http://198.51.100.7:{p}" for k, p in uis.items()}
-    argv = cluster.login_command(facts=facts, key_filename=None, forward_ui=True,
+    argv = inventory.login_command(facts=facts, key_filename=None, forward_ui=True,
                                  known_hosts=str(tmp_path / "known_hosts"))
     forwards = {argv[i + 1] for i, a in enumerate(argv) if a == "-L"}
     assert forwards == {f"{p}:10.0.0.5:{p}" for p in uis.values()}

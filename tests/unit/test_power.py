@@ -10,7 +10,7 @@ import types
 import pytest
 
 from deploy_facts import make_facts
-from spark_openstack import access, cli, errors, power
+from spark_openstack import cli, errors, inventory, power
 from spark_openstack.model import FACTS_PATH_ON_MASTER
 from spark_openstack.provider import naming
 from spark_openstack.services.base import CommandResult
@@ -122,13 +122,13 @@ def world(monkeypatch):
     def make(statuses=None, **runner_kw):
         cloud = Cloud(statuses, events=events)
         runner = Master(events=events, **runner_kw)
-        monkeypatch.setattr(access.ClusterAccess, "runner", lambda self: runner)
+        monkeypatch.setattr(inventory.ClusterAccess, "runner", lambda self: runner)
         return cloud, runner, events
     return make
 
 
 def _no_ssh(monkeypatch):
-    monkeypatch.setattr(access.ClusterAccess, "runner",
+    monkeypatch.setattr(inventory.ClusterAccess, "runner",
                         lambda self: pytest.fail("a stopped cluster must not be contacted"))
 
 
@@ -140,7 +140,8 @@ def test_status_reports_each_service_against_the_workers_and_names_the_missing(w
     assert report["state"] == "ACTIVE" and report["healthy"] is False
     assert report["nodes"][0] == {"name": "demo-master", "role": "master",
                                   "status": "ACTIVE", "private_ip": "10.213.0.10",
-                                  "public_ip": "10.214.0.5"}
+                                  "public_ip": "10.214.0.5", "server_id": "id-demo-master",
+                                  "vcpus": 0, "ram_mb": 0}    # describe's node dict
     assert [n["name"] for n in report["nodes"]] == list(NAMES)
     assert list(report["services"]) == ["hdfs", "yarn", "spark"]
     for name, service in report["services"].items():
@@ -302,8 +303,8 @@ def redeploy(monkeypatch):
         health = types.SimpleNamespace(ok=True, line=lambda: "hdfs: 2/2 DataNodes live [ok]")
         return {"services": ["hdfs"], "health": {"hdfs": health}, "urls": {},
                 "timings": {"deploy: total": 1.0}, "messages": []}
-    monkeypatch.setattr("spark_openstack.cluster.wait_until_reachable", reachable)
-    monkeypatch.setattr("spark_openstack.cluster.deploy_existing", deploy_existing)
+    monkeypatch.setattr("spark_openstack.launch.wait_until_reachable", reachable)
+    monkeypatch.setattr("spark_openstack.launch.deploy_existing", deploy_existing)
     return calls
 
 

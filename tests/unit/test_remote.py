@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 from spark_openstack import cli, errors, remote
-from spark_openstack.access import ClusterAccess, open_cluster
+from spark_openstack.inventory import ClusterAccess, open_cluster
 from spark_openstack.model import ClusterFacts, Node
 from spark_openstack.services.base import CommandResult
 from test_hostkeys import sshd  # noqa: F401 - the real-sshd fixture
@@ -339,7 +339,7 @@ def test_the_archive_round_trips_through_real_tar(tmp_path):
 def cli_cluster(cluster, monkeypatch):
     access, nodes = cluster
     monkeypatch.setattr(cli.AppContext, "provider", property(lambda self: object()))
-    monkeypatch.setattr("spark_openstack.access.open_cluster", lambda **kw: access)
+    monkeypatch.setattr("spark_openstack.inventory.open_cluster", lambda **kw: access)
     return access, nodes
 
 

@@ -14,7 +14,7 @@ import pytest
 
 from deploy_facts import make_facts
 from spark_openstack import errors, hostkeys, scale
-from spark_openstack.access import ClusterAccess
+from spark_openstack.inventory import ClusterAccess
 from spark_openstack.render import render_node_configs
 from spark_openstack.services.base import CommandResult
 
