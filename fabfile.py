@@ -16,7 +16,8 @@ from fabric import task
 from spark_openstack import deploy
 from spark_openstack.errors import SparkOpenstackError
 from spark_openstack.model import FACTS_PATH_ON_MASTER, ClusterFacts
-from spark_openstack.services import HDFS, MasterRunner
+from spark_openstack.services import HDFS
+from spark_openstack.transport import MasterRunner
 
 
 def _facts() -> ClusterFacts:

@@ -54,7 +54,7 @@ from spark_openstack.executor import run_per_node
 from spark_openstack.model import ClusterFacts, master_name, worker_name
 from spark_openstack.provider import OpenStackProvider
 from spark_openstack.render import PORTS, cluster_dirs
-from spark_openstack.services import SSHRunner
+from spark_openstack.transport import SSHRunner
 
 DAEMON_RSS = (
     "for p in $(pgrep -f -- '-Dproc_[a-z]|org[.]apache[.]spark[.]deploy[.](master[.]Master|worker[.]Worker)'); do "

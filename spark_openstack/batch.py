@@ -32,7 +32,7 @@ from .executor import run_per_node
 from .expiry import cluster_deadline, expiry_dict
 from .progress import Progress, ensure
 from .provider import QuotaNeed
-from .services.base import SERVICE_USER
+from .transport import SERVICE_USER
 
 #: The longest prefix that still leaves room for "-NN" and the node suffixes.
 PREFIX_MAX = 30

@@ -32,9 +32,10 @@ from .progress import PhaseTimer, ensure
 from .render import (ALL_SERVICES, HADOOP_SERVICES, PORTS, cluster_dirs,
                      image_hadoop_services, node_config_files, render_etc_hosts,
                      uses_hadoop)
-from .services import SERVICE_CLASSES, START_ORDER, Health, Service, SSHRunner
-from .services.base import SERVICE_USER, HadoopService, Runner
+from .services import SERVICE_CLASSES, START_ORDER, Health, Service
+from .services.base import HadoopService
 from .services.hdfs import HDFS
+from .transport import SERVICE_USER, Runner, SSHRunner
 
 IMAGE_MARKER_PATH = "/etc/spark-openstack/image.json"
 REMOTE_ROOT = "/opt/spark-openstack"

@@ -21,7 +21,7 @@ from .keys import cluster_identity_file
 from .model import (DEFAULT_DATA_DIR, FACTS_PATH_ON_MASTER, META_DATA_DIRS, META_SERVICES,
                     META_SSH_USER, ROLE_MASTER, ROLE_WORKER, ClusterFacts, Node)
 from .provider import OpenStackProvider, security_group_name
-from .services.base import SSHRunner
+from .transport import SSHRunner
 
 
 def cluster_state(statuses: Iterable[str]) -> str:

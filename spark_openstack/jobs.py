@@ -40,7 +40,7 @@ from . import errors, polling
 from .config import parse_spark_conf
 from .model import ClusterFacts
 from .render import PORTS
-from .services.base import SERVICE_USER
+from .transport import SERVICE_USER
 from .services.yarn import FAIL_FAST
 
 #: Where every job's directory lives on the master (hduser's, 0700).

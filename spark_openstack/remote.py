@@ -26,7 +26,7 @@ from typing import Callable, Iterable
 from . import errors
 from .executor import run_per_node
 from .model import Node
-from .services.base import SERVICE_USER, CommandResult, MasterRunner
+from .transport import SERVICE_USER, CommandResult, MasterRunner
 
 #: A run-command command's limit on each node unless the caller gives another.
 DEFAULT_COMMAND_TIMEOUT = 3600

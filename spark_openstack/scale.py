@@ -29,7 +29,8 @@ from .polling import poll, shielded_cleanup
 from .progress import PhaseTimer, Progress, ensure
 from .provider import QuotaNeed, security_group_name
 from .render import check_memory_plan, node_config_files
-from .services.base import HadoopService, Runner
+from .services.base import HadoopService
+from .transport import Runner
 from .services.hdfs import HDFS
 
 DECOMMISSIONED = "Decommissioned"

@@ -1,7 +1,7 @@
 """The cluster's services, one small class each, started in this order."""
 from __future__ import annotations
 
-from .base import Health, MasterRunner, Runner, Service, SSHRunner
+from .base import Health, Service
 from .hdfs import HDFS
 from .jupyter import Jupyter
 from .spark import Spark
@@ -11,5 +11,5 @@ SERVICE_CLASSES: dict[str, type[Service]] = {"hdfs": HDFS, "yarn": YARN, "spark"
                                              "jupyter": Jupyter}
 START_ORDER = ("hdfs", "yarn", "spark", "jupyter")
 
-__all__ = ["HDFS", "YARN", "Spark", "Jupyter", "Health", "MasterRunner", "Runner", "SSHRunner",
-           "Service", "SERVICE_CLASSES", "START_ORDER"]
+__all__ = ["HDFS", "YARN", "Spark", "Jupyter", "Health", "Service", "SERVICE_CLASSES",
+           "START_ORDER"]

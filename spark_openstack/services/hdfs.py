@@ -8,7 +8,8 @@ import shlex
 from ..errors import DeployError
 from ..ports import HDFS_PORTS
 from ..render import PORTS, cluster_dirs
-from .base import SERVICE_USER, HadoopService
+from ..transport import SERVICE_USER
+from .base import HadoopService
 
 _REPORT_NAME = re.compile(r"^Name:\s*(?P<ip>[^:\s]+):\d+(?:\s*\((?P<host>[^)]+)\))?", re.M)
 _REPORT_HOSTNAME = re.compile(r"^Hostname:\s*(?P<host>\S+)", re.M)

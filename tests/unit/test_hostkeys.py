@@ -389,7 +389,7 @@ def test_a_node_behind_the_gateway_is_pinned_by_the_address_connected_to(sshd, k
 
 
 def test_the_runner_checks_pinned_keys(sshd, known_hosts):
-    from spark_openstack.services.base import SSHRunner
+    from spark_openstack.transport import SSHRunner
     node = Node(name="demo-master", role="master", private_ip=f"127.0.0.1:{sshd.port}")
     runner = SSHRunner(ssh_user="root", key_filename=str(sshd.client_key),
                        known_hosts=known_hosts)

@@ -24,7 +24,7 @@ import pytest
 
 from spark_openstack import errors, jobs, oneshot
 from spark_openstack.model import ClusterFacts, Node
-from spark_openstack.services.base import CommandResult
+from spark_openstack.transport import CommandResult
 
 SUBMIT_STANDIN = textwrap.dedent("""\
     #!/usr/bin/env python3

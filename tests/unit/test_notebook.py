@@ -179,7 +179,7 @@ class ProbeRunner:
         self.answer, self.commands = answer, []
 
     def run(self, node, command, *, timeout=None, check=True):
-        from spark_openstack.services.base import CommandResult
+        from spark_openstack.transport import CommandResult
         self.commands.append(command)
         return CommandResult(self.answer, "", 0)
 

@@ -13,7 +13,7 @@ from deploy_facts import make_facts
 from spark_openstack import cli, errors, inventory, power
 from spark_openstack.model import FACTS_PATH_ON_MASTER
 from spark_openstack.provider import naming
-from spark_openstack.services.base import CommandResult
+from spark_openstack.transport import CommandResult
 
 NAMES = ("demo-master", "demo-worker-1", "demo-worker-2")
 IPS = {"demo-master": "10.213.0.10", "demo-worker-1": "10.213.0.21",

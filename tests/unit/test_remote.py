@@ -20,7 +20,7 @@ import pytest
 from spark_openstack import cli, errors, remote
 from spark_openstack.inventory import ClusterAccess, open_cluster
 from spark_openstack.model import ClusterFacts, Node
-from spark_openstack.services.base import CommandResult
+from spark_openstack.transport import CommandResult
 from test_hostkeys import sshd  # noqa: F401 - the real-sshd fixture
 
 COPY_TMP = "/tmp/spark-openstack-copy-"

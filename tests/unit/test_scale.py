@@ -16,7 +16,7 @@ from deploy_facts import make_facts
 from spark_openstack import errors, hostkeys, scale
 from spark_openstack.inventory import ClusterAccess
 from spark_openstack.render import render_node_configs
-from spark_openstack.services.base import CommandResult
+from spark_openstack.transport import CommandResult
 
 
 def _access(workers=3):

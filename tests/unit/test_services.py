@@ -28,8 +28,8 @@ from sbx_hadoop import (alive, clean_env, cmdline, free_ports, hadoop_env, kill_
                         require_tarball, site, unpack, wait_for)
 from spark_openstack import deploy
 from spark_openstack.errors import DeployError, NodeErrors
-from spark_openstack.services import YARN, MasterRunner
-from spark_openstack.services.base import CommandResult, tar_bytes
+from spark_openstack.services import YARN
+from spark_openstack.transport import CommandResult, MasterRunner, tar_bytes
 from spark_openstack.services.hdfs import live_datanodes
 from spark_openstack.services.yarn import running_nodemanagers
 
@@ -376,7 +376,7 @@ def test_master_runner_never_hands_its_stdin_to_commands(tmp_path):
     child = textwrap.dedent("""\
         import sys
         from deploy_facts import make_facts
-        from spark_openstack.services import MasterRunner
+        from spark_openstack.transport import MasterRunner
         facts = make_facts()
         MasterRunner(facts=facts).run(facts.master, "cat > /dev/null", timeout=10)
         sys.stdout.write(sys.stdin.read())
@@ -503,17 +503,19 @@ class _LocalConnection:
 
 
 def test_a_push_is_one_command_with_the_archive_on_its_stdin(tmp_path):
-    from spark_openstack.services.base import _extract_command, _run_with_input
+    from spark_openstack.transport import extract_command, run_with_input
     conn = _LocalConnection()
     archive = tar_bytes({"/conf/a.xml": ("<a/>", 0o644), "/conf/s.conf": ("s", 0o600)})
-    command = _extract_command("-", {}, "nobody").replace("-C /", f"-C {tmp_path}")
-    result = _run_with_input(conn, command, archive, timeout=30, where="demo-master")
+    command = extract_command(archive="-", files={}, owner="nobody").replace(
+        "-C /", f"-C {tmp_path}")
+    result = run_with_input(conn=conn, command=command, data=archive, timeout=30,
+                            where="demo-master")
     assert result.exited == 0 and len(conn.channels) == 1
     assert (tmp_path / "conf/a.xml").read_text() == "<a/>"
     assert (tmp_path / "conf/s.conf").stat().st_mode & 0o777 == 0o600
     # a command that ends before reading its input reports its own exit status
-    early = _run_with_input(conn, "echo 'no space left' >&2; exit 3", b"x" * 2_000_000,
-                            timeout=30, where="demo-master")
+    early = run_with_input(conn=conn, command="echo 'no space left' >&2; exit 3",
+                           data=b"x" * 2_000_000, timeout=30, where="demo-master")
     assert early.exited == 3 and "no space left" in early.stderr
 
 
