@@ -53,7 +53,8 @@ from spark_openstack.deploy import deploy_cluster, stop_services
 from spark_openstack.executor import run_per_node
 from spark_openstack.model import ClusterFacts, master_name, worker_name
 from spark_openstack.provider import OpenStackProvider
-from spark_openstack.render import PORTS, cluster_dirs
+from spark_openstack.dirs import cluster_dirs
+from spark_openstack.render import PORTS
 from spark_openstack.transport import SSHRunner
 
 DAEMON_RSS = (

@@ -27,17 +27,16 @@ from typing import Callable, Iterable
 from . import paths
 from .errors import DeployError, NodeErrors, SparkOpenstackError, ValidationError
 from .executor import run_per_node
-from .model import FACTS_PATH_ON_MASTER, ClusterFacts, Node
+from .model import FACTS_PATH_ON_MASTER, IMAGE_MARKER_PATH, ClusterFacts, Node
+from .dirs import cluster_dirs
 from .progress import PhaseTimer, ensure
-from .render import (ALL_SERVICES, HADOOP_SERVICES, PORTS, cluster_dirs,
-                     image_hadoop_services, node_config_files, render_etc_hosts,
-                     uses_hadoop)
+from .render import (ALL_SERVICES, HADOOP_SERVICES, PORTS, image_hadoop_services,
+                     node_config_files, render_etc_hosts, uses_hadoop)
 from .services import SERVICE_CLASSES, START_ORDER, Health, Service
 from .services.base import HadoopService
 from .services.hdfs import HDFS
 from .transport import SERVICE_USER, Runner, SSHRunner
 
-IMAGE_MARKER_PATH = "/etc/spark-openstack/image.json"
 REMOTE_ROOT = "/opt/spark-openstack"
 REMOTE_LIB = f"{REMOTE_ROOT}/lib"
 REMOTE_VENV = f"{REMOTE_ROOT}/venv"

@@ -23,13 +23,12 @@ from . import __version__, ssh
 from .config import SUPPORTED_BASE_DISTROS, ImageSpec
 from .errors import (DeployError, Interrupted, NotFoundError, SparkOpenstackError,
                      UsageError, ValidationError)
-from .model import META_RUN
+from .model import IMAGE_MARKER_PATH, META_RUN
 from .polling import shielded_cleanup
 from .progress import PhaseTimer, ensure
 from .provider import security_group_name
 from .userdata import render_bake_userdata
 
-IMAGE_MARKER_PATH = "/etc/spark-openstack/image.json"
 BUILDER_METADATA_KEY = "spark_openstack_image_builder"
 
 # Run on the builder after a successful bake, just before the snapshot: the image must

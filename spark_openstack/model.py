@@ -31,6 +31,9 @@ ROLE_WORKER = "worker"
 
 # Where the facts file lives on the master (read by fabfile.py).
 FACTS_PATH_ON_MASTER = "/etc/spark-openstack/cluster.json"
+#: What create-image writes into every image it bakes (versions, homes, services), read by
+#: deploy to know what the image can run.
+IMAGE_MARKER_PATH = "/etc/spark-openstack/image.json"
 
 # Where HDFS keeps its blocks and metadata unless --data-dir says otherwise: under /var/lib,
 # which hosts with a read-only root (and the sandbox) still let the service user write.

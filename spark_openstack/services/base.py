@@ -13,7 +13,8 @@ from ..executor import run_per_node
 from ..polling import poll
 from ..model import ClusterFacts, Node
 from ..ports import Port
-from ..render import cluster_dirs, node_config_files
+from ..dirs import cluster_dirs
+from ..render import node_config_files
 from ..transport import CommandResult, Runner
 
 

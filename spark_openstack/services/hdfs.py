@@ -7,7 +7,8 @@ import shlex
 
 from ..errors import DeployError
 from ..ports import HDFS_PORTS
-from ..render import PORTS, cluster_dirs
+from ..dirs import cluster_dirs
+from ..render import PORTS
 from ..transport import SERVICE_USER
 from .base import HadoopService
 

@@ -13,7 +13,8 @@ import shlex
 
 from ..errors import DeployError
 from ..ports import JUPYTER_PORTS
-from ..render import JUPYTER_FILES, PORTS, cluster_dirs
+from ..dirs import cluster_dirs
+from ..render import JUPYTER_FILES, PORTS
 from .base import Health, Service
 
 #: HTTP answers that mean "refused without the token" (401/403, or a redirect to /login).

@@ -4,7 +4,8 @@ from __future__ import annotations
 import re
 
 from ..ports import YARN_PORTS
-from ..render import PORTS, cluster_dirs
+from ..dirs import cluster_dirs
+from ..render import PORTS
 from .base import HadoopService
 
 # `yarn node -list` rows: "<host>:<port>  RUNNING  <host>:<http port>  <containers>"
