@@ -19,16 +19,16 @@ import secrets
 import shlex
 import subprocess
 import sys
-import threading
 import time
 from pathlib import Path
 from typing import Callable, Iterable
 
 from . import paths
-from .errors import DeployError, NodeErrors, SparkOpenstackError, ValidationError
-from .executor import run_per_node
-from .model import FACTS_PATH_ON_MASTER, IMAGE_MARKER_PATH, ClusterFacts, Node
 from .dirs import cluster_dirs
+from .errors import DeployError, SparkOpenstackError, TimeoutError_, ValidationError
+from .executor import in_background, run_calls, run_per_node
+from .model import FACTS_PATH_ON_MASTER, IMAGE_MARKER_PATH, ClusterFacts, Node
+from .probes import wait_for_probe
 from .progress import PhaseTimer, ensure
 from .render import (ALL_SERVICES, HADOOP_SERVICES, PORTS, image_hadoop_services,
                      node_config_files, render_etc_hosts, uses_hadoop)
@@ -188,35 +188,6 @@ def format_hdfs(*, facts: ClusterFacts, runner: Runner, force: bool = False) -> 
 HEALTH_INTERVAL = 0.25
 
 
-def _side_by_side(steps: dict[str, Callable[[], object]]) -> dict[str, object]:
-    """Run a few independent steps at once (one thread each) and wait for all of them;
-    one failure is raised as it is, several together as ``[step] message`` lines."""
-    results: dict[str, object] = {}
-    errors: dict[str, BaseException] = {}
-
-    def one(name: str, step: Callable[[], object]) -> None:
-        try:
-            results[name] = step()
-        except BaseException as exc:  # noqa: BLE001 - re-raised below, in this thread
-            errors[name] = exc
-    if len(steps) == 1:
-        (name, step), = steps.items()
-        return {name: step()}
-    threads = [threading.Thread(target=one, args=item, name=f"step-{item[0]}", daemon=True)
-               for item in steps.items()]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    if len(errors) == 1:
-        raise next(iter(errors.values()))
-    if errors:
-        raise NodeErrors({name: (exc.message if isinstance(exc, SparkOpenstackError)
-                                 else f"{type(exc).__name__}: {exc}")
-                          for name, exc in errors.items()}, what="start services")
-    return results
-
-
 def _start_daemons(service: Service) -> bool:
     """A Hadoop service's master daemons all at once, then its worker daemon on every
     worker at once (workers register with the master's); Spark as ``Spark.start``.
@@ -237,15 +208,17 @@ def _start_daemons(service: Service) -> bool:
 
 
 def _wait_for_port(service: Service, port: int, *, timeout: float) -> None:
-    """Until ``port`` on the master answers (a bash probe every 0.2 s on the master)."""
-    probe = (f"for i in $(seq 1 {int(timeout * 5)}); do "
-             f"(exec 3<>/dev/tcp/{service.master.private_ip}/{port}) 2>/dev/null && exit 0; "
-             "sleep 0.2; done; exit 1")
-    if service.on_master(probe, timeout=timeout + 30, check=False).exited != 0:
+    """Until ``port`` on the master answers (one bash connect per try, on the master)."""
+    probe = f"(exec 3<>/dev/tcp/{service.master.private_ip}/{port}) 2>/dev/null"
+    try:
+        wait_for_probe(runner=service.runner, node=service.master, command=probe,
+                       timeout=timeout, what=f"{service.name}: port {port}",
+                       interval=0.2, max_interval=1.0)
+    except TimeoutError_ as exc:
         raise DeployError(f"{service.name}: nothing answers on {service.master.name}:{port} "
                           f"after {timeout:.0f}s",
                           hint=f"look at the logs on {service.master.name}: "
-                               f"{service.log_hint()}")
+                               f"{service.log_hint()}") from exc
 
 
 def start_services(*, facts: ClusterFacts, runner: Runner, names: Iterable[str] | None = None,
@@ -273,11 +246,12 @@ def start_services(*, facts: ClusterFacts, runner: Runner, names: Iterable[str] 
                 # probe first, then its health and /user/hduser together.
                 _wait_for_port(service, PORTS["namenode_rpc"], timeout=health_timeout)
                 waits["user dir"] = service.create_user_dir
-            health[service.name] = _side_by_side(waits)["health"]
+            health[service.name] = run_calls(waits, what="start services")["health"]
         progress.message(health[service.name].line())
 
     chosen = services_for(facts=facts, runner=runner, names=names)
-    _side_by_side({service.name: (lambda s=service: start(s)) for service in chosen})
+    run_calls({service.name: (lambda s=service: start(s)) for service in chosen},
+              what="start services")
     return {service.name: health[service.name] for service in chosen}
 
 
@@ -544,13 +518,12 @@ def deploy_cluster(*, facts: ClusterFacts, key_filename: str | None,
     runner = SSHRunner(ssh_user=facts.ssh_user, key_filename=key_filename,
                        gateway_host=gateway_host, known_hosts=known_hosts)
     started = time.monotonic()
-    fab_thread = None
+    fab_install = None
     fab_note: list[str] = []
     try:
         # The workers' connections open while the master is inspected.
-        connecting = threading.Thread(target=runner.connect, args=(facts.workers,),
-                                      name="connect-workers", daemon=True)
-        connecting.start()
+        connecting = in_background(lambda: runner.connect(facts.workers),
+                                   name="connect-workers")
         with PhaseTimer(progress, "deploy: inspect image", timings):
             marker, previous, public_key = _inspect_master(runner, facts.master,
                                                            facts.cluster_name)
@@ -577,8 +550,7 @@ def deploy_cluster(*, facts: ClusterFacts, key_filename: str | None,
                     timings["deploy: install fab on master (parallel)"] = \
                         time.monotonic() - began
 
-            fab_thread = threading.Thread(target=install, name="install-fab", daemon=True)
-            fab_thread.start()
+            fab_install = in_background(install, name="install-fab")
         health: dict[str, Health] = {}
         try:
             with PhaseTimer(progress, "deploy: configure nodes", timings):
@@ -588,7 +560,7 @@ def deploy_cluster(*, facts: ClusterFacts, key_filename: str | None,
 
                 def done(node, _result, error):
                     progress.node_status(node.name, "configured" if error is None else "FAILED")
-                connecting.join()
+                connecting.result()
                 run_per_node(prepare, facts.nodes, what="configure nodes", on_done=done,
                              max_workers=len(facts.nodes))
             if start:
@@ -600,9 +572,9 @@ def deploy_cluster(*, facts: ClusterFacts, key_filename: str | None,
                 progress.message(note)
                 messages.append(note)
         finally:
-            if fab_thread is not None:
+            if fab_install is not None:
                 began = time.monotonic()
-                fab_thread.join()
+                fab_install.result()
                 timings["deploy: wait for fab"] = time.monotonic() - began
                 for note in fab_note:
                     progress.message(note)

@@ -190,7 +190,7 @@ def stop_daemons(*, facts: ClusterFacts, runner: Runner, nodes: Iterable[Node]) 
                 continue
             if isinstance(service, HadoopService):
                 for daemon in service.worker_daemons:
-                    runner.run(node, service.stop_command(daemon), timeout=120)
+                    service.stop_daemon(node, daemon)
             else:
                 runner.run(node, service.stop_worker_command(), timeout=120, check=False)
     run_per_node(stop, list(nodes), what="stop the removed workers' daemons")

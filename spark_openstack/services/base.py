@@ -11,11 +11,17 @@ from typing import Callable
 from ..errors import DeployError, HostKeyChanged, SparkOpenstackError, SSHError, TimeoutError_
 from ..executor import run_per_node
 from ..polling import poll
+from ..probes import wait_for_probe
 from ..model import ClusterFacts, Node
 from ..ports import Port
 from ..dirs import cluster_dirs
 from ..render import node_config_files
 from ..transport import CommandResult, Runner
+
+#: How long a stopped daemon may take to go before it is killed (SIGKILL), and how long
+#: the kill may take to show.
+STOP_TIMEOUT = 30
+KILL_SETTLE = 1
 
 
 # ----------------------------------------------------------------------------- health
@@ -155,11 +161,29 @@ class HadoopService(Service):
         return (f"{self.running_test(daemon)} || {{ rm -f {shlex.quote(self.pid_file(daemon))}"
                 f" && {self.name} --daemon start {daemon}; }}")
 
-    def stop_command(self, daemon: str) -> str:
-        """Ask Hadoop to stop it, then make sure it is gone (30 s, then SIGKILL)."""
-        return (f"{self.name} --daemon stop {daemon} >/dev/null 2>&1; "
-                f"for i in $(seq 1 30); do {self.running_test(daemon)} || exit 0; sleep 1; "
-                f"done; kill -9 \"$p\" 2>/dev/null; sleep 1; ! {self.running_test(daemon)}")
+    def stop_daemon(self, node: Node, daemon: str, *, timeout: float = STOP_TIMEOUT) -> None:
+        """Ask Hadoop to stop it, then make sure it is gone (``timeout`` s, then SIGKILL):
+        a daemon left running would hold its ports and pid file. ``DeployError`` when
+        even SIGKILL did not end it."""
+        test = self.running_test(daemon)
+        asked = self.runner.run(node, f"{self.name} --daemon stop {daemon} >/dev/null 2>&1; "
+                                f"! {test}", timeout=120, check=False)
+        if asked.exited == 0:
+            return
+        try:
+            wait_for_probe(runner=self.runner, node=node, command=f"! {test}",
+                           timeout=timeout, what=f"{node.name}: {daemon} to stop")
+            return
+        except TimeoutError_:
+            pass
+        self.runner.run(node, f"{test} && kill -9 \"$p\" 2>/dev/null; true", timeout=30,
+                        check=False)
+        try:
+            wait_for_probe(runner=self.runner, node=node, command=f"! {test}",
+                           timeout=KILL_SETTLE, what=f"{node.name}: {daemon} to die")
+        except TimeoutError_ as exc:
+            raise DeployError(f"{node.name}: {daemon} still runs after `{self.name} --daemon "
+                              f"stop`, {timeout:.0f}s and SIGKILL") from exc
 
     def start(self) -> None:
         """The master's daemons first (workers register with them), then every worker."""
@@ -171,9 +195,11 @@ class HadoopService(Service):
     def stop(self) -> None:
         """Workers first, then the master; stopping a stopped daemon is not an error."""
         for daemon in self.worker_daemons:
-            self.on_workers(self.stop_command(daemon), what=f"stop {daemon}")
+            run_per_node(lambda node, daemon=daemon: self.stop_daemon(node, daemon),
+                         self.workers, what=f"{self.name}: stop {daemon}",
+                         on_done=self.on_node_done)
         for daemon in reversed(self.master_daemons):
-            self.on_master(self.stop_command(daemon))
+            self.stop_daemon(self.master, daemon)
 
     def running(self, node: Node, daemon: str) -> bool:
         return self.runner.run(node, self.running_test(daemon), timeout=30,

@@ -11,11 +11,12 @@ from __future__ import annotations
 
 import shlex
 
-from ..errors import DeployError
+from ..errors import DeployError, TimeoutError_
 from ..ports import JUPYTER_PORTS
 from ..dirs import cluster_dirs
+from ..probes import wait_for_probe
 from ..render import JUPYTER_FILES, PORTS
-from .base import Health, Service
+from .base import STOP_TIMEOUT, Health, Service
 
 #: HTTP answers that mean "refused without the token" (401/403, or a redirect to /login).
 REFUSED = (401, 403, 302)
@@ -90,11 +91,17 @@ class Jupyter(Service):
 
     def stop(self) -> None:
         """Stop Jupyter and supervisord (nothing running is fine); waits until gone."""
-        self.on_master(
-            f"if {self._supervisord_running()}; then "
-            f"{self._ctl('shutdown')} >/dev/null 2>&1 || kill \"$p\"; "
-            f"for i in $(seq 1 30); do {self._supervisord_running()} || exit 0; sleep 1; done; "
-            f"kill -9 \"$p\" 2>/dev/null; fi; exit 0", timeout=90)
+        running = self._supervisord_running()
+        asked = self.on_master(
+            f"if {running}; then {self._ctl('shutdown')} >/dev/null 2>&1 || kill \"$p\"; fi; "
+            f"! {running}", timeout=90, check=False)
+        if asked.exited == 0:
+            return
+        try:
+            wait_for_probe(runner=self.runner, node=self.master, command=f"! {running}",
+                           timeout=STOP_TIMEOUT, what="jupyter: supervisord to stop")
+        except TimeoutError_:
+            self.on_master(f"{running} && kill -9 \"$p\" 2>/dev/null; exit 0", timeout=30)
 
     # -- health
     def probe_command(self) -> str:

@@ -4,8 +4,9 @@ from __future__ import annotations
 import json
 import shlex
 
-from ..errors import DeployError
+from ..errors import DeployError, TimeoutError_
 from ..ports import SPARK_PORTS
+from ..probes import wait_for_probe
 from ..render import PORTS
 from .base import Health, Service
 
@@ -42,17 +43,21 @@ class Spark(Service):
                         what="start worker")
 
     def wait_master_ui(self, *, timeout: int = 120) -> None:
+        """Until the master's UI answers (one GET per try, on the master), for
+        ``timeout`` seconds: the workers register through it."""
         url = shlex.quote(self.ui_url + "/json/")
-        probe = (f"for i in $(seq 1 {timeout * 2}); do python3 -c "
-                 f"\"import sys,urllib.request; urllib.request.urlopen(sys.argv[1], timeout=2)\" "
-                 f"{url} 2>/dev/null && exit 0; sleep 0.5; done; exit 1")
-        result = self.on_master(probe, timeout=timeout + 30, check=False)
-        if result.exited != 0:
+        probe = ("python3 -c \"import sys,urllib.request; "
+                 f"urllib.request.urlopen(sys.argv[1], timeout=2)\" {url} 2>/dev/null")
+        try:
+            wait_for_probe(runner=self.runner, node=self.master, command=probe,
+                           timeout=timeout, what=f"spark: the master UI {self.ui_url}",
+                           interval=0.25, max_interval=1.0)
+        except TimeoutError_ as exc:
             log = self.on_master("tail -n 30 /var/log/spark/*Master*.out 2>/dev/null",
                                  check=False).stdout
             raise DeployError(f"spark: the master UI {self.ui_url} did not answer in "
                               f"{timeout}s\n{log.strip()}",
-                              hint=f"see /var/log/spark on {self.master.name}")
+                              hint=f"see /var/log/spark on {self.master.name}") from exc
 
     def stop_worker_command(self) -> str:
         """Stop this node's Worker (nothing to stop is fine)."""

@@ -19,6 +19,7 @@ import shutil
 import subprocess
 import sys
 import textwrap
+import time
 from pathlib import Path
 
 import pytest
@@ -26,9 +27,10 @@ import pytest
 from deploy_facts import make_facts
 from sbx_hadoop import (alive, clean_env, cmdline, free_ports, hadoop_env, kill_all, pids_in,
                         require_tarball, site, unpack, wait_for)
-from spark_openstack import deploy
+from spark_openstack import deploy, polling
 from spark_openstack.errors import DeployError, NodeErrors
 from spark_openstack.services import YARN
+from spark_openstack.services.base import Health, Service
 from spark_openstack.transport import CommandResult, MasterRunner, tar_bytes
 from spark_openstack.services.hdfs import live_datanodes
 from spark_openstack.services.yarn import running_nodemanagers
@@ -564,17 +566,34 @@ def test_the_master_is_inspected_in_one_command():
         deploy._checked_key("sudo: unknown user hduser", facts.master)
 
 
-def test_steps_side_by_side_raise_one_error_as_is_and_several_per_step():
-    import time as _time
-    began = _time.monotonic()
-    out = deploy._side_by_side({"a": lambda: _time.sleep(0.3) or 1,
-                                "b": lambda: _time.sleep(0.3) or 2})
-    assert out == {"a": 1, "b": 2} and _time.monotonic() - began < 0.55
+class _Step(Service):
+    """A service whose start takes ``delay`` seconds and then fails with ``fails`` (if
+    given); healthy at once otherwise."""
 
-    def boom(msg):
-        raise DeployError(msg)
+    def __init__(self, name: str, *, delay: float = 0.0, fails: str = ""):
+        super().__init__(facts=make_facts(workers=1), runner=None)
+        self.name, self.delay, self.fails = name, delay, fails
+
+    def start(self) -> None:
+        polling.sleep(self.delay)
+        if self.fails:
+            raise DeployError(self.fails)
+
+    def wait_healthy(self, **_) -> Health:
+        return Health(service=self.name, expected=1, actual=1)
+
+
+def test_services_start_side_by_side_one_error_as_is_and_several_per_service(monkeypatch):
+    def start(*steps):
+        monkeypatch.setattr(deploy, "services_for", lambda **_: list(steps))
+        return deploy.start_services(facts=make_facts(workers=1), runner=None)
+    began = time.monotonic()
+    out = start(_Step("a", delay=0.3), _Step("b", delay=0.3))
+    assert sorted(out) == ["a", "b"] and all(h.ok for h in out.values())
+    assert time.monotonic() - began < 0.55
     with pytest.raises(DeployError, match="hdfs not ready"):
-        deploy._side_by_side({"hdfs": lambda: boom("hdfs not ready"), "spark": lambda: 1})
+        start(_Step("hdfs", fails="hdfs not ready"), _Step("spark"))
     with pytest.raises(NodeErrors) as info:
-        deploy._side_by_side({"hdfs": lambda: boom("x"), "spark": lambda: boom("y")})
+        start(_Step("hdfs", fails="x"), _Step("spark", fails="y"))
+    assert str(info.value).startswith("start services failed on 2 node(s)")
     assert "[hdfs] x" in str(info.value) and "[spark] y" in str(info.value)
