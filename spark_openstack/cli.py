@@ -1,7 +1,7 @@
 """The ``spark-openstack`` command line (click + rich).
 
 Thin by design: every command parses options, layers them over the config file, calls one
-library function (``cluster.launch``, ``cluster.destroy`` ...) and prints its result. Only
+library function (``launch.launch``, ``ledger.destroy`` ...) and prints its result. Only
 ``main()`` turns ``SparkOpenstackError`` into an exit code (2 usage, 1 failure, 130
 interrupted) and one clear message; a traceback appears only with ``-v``.
 """
@@ -1102,12 +1102,11 @@ for its replicas (unless --lower-replication).""")
 def remove_workers(app: AppContext, cluster, count, nodes, lower_replication, timeout,
                    identity_file, yes, as_json):
     """Shrink a running cluster, without losing HDFS data."""
-    from . import access as access_mod
-    from . import scale
+    from . import inventory, scale
     validate_cluster_name(cluster)
     identity = identity_file or app.file_values.get("identity_file")
     if not yes:
-        found = access_mod.open_cluster(provider=app.provider, cluster=cluster,
+        found = inventory.open_cluster(provider=app.provider, cluster=cluster,
                                         identity_file=identity)
         victims = scale.choose_victims(access=found, count=count, nodes=nodes)
         if not sys.stdin.isatty():

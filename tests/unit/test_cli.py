@@ -215,3 +215,23 @@ def test_console_script_runs_as_a_subprocess(tmp_path):
     proc = subprocess.run([sys.executable, "-m", "spark_openstack.cli", "--version"],
                           capture_output=True, text=True, env=env, timeout=60)
     assert proc.returncode == 0 and "spark-openstack" in proc.stdout
+
+
+def test_remove_workers_without_yes_names_the_victims_then_refuses_when_not_interactive(
+        capsys, monkeypatch):
+    """The confirmation path opens the cluster from the inventory (it once imported a
+    module that no longer exists) and refuses without a terminal, before any change."""
+    from types import SimpleNamespace
+
+    from spark_openstack import inventory, scale
+    opened = []
+    monkeypatch.setattr(cli.AppContext, "provider", property(lambda self: object()))
+    monkeypatch.setattr(inventory, "open_cluster",
+                        lambda **kw: opened.append(kw["cluster"]) or SimpleNamespace())
+    monkeypatch.setattr(scale, "choose_victims",
+                        lambda **kw: [SimpleNamespace(name="demo-worker-2")])
+    monkeypatch.setattr(scale, "remove_workers",
+                        lambda **kw: pytest.fail("removed without confirmation"))
+    code, _, err = run_main(["remove-workers", "-c", "demo", "-n", "1"], capsys)
+    assert opened == ["demo"]
+    assert code == 2 and "--yes" in err
