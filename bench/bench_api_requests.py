@@ -26,6 +26,7 @@ import json
 import os
 import re
 import secrets
+import signal
 import subprocess
 import sys
 import tempfile
@@ -89,7 +90,8 @@ def run_counted(*, tree: Path, args: list[str]) -> tuple[int, list[dict], float]
 
 def measure(*, tree: Path, label: str, options: argparse.Namespace) -> dict[str, list[dict]]:
     cluster = f"apireq-{label}-{secrets.token_hex(2)}"
-    key = ["--identity-file", options.identity_file] if options.identity_file else []
+    key = ["--identity-file", os.path.abspath(options.identity_file)] \
+        if options.identity_file else []
     cidrs = [x for cidr in options.allowed_cidr for x in ("--allowed-cidr", cidr)]
     steps = [
         ("launch -s 1", ["launch", "-c", cluster, "-s", "1", "-k", options.keypair,
@@ -128,6 +130,8 @@ def main() -> int:
                         help="the commit to compare with (default: e323b3f, before issue 19's "
                              "inventory handle)")
     options = parser.parse_args()
+    # SIGTERM unwinds like Ctrl-C, so the finally clauses destroy what the bench launched
+    signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
     results: dict[str, dict[str, list[dict]]] = {}
     with tempfile.TemporaryDirectory(prefix="bench-api-") as tmp:
         before = Path(tmp) / "before"

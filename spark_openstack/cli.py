@@ -83,6 +83,19 @@ class AppContext:
 
 pass_app = click.make_pass_decorator(AppContext)
 
+#: ``-c NAME``: the cluster a day-2 command acts on.
+cluster_option = click.option("-c", "--cluster", metavar="NAME", required=True,
+                              help="The cluster's name (see `spark-openstack list`).")
+
+
+def identity_option(*, whose: str = "the cluster's keypair"):
+    """``--identity-file``, declared once: when not given, the config file's
+    ``identity_file`` (then ``~/.ssh``, looked up by the library)."""
+    def config_default(ctx, _param, value):
+        return value or ctx.find_object(AppContext).file_values.get("identity_file")
+    return click.option("--identity-file", metavar="PATH", callback=config_default,
+                        help=f"Private key of {whose} (default: config/~/.ssh).")
+
 
 def _ui_list(ports) -> str:
     """``spark-master 8080, spark-app 4040``: web UIs as the help texts name them."""
@@ -448,9 +461,8 @@ Examples:
   spark-openstack deploy -c lab --no-start       # prepare nodes + fab; start with fab
   spark-openstack deploy -c lab --jupyter        # add JupyterLab on the master
 """)
-@click.option("-c", "--cluster", metavar="NAME", required=True)
-@click.option("--identity-file", metavar="PATH",
-              help="Private key of the cluster's keypair (default: config/~/.ssh).")
+@cluster_option
+@identity_option()
 @click.option("--services", metavar="LIST",
               help=f"Comma-separated subset of {','.join(KNOWN_SERVICES)} (default: the "
                    "cluster's).")
@@ -474,7 +486,7 @@ def deploy(app: AppContext, cluster, identity_file, services, start, jupyter, as
     with RichProgress(title=f"deploy {cluster}") as progress:
         result = launch.deploy_existing(
             provider=app.provider, cluster=cluster,
-            identity_file=identity_file or app.file_values.get("identity_file"),
+            identity_file=identity_file,
             services=wanted, start=start, progress=progress, with_jupyter=jupyter)
     summary = launch.deploy_summary(result)
     if as_json:
@@ -507,7 +519,7 @@ Spark for --conf, HDFS for hdfs-site, YARN for yarn-site/mapred-site, both for
 core-site. Restarting Spark ends running applications, so it is refused while some run
 unless --restart-running. The same settings can be given at launch (--conf,
 --hadoop-conf).""")
-@click.option("-c", "--cluster", metavar="NAME", required=True)
+@cluster_option
 @click.option("--conf", "conf", multiple=True, metavar="KEY=VALUE",
               help="Set a Spark property (repeatable); spark.* only, the secret and "
                    "encryption settings cannot be changed.")
@@ -519,8 +531,7 @@ unless --restart-running. The same settings can be given at launch (--conf,
 @click.option("--show", is_flag=True, help="Print the cluster's own settings and exit.")
 @click.option("--restart-running", is_flag=True,
               help="Restart Spark even while applications run (they end).")
-@click.option("--identity-file", metavar="PATH",
-              help="Private key of the cluster's keypair (default: config/~/.ssh).")
+@identity_option()
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON on stdout.")
 @pass_app
 def configure_cluster(app: AppContext, cluster, conf, hadoop_conf, unset, show,
@@ -529,7 +540,6 @@ def configure_cluster(app: AppContext, cluster, conf, hadoop_conf, unset, show,
     from . import clusterconf
     from .config import parse_hadoop_conf, parse_spark_conf
     validate_cluster_name(cluster)
-    identity_file = identity_file or app.file_values.get("identity_file")
     if show:
         if conf or hadoop_conf or unset:
             raise errors.UsageError("--show prints the settings; it cannot change them",
@@ -575,7 +585,7 @@ def _open_access(app: AppContext, cluster: str, identity_file: str | None):
     from .inventory import open_cluster
     validate_cluster_name(cluster)
     return open_cluster(provider=app.provider, cluster=cluster,
-                        identity_file=identity_file or app.file_values.get("identity_file"))
+                        identity_file=identity_file)
 
 
 def _print_prefixed(name: str, text: str, *, console: Console) -> None:
@@ -591,12 +601,11 @@ Examples:
   spark-openstack run-command -c demo -- sudo apt-get install -y htop
   spark-openstack run-command -c demo --json -- nproc | jq -r '.[] | .node + " " + .stdout'
 """)
-@click.option("-c", "--cluster", metavar="NAME", required=True)
+@cluster_option
 @click.option("--master-only", is_flag=True, help="Only on the master.")
 @click.option("--node", "node_names", multiple=True, metavar="NODE",
               help="Only on this node (a name, or a worker's number); repeatable.")
-@click.option("--identity-file", metavar="PATH",
-              help="Private key of the cluster's keypair (default: config/~/.ssh).")
+@identity_option()
 @click.option("--timeout", type=click.IntRange(min=1), default=3600, show_default=True,
               metavar="SECONDS",
               help="Limit of the command on each node.")
@@ -655,12 +664,11 @@ Examples:
   spark-openstack copy-file -c demo data.csv /tmp/in/      # ends in /: /tmp/in/data.csv
   spark-openstack copy-file -c demo --master-only notebook.ipynb ./    # into the home
 """)
-@click.option("-c", "--cluster", metavar="NAME", required=True)
+@cluster_option
 @click.option("--master-only", is_flag=True, help="Only to the master.")
 @click.option("--node", "node_names", multiple=True, metavar="NODE",
               help="Only to this node (a name, or a worker's number); repeatable.")
-@click.option("--identity-file", metavar="PATH",
-              help="Private key of the cluster's keypair (default: config/~/.ssh).")
+@identity_option()
 @click.option("--json", "as_json", is_flag=True, help="Print where it landed as JSON.")
 @click.argument("local", type=click.Path(exists=True, file_okay=True, dir_okay=True,
                                          path_type=Path))
@@ -769,9 +777,8 @@ The app and its files go to a per-job directory on the master
 (/var/lib/spark-openstack/jobs/ID/), and spark-submit runs there as hduser, detached
 from your SSH session: a dropped connection or Ctrl-C does not stop it. The app
 finds $SPARK_OPENSTACK_OUTPUT_DIR (the job's output folder) in its environment.""")
-@click.option("-c", "--cluster", metavar="NAME", required=True)
-@click.option("--identity-file", metavar="PATH",
-              help="Private key of the cluster's keypair (default: config/~/.ssh).")
+@cluster_option
+@identity_option()
 @click.option("--conf", "conf", multiple=True, metavar="KEY=VALUE",
               help="A Spark property for this job (repeatable), e.g. "
                    "--conf spark.myapp.input=hdfs:///in.")
@@ -845,9 +852,8 @@ def submit(app: AppContext, cluster, identity_file, conf, py_files, files, jars,
 Examples:
   spark-openstack jobs -c demo
   spark-openstack jobs -c demo --json | jq -r '.[] | select(.state=="running") | .id'""")
-@click.option("-c", "--cluster", metavar="NAME", required=True)
-@click.option("--identity-file", metavar="PATH",
-              help="Private key of the cluster's keypair (default: config/~/.ssh).")
+@cluster_option
+@identity_option()
 @click.option("--json", "as_json", is_flag=True,
               help="Print [{id, app, state, exit_code, started, duration_s}] as JSON.")
 @pass_app
@@ -885,9 +891,8 @@ def jobs_(app: AppContext, cluster, identity_file, as_json):
 Examples:
   spark-openstack logs -c demo 20261124-231501-ab12
   spark-openstack logs -c demo 20261124-231501-ab12 --follow   # until the job ends""")
-@click.option("-c", "--cluster", metavar="NAME", required=True)
-@click.option("--identity-file", metavar="PATH",
-              help="Private key of the cluster's keypair (default: config/~/.ssh).")
+@cluster_option
+@identity_option()
 @click.option("-f", "--follow", is_flag=True, help="Keep printing until the job ends.")
 @click.argument("job_id", metavar="JOB")
 @pass_app
@@ -909,9 +914,8 @@ def logs(app: AppContext, cluster, identity_file, follow, job_id):
 @cli.command(context_settings=CONTEXT_SETTINGS, epilog="""\b
 Examples:
   spark-openstack kill -c demo 20261124-231501-ab12""")
-@click.option("-c", "--cluster", metavar="NAME", required=True)
-@click.option("--identity-file", metavar="PATH",
-              help="Private key of the cluster's keypair (default: config/~/.ssh).")
+@cluster_option
+@identity_option()
 @click.argument("job_id", metavar="JOB")
 @pass_app
 def kill(app: AppContext, cluster, identity_file, job_id):
@@ -995,7 +999,7 @@ def run(app: AppContext, cluster, services, py_files, files, jars, main_class, m
 Examples:
   spark-openstack destroy -c demo          # asks first
   spark-openstack destroy -c demo --yes    # for scripts; fine to run twice""")
-@click.option("-c", "--cluster", metavar="NAME", required=True)
+@cluster_option
 @click.option("-y", "--yes", is_flag=True, help="Do not ask for confirmation.")
 @click.option("--json", "as_json", is_flag=True, help="Print what was deleted as JSON.")
 @pass_app
@@ -1042,13 +1046,12 @@ New workers boot from the cluster's own image, network, security group, server g
 and keypair; every node's /etc/hosts, workers files and configs are rewritten and the
 new DataNodes/NodeManagers/Spark workers started and health-checked. On a failure or
 Ctrl-C only the new servers are deleted; the cluster keeps serving throughout.""")
-@click.option("-c", "--cluster", metavar="NAME", required=True)
+@cluster_option
 @click.option("-n", "--count", type=int, required=True, metavar="K",
               help="How many workers to add (>= 1).")
 @click.option("--flavor", metavar="FLAVOR",
               help="Flavor of the new workers (default: that of the existing workers).")
-@click.option("--identity-file", metavar="PATH",
-              help="Private key of the cluster's keypair (default: config/~/.ssh).")
+@identity_option()
 @click.option("--timeout", type=float, default=900, show_default=True, metavar="SECONDS",
               help="Deadline for the new servers to boot and answer SSH.")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON on stdout.")
@@ -1060,7 +1063,7 @@ def add_workers(app: AppContext, cluster, count, flavor, identity_file, timeout,
     with RichProgress(title=f"add-workers {cluster}") as progress:
         result = scale.add_workers(
             provider=app.provider, cluster=cluster, count=count, flavor=flavor,
-            identity_file=identity_file or app.file_values.get("identity_file"),
+            identity_file=identity_file,
             timeout=timeout, progress=progress)
     health = result.pop("health", {})
     if as_json:
@@ -1084,7 +1087,7 @@ progress in blocks); only when the NameNode reports them Decommissioned are thei
 daemons stopped and the servers deleted. Ctrl-C during the decommission reverts it.
 Refused: the master, unknown names, no worker left, fewer workers left than HDFS needs
 for its replicas (unless --lower-replication).""")
-@click.option("-c", "--cluster", metavar="NAME", required=True)
+@cluster_option
 @click.option("-n", "--count", type=int, metavar="K",
               help="Remove the K highest-numbered workers.")
 @click.option("--node", "nodes", multiple=True, metavar="NODE",
@@ -1094,8 +1097,7 @@ for its replicas (unless --lower-replication).""")
                    "file's replication to the number left first.")
 @click.option("--timeout", type=float, default=3600, show_default=True, metavar="SECONDS",
               help="Deadline for the decommission (copying the blocks).")
-@click.option("--identity-file", metavar="PATH",
-              help="Private key of the cluster's keypair (default: config/~/.ssh).")
+@identity_option()
 @click.option("-y", "--yes", is_flag=True, help="Do not ask for confirmation.")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON on stdout.")
 @pass_app
@@ -1104,7 +1106,7 @@ def remove_workers(app: AppContext, cluster, count, nodes, lower_replication, ti
     """Shrink a running cluster, without losing HDFS data."""
     from . import inventory, scale
     validate_cluster_name(cluster)
-    identity = identity_file or app.file_values.get("identity_file")
+    identity = identity_file
     if not yes:
         found = inventory.open_cluster(provider=app.provider, cluster=cluster,
                                         identity_file=identity)
@@ -1135,7 +1137,7 @@ def remove_workers(app: AppContext, cluster, count, nodes, lower_replication, ti
 Examples:
   spark-openstack describe -c demo
   spark-openstack describe -c demo --json | jq -r .master.public_ip""")
-@click.option("-c", "--cluster", metavar="NAME", required=True)
+@cluster_option
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 @pass_app
 def describe(app: AppContext, cluster, as_json):
@@ -1234,9 +1236,8 @@ naming the missing ones. A stopped cluster is reported without contacting it.
 
 Exit status: 0 when every server is ACTIVE and every service has all its workers;
 1 otherwise (the report is printed all the same); 2 for bad input (unknown cluster).""")
-@click.option("-c", "--cluster", metavar="NAME", required=True)
-@click.option("--identity-file", metavar="PATH",
-              help="Private key of the cluster's keypair (default: config/~/.ssh).")
+@cluster_option
+@identity_option()
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 @pass_app
 def status(app: AppContext, cluster, identity_file, as_json):
@@ -1245,7 +1246,7 @@ def status(app: AppContext, cluster, identity_file, as_json):
     validate_cluster_name(cluster)
     report = power.cluster_status(
         provider=app.provider, cluster=cluster,
-        identity_file=identity_file or app.file_values.get("identity_file"))
+        identity_file=identity_file)
     if as_json:
         stdout.print_json(json.dumps(report))
         return 0 if report["healthy"] else 1
@@ -1274,9 +1275,8 @@ Spark, YARN and then HDFS are stopped on the nodes (so HDFS closes cleanly), the
 server is stopped (Nova stop) and waited for until SHUTOFF. Disks, addresses and HDFS
 data stay (what a stopped server still costs depends on the cloud); `start` brings the
 cluster back. Stopping a stopped cluster does nothing.""")
-@click.option("-c", "--cluster", metavar="NAME", required=True)
-@click.option("--identity-file", metavar="PATH",
-              help="Private key of the cluster's keypair (default: config/~/.ssh).")
+@cluster_option
+@identity_option()
 @click.option("--timeout", type=int, metavar="SECONDS", default=600, show_default=True,
               help="Limit for the servers to stop.")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON on stdout.")
@@ -1288,7 +1288,7 @@ def stop(app: AppContext, cluster, identity_file, timeout, as_json):
     with RichProgress(title=f"stop {cluster}") as progress:
         result = power.stop_cluster(
             provider=app.provider, cluster=cluster,
-            identity_file=identity_file or app.file_values.get("identity_file"),
+            identity_file=identity_file,
             progress=progress, timeout=timeout)
     if as_json:
         stdout.print_json(json.dumps(result))
@@ -1315,9 +1315,8 @@ from the cloud's current facts (addresses may have changed), then starts HDFS (w
 for safe mode to end), YARN and Spark and checks their health. HDFS is never formatted
 again and the cluster's Spark secret is kept. On a running, healthy cluster it does
 nothing; a running one with a service down is deployed again.""")
-@click.option("-c", "--cluster", metavar="NAME", required=True)
-@click.option("--identity-file", metavar="PATH",
-              help="Private key of the cluster's keypair (default: config/~/.ssh).")
+@cluster_option
+@identity_option()
 @click.option("--timeout", type=int, metavar="SECONDS", default=600, show_default=True,
               help="Limit for the servers to start, and then for SSH on all of them.")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON on stdout.")
@@ -1329,7 +1328,7 @@ def start(app: AppContext, cluster, identity_file, timeout, as_json):
     with RichProgress(title=f"start {cluster}") as progress:
         result = power.start_cluster(
             provider=app.provider, cluster=cluster,
-            identity_file=identity_file or app.file_values.get("identity_file"),
+            identity_file=identity_file,
             progress=progress, timeout=timeout)
     if as_json:
         stdout.print_json(json.dumps(result))
@@ -1364,8 +1363,8 @@ the kernel "PySpark (cluster NAME)": `spark` and `sc` are ready in it, on YARN w
 cluster runs it, else on Spark standalone; each notebook takes at most half the workers'
 cores, so several share the cluster. A cluster without Jupyter gets it with
 `spark-openstack deploy -c NAME --jupyter`.""")
-@click.option("-c", "--cluster", metavar="NAME", required=True)
-@click.option("--identity-file", metavar="PATH", help="Private key (default: config/~/.ssh).")
+@cluster_option
+@identity_option()
 @click.option("--local-port", type=int, default=8888, show_default=True, metavar="N",
               help="Port on this machine the tunnel listens on (127.0.0.1 only).")
 @click.option("--print-url", is_flag=True, help="Print the URL and exit (no tunnel).")
@@ -1419,11 +1418,11 @@ Examples:
   spark-openstack login -c demo -L            # then open http://localhost:8080
   spark-openstack login -c demo -- spark-submit --version
   spark-openstack login -c demo --print       # just show the ssh command""")
-@click.option("-c", "--cluster", metavar="NAME", required=True)
+@cluster_option
 @click.option("-L", "--forward-ui", is_flag=True,
               help=f"Forward the web UIs ({_ui_list(web_ui_ports())}; those of the services "
                    "the cluster runs) to localhost, through SSH.")
-@click.option("--identity-file", metavar="PATH", help="Private key (default: config/~/.ssh).")
+@identity_option()
 @click.option("--ssh-user", metavar="USER", help="Override the user recorded at launch.")
 @click.option("--print", "print_only", is_flag=True, help="Print the ssh command instead.")
 @click.argument("command", nargs=-1)
@@ -1442,7 +1441,7 @@ def login(app: AppContext, cluster, forward_ui, identity_file, ssh_user, print_o
     try:
         key = keys.cluster_identity_file(
             provider=provider, facts=facts, servers=servers,
-            identity_file=identity_file or app.file_values.get("identity_file"))
+            identity_file=identity_file)
     except errors.SparkOpenstackError as exc:
         stderr.print(f"note: {exc.message}; letting ssh pick a key "
                      "(pass --identity-file PATH)")
@@ -1645,8 +1644,7 @@ Examples:
 One server listing finds the clusters; their health is checked at once (as `status`
 does, on each master). Exit 1 when any cluster is not healthy.""")
 @click.option("--prefix", required=True, metavar="P")
-@click.option("--identity-file", metavar="PATH",
-              help="Private key of the trainer's keypair (default: config/~/.ssh).")
+@identity_option(whose="the trainer's keypair")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 @pass_app
 def batch_status_command(app: AppContext, prefix, identity_file, as_json):
@@ -1654,7 +1652,7 @@ def batch_status_command(app: AppContext, prefix, identity_file, as_json):
     from . import batch as batch_mod
     report = batch_mod.batch_status(
         provider=app.provider, prefix=prefix,
-        identity_file=identity_file or app.file_values.get("identity_file"))
+        identity_file=identity_file)
     code = 0 if report["all_healthy"] else 1
     if as_json:
         stdout.print_json(json.dumps(report))
@@ -1718,8 +1716,7 @@ Examples:
 The command runs on every cluster's master at once, as the login user; output lines are
 prefixed [cluster]. Exit 1 names the clusters where it failed.""")
 @click.option("--prefix", required=True, metavar="P")
-@click.option("--identity-file", metavar="PATH",
-              help="Private key of the trainer's keypair (default: config/~/.ssh).")
+@identity_option(whose="the trainer's keypair")
 @click.option("--timeout", type=click.IntRange(min=1), default=3600, show_default=True,
               metavar="SECONDS", help="Limit for the command on each master.")
 @click.option("--json", "as_json", is_flag=True, help="Print every master's result as JSON.")
@@ -1737,7 +1734,7 @@ def batch_run_command_command(app: AppContext, prefix, identity_file, timeout, a
             _print_prefixed(name, result.stderr, console=stderr)
     results = batch_mod.batch_run_command(
         provider=app.provider, prefix=prefix, command=text, timeout=timeout,
-        identity_file=identity_file or app.file_values.get("identity_file"), on_output=show)
+        identity_file=identity_file, on_output=show)
     failed = {n: r for n, r in results.items() if r.get("error") or r.get("exit_code")}
     if as_json:
         stdout.print_json(json.dumps(results))

@@ -235,3 +235,21 @@ def test_remove_workers_without_yes_names_the_victims_then_refuses_when_not_inte
     code, _, err = run_main(["remove-workers", "-c", "demo", "-n", "1"], capsys)
     assert opened == ["demo"]
     assert code == 2 and "--yes" in err
+
+
+@pytest.mark.parametrize("given, expected", [((), "/keys/from-config"),
+                                             (("--identity-file", "/keys/flag"), "/keys/flag")])
+def test_identity_file_defaults_to_the_config_files_for_every_command(
+        given, expected, tmp_path, capsys, monkeypatch):
+    """--identity-file is declared once; the config file's key is its default."""
+    from spark_openstack import power
+    (tmp_path / "config.yaml").write_text("identity_file: /keys/from-config\n")
+    seen = []
+    monkeypatch.setattr(cli.AppContext, "provider", property(lambda self: object()))
+
+    def fake_status(**kw):
+        seen.append(kw["identity_file"])
+        return {"healthy": True}
+    monkeypatch.setattr(power, "cluster_status", fake_status)
+    code, _, _ = run_main(["status", "-c", "demo", *given, "--json"], capsys)
+    assert code == 0 and seen == [expected]
