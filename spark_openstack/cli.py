@@ -1430,33 +1430,24 @@ Examples:
 def login(app: AppContext, cluster, forward_ui, identity_file, ssh_user, print_only, command):
     """SSH to the master with the right user and key."""
     import shlex
-    from . import inventory, keys
+    from . import inventory
     validate_cluster_name(cluster)
     if ssh_user is not None:
-        validate_ssh_user(ssh_user)
-    provider = app.provider
-    servers = provider.cluster_servers(cluster)
-    facts = inventory.cluster_facts(provider=provider, cluster=cluster, servers=servers,
-                                      ssh_user=ssh_user)
-    try:
-        key = keys.cluster_identity_file(
-            provider=provider, facts=facts, servers=servers,
-            identity_file=identity_file)
-    except errors.SparkOpenstackError as exc:
-        stderr.print(f"note: {exc.message}; letting ssh pick a key "
-                     "(pass --identity-file PATH)")
-        key = None
-    argv = inventory.login_command(facts=facts, key_filename=key,
-                                     forward_ui=forward_ui) + list(command)
+        validate_ssh_user(ssh_user)       # before the cloud is contacted
+    plan = inventory.login_plan(provider=app.provider, cluster=cluster,
+                                identity_file=identity_file, ssh_user=ssh_user,
+                                forward_ui=forward_ui, command=command)
+    if plan.note:
+        stderr.print(f"note: {plan.note}", markup=False)
     if print_only:
-        stdout.print(shlex.join(argv), soft_wrap=True)
+        stdout.print(shlex.join(plan.argv), soft_wrap=True)
         return
     if shutil.which("ssh") is None:
         raise errors.UsageError("no `ssh` program on PATH", hint="install OpenSSH's client")
-    if forward_ui:
-        stderr.print("web UIs: " + "  ".join(f"{p.ui_name} http://localhost:{p.number}"
-                                             for p in web_ui_ports(services=facts.services)))
+    if plan.ui_urls:
+        stderr.print("web UIs: " + "  ".join(f"{n} {u}" for n, u in plan.ui_urls.items()))
     sys.stdout.flush()
+    argv = plan.argv
     os.execvp("ssh", argv)
 
 

@@ -114,6 +114,39 @@ def list_clusters(*, provider: OpenStackProvider) -> list[dict]:
     return out
 
 
+@dataclass(frozen=True)
+class LoginPlan:
+    """How ``login`` reaches the master: the ssh argv, a note when no key was found
+    (ssh then picks one), and the localhost URLs the ``-L`` forwards serve."""
+
+    argv: list[str]
+    note: str = ""
+    ui_urls: dict[str, str] = field(default_factory=dict)
+
+
+def login_plan(*, provider, cluster: str, identity_file: str | None = None,
+               ssh_user: str | None = None, forward_ui: bool = False,
+               command: Iterable[str] = ()) -> LoginPlan:
+    """The cluster read once, its key looked up as every day-2 command does; a key that
+    cannot be found is not fatal here (ssh has agents and its own defaults), it is said."""
+    if ssh_user is not None:
+        validate_ssh_user(ssh_user)
+    servers = provider.cluster_servers(cluster)
+    facts = cluster_facts(provider=provider, cluster=cluster, servers=servers,
+                          ssh_user=ssh_user)
+    note = ""
+    try:
+        key = cluster_identity_file(provider=provider, facts=facts, servers=servers,
+                                    identity_file=identity_file)
+    except errors.SparkOpenstackError as exc:
+        note = f"{exc.message}; letting ssh pick a key (pass --identity-file PATH)"
+        key = None
+    argv = login_command(facts=facts, key_filename=key, forward_ui=forward_ui) + list(command)
+    urls = ({p.ui_name: f"http://localhost:{p.number}"
+             for p in web_ui_ports(services=facts.services)} if forward_ui else {})
+    return LoginPlan(argv=argv, note=note, ui_urls=urls)
+
+
 def login_command(*, facts: ClusterFacts, key_filename: str | None,
                   forward_ui: bool = False, user: str | None = None,
                   known_hosts: str | None = None) -> list[str]:

@@ -612,3 +612,26 @@ def test_a_ledger_records_from_many_threads_and_says_what_it_made():
     assert made.anything() and len(made.server_ids) == 8
     assert made.made() == ["8 server(s)", "security group", "floating IP"]
     assert len(made.run_id) == 8 and made.run_id != ledger.Ledger(cluster="demo").run_id
+
+
+def test_login_plan_reads_the_cluster_once_and_lets_ssh_pick_a_key_it_cannot_find():
+    listings = []
+
+    class Counting(_FactsProvider):
+        def cluster_servers(self, cluster):
+            listings.append(cluster)
+            return self.servers
+
+        def find_keypair(self, name):
+            raise errors.NotFoundError(f"keypair {name!r} not found")
+
+    provider = Counting([_server("c-master", "master", spark_openstack_ssh_user="debian")])
+    plan = inventory.login_plan(provider=provider, cluster="c", forward_ui=True,
+                                command=["hostname"])
+    assert listings == ["c"]
+    assert "keypair 'kp' not found" in plan.note and "--identity-file" in plan.note
+    assert "-i" not in plan.argv and plan.argv[-3:] == ["--", "10.0.0.5", "hostname"]
+    assert plan.ui_urls and all(u.startswith("http://localhost:") for u in plan.ui_urls.values())
+    # with a key given, it is used as given
+    plan = inventory.login_plan(provider=provider, cluster="c", identity_file="/k/id")
+    assert plan.note == "" and plan.argv[plan.argv.index("-i") + 1] == "/k/id"
