@@ -29,7 +29,7 @@ from . import __version__, errors
 from .config import (BUILTIN_DEFAULTS, IMAGE_DEFAULTS, KNOWN_SERVICES, parse_cidrs,
                      config_path, image_spec_from, launch_spec_from, load_config_file, resolve,
                      validate_cluster_name, validate_ssh_user, web_ui_ports, write_config_file)
-from .model import DEFAULT_DATA_DIR
+from .model import DEFAULT_DATA_DIR, node_sort_key
 from .ports import SAFE, UNSAFE
 from .progress import Progress
 
@@ -140,7 +140,7 @@ class RichProgress(Progress):
         head = f"{self.title}  " if self.title else ""
         table.add_row(Text(f"{head}{self.phase or 'starting'}", style="cyan"), "",
                       self._elapsed())
-        for name in sorted(self.nodes, key=_node_sort_key):
+        for name in sorted(self.nodes, key=node_sort_key):
             status, since = self.nodes[name]
             style = "green" if status in ("ready", "active", "deleted") else (
                 "red" if "error" in status.lower() else "")
@@ -175,11 +175,6 @@ class RichProgress(Progress):
             self.live.console.print(f"[yellow]{escape(text)}[/yellow]")
         else:
             self.console.print(text, markup=False)
-
-
-def _node_sort_key(name: str):
-    tail = name.rsplit("-", 1)[-1]
-    return (0 if name.endswith("-master") else 1, int(tail) if tail.isdigit() else 0, name)
 
 
 # --------------------------------------------------------------------------- group
@@ -636,25 +631,16 @@ def run_command(app: AppContext, cluster, master_only, node_names, identity_file
         _print_prefixed(name, result.stderr, console=stderr)
         if result.exited != 0:
             stderr.print(f"[{name}] exited {result.exited}", markup=False, highlight=False)
-    unreachable: dict[str, str] = {}
-    try:
-        results = remote.run_command(access=access, command=text, nodes=node_names,
-                                     master_only=master_only, timeout=timeout,
-                                     on_output=show)
-    except remote.NodesUnreachable as exc:
-        results, unreachable = exc.results, exc.failures
+    run = remote.run_command_report(access=access, command=text, nodes=node_names,
+                                    master_only=master_only, timeout=timeout,
+                                    on_output=show)
     if as_json:
-        rows = [{"node": n, "exit": r.exited, "stdout": r.stdout, "stderr": r.stderr}
-                for n, r in sorted(results.items(), key=lambda kv: _node_sort_key(kv[0]))]
-        rows += [{"node": n, "exit": None, "stdout": "", "stderr": "", "error": msg}
-                 for n, msg in sorted(unreachable.items())]
-        stdout.print_json(json.dumps(rows))
+        stdout.print_json(json.dumps(run.to_rows()))
     else:
-        for name, msg in sorted(unreachable.items()):
+        for name, msg in run.unreachable.items():
             stderr.print(f"[{name}] not run: {msg}", markup=False, highlight=False)
-    failed = remote.failure(results=results, unreachable=unreachable)
-    if failed is not None:
-        raise failed
+    if run.failure() is not None:
+        raise run.failure()
 
 
 @cli.command(name="copy-file", context_settings=CONTEXT_SETTINGS, epilog="""\b

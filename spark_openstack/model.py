@@ -142,3 +142,10 @@ class ClusterFacts:
             if key in raw:
                 raw[key] = tuple(tuple(item) for item in raw[key])
         return cls(**raw)
+
+
+def node_sort_key(name: str) -> tuple:
+    """Master first, then workers by number (worker-2 before worker-10): how every node
+    list is shown."""
+    tail = name.rsplit("-", 1)[-1]
+    return (0 if name.endswith("-master") else 1, int(tail) if tail.isdigit() else 0, name)

@@ -25,7 +25,7 @@ from typing import Callable, Iterable
 
 from . import errors
 from .executor import run_per_node
-from .model import Node
+from .model import Node, node_sort_key
 from .transport import SERVICE_USER, CommandResult, MasterRunner
 
 #: A run-command command's limit on each node unless the caller gives another.
@@ -140,6 +140,40 @@ def run_command(*, access, command: str, nodes: Iterable[str] | None = None,
         if own:
             runner.close()
     return {n.name: results[n.name] for n in targets}
+
+
+@dataclass
+class CommandRun:
+    """What ``run_command_report`` saw: each reached node's result, and why the others
+    were not reached; ``to_rows`` is run-command's ``--json``."""
+
+    results: dict[str, CommandResult]
+    unreachable: dict[str, str] = field(default_factory=dict)
+
+    def to_rows(self) -> list[dict]:
+        rows = [{"node": n, "exit": r.exited, "stdout": r.stdout, "stderr": r.stderr}
+                for n, r in sorted(self.results.items(), key=lambda kv: node_sort_key(kv[0]))]
+        return rows + [{"node": n, "exit": None, "stdout": "", "stderr": "", "error": msg}
+                       for n, msg in self.unreachable.items()]
+
+    def failure(self) -> "CommandFailed | None":
+        return failure(results=self.results, unreachable=self.unreachable)
+
+
+def run_command_report(*, access, command: str, nodes: Iterable[str] | None = None,
+                       master_only: bool = False,
+                       timeout: float | None = DEFAULT_COMMAND_TIMEOUT,
+                       on_output: Callable[[str, CommandResult], None] | None = None
+                       ) -> CommandRun:
+    """``run_command`` where unreached nodes are part of the answer, not an exception:
+    run-command reports every node, reached or not, and then fails naming them."""
+    try:
+        results = run_command(access=access, command=command, nodes=nodes,
+                              master_only=master_only, timeout=timeout, on_output=on_output)
+        return CommandRun(results=results)
+    except NodesUnreachable as exc:
+        return CommandRun(results=exc.results, unreachable=dict(
+            sorted(exc.failures.items(), key=lambda kv: node_sort_key(kv[0]))))
 
 
 def failure(*, results: dict[str, CommandResult], unreachable: dict[str, str] | None = None

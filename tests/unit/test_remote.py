@@ -423,3 +423,19 @@ def test_where_a_directory_lands(tmp_path, remote_path, landed):
         text=True).stdout.strip()
     assert out == str((home / landed).resolve())
     assert (home / landed / "f").read_text() == "1"
+
+
+def test_command_run_rows_in_node_order_with_the_unreached_ones_last_and_its_failure():
+    from spark_openstack.transport import CommandResult as Result
+    run = remote.CommandRun(
+        results={"c-worker-10": Result("a", "", 0), "c-master": Result("b", "", 0),
+                 "c-worker-2": Result("", "bad", 3)},
+        unreachable={"c-worker-3": "connection refused"})
+    rows = run.to_rows()
+    assert [r["node"] for r in rows] == ["c-master", "c-worker-2", "c-worker-10", "c-worker-3"]
+    assert rows[1]["exit"] == 3 and rows[-1] == {"node": "c-worker-3", "exit": None,
+                                                 "stdout": "", "stderr": "",
+                                                 "error": "connection refused"}
+    failed = run.failure()
+    assert failed is not None and "c-worker-2" in failed.message and "c-worker-3" in failed.message
+    assert remote.CommandRun(results={"c-master": Result("", "", 0)}).failure() is None
