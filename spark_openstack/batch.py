@@ -300,13 +300,17 @@ def batch_clusters(*, provider, prefix: str) -> dict[str, list]:
 
 
 def _each_cluster(*, provider, prefix: str, work: Callable[[str, list], dict],
-                  what: str, parallel: int = 8) -> dict[str, dict]:
+                  what: str, parallel: int = 8,
+                  confirm: Callable[[list[str]], None] | None = None) -> dict[str, dict]:
     """``work(cluster, servers)`` for every cluster of the batch at once; a cluster that
-    fails is reported as ``{"error": message}`` in its place, never dropped."""
+    fails is reported as ``{"error": message}`` in its place, never dropped. ``confirm``
+    is shown the clusters' names first (it raises to refuse)."""
     clusters = batch_clusters(provider=provider, prefix=prefix)
     if not clusters:
         raise errors.NotFoundError(f"no cluster named {prefix}-NN in this project",
                                    hint="`spark-openstack list` shows the clusters")
+    if confirm is not None:
+        confirm(list(clusters))
     out: dict[str, dict] = {}
 
     def done(name, result, error):
@@ -335,14 +339,18 @@ def batch_status(*, provider, prefix: str, identity_file: str | None = None) -> 
             "total": len(reports), "all_healthy": len(healthy) == len(reports)}
 
 
-def batch_destroy(*, provider, prefix: str, progress: Progress | None = None) -> dict:
-    """Destroy every cluster of the batch at once (idempotent: none left is fine)."""
+def batch_destroy(*, provider, prefix: str, progress: Progress | None = None,
+                  confirm: Callable[[list[str]], None] | None = None) -> dict:
+    """Destroy every cluster of the batch at once (idempotent: none left is fine);
+    ``confirm`` is shown their names first, from the same one listing."""
     from .ledger import destroy
     progress = ensure(progress)
     try:
         results = _each_cluster(provider=provider, prefix=prefix, what="batch destroy",
-                                work=lambda name, _servers: destroy(provider=provider,
-                                                                    cluster=name))
+                                confirm=confirm,
+                                work=lambda name, servers: destroy(provider=provider,
+                                                                   cluster=name,
+                                                                   servers=servers))
     except errors.NotFoundError:
         return {"prefix": prefix, "destroyed": [], "failed": {}}
     failed = {n: r["error"] for n, r in results.items() if "error" in r}

@@ -7,34 +7,24 @@ interrupted) and one clear message; a traceback appears only with ``-v``.
 """
 from __future__ import annotations
 
-import json
 import logging
 import os
-import shutil
 import signal
 import sys
-import time
 import traceback
 from pathlib import Path
 
 import click
-from rich import box
-from rich.console import Console
-from rich.live import Live
-from rich.markup import escape
-from rich.table import Table
 from rich.text import Text
 
-from . import __version__, errors
-from .config import (BUILTIN_DEFAULTS, IMAGE_DEFAULTS, KNOWN_SERVICES, parse_cidrs,
-                     config_path, image_spec_from, launch_spec_from, load_config_file, resolve,
-                     validate_cluster_name, validate_ssh_user, web_ui_ports, write_config_file)
-from .model import DEFAULT_DATA_DIR, node_sort_key
+from . import __version__, errors, views
+from .config import (BUILTIN_DEFAULTS, IMAGE_DEFAULTS, KNOWN_SERVICES, config_path,
+                     image_spec_from, launch_spec_from, load_config_file, resolve,
+                     validate_cluster_name, validate_ssh_user, web_ui_ports)
+from .model import DEFAULT_DATA_DIR
 from .ports import SAFE, UNSAFE
-from .progress import Progress
+from .terminal import RichProgress, emit, show_node_output, stderr, stdout, write_output
 
-stderr = Console(stderr=True, highlight=False, soft_wrap=True)
-stdout = Console(highlight=False, soft_wrap=True)
 _VERBOSE = 0
 
 CONTEXT_SETTINGS = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
@@ -83,9 +73,26 @@ class AppContext:
 
 pass_app = click.make_pass_decorator(AppContext)
 
-#: ``-c NAME``: the cluster a day-2 command acts on.
+#: ``-c NAME``: the cluster a day-2 command acts on (its name checked before the cloud
+#: is contacted).
 cluster_option = click.option("-c", "--cluster", metavar="NAME", required=True,
+                              callback=lambda _ctx, _param, name: validate_cluster_name(name),
                               help="The cluster's name (see `spark-openstack list`).")
+
+
+def _confirm(question: str, *, refused: str) -> None:
+    """Ask on the terminal (abort on "no"); without one, refuse: scripts pass --yes."""
+    if not sys.stdin.isatty():
+        raise errors.UsageError(refused, hint="add --yes when running non-interactively")
+    click.confirm(question, abort=True, err=True)
+
+
+def _ask_kill(job) -> bool:
+    """Ctrl-C while attached to a job: kill it? (no, when the question is cut short)."""
+    try:
+        return click.confirm(f"\nkill job {job.id}?", default=False, err=True)
+    except (click.exceptions.Abort, EOFError, KeyboardInterrupt):
+        return False
 
 
 def identity_option(*, whose: str = "the cluster's keypair"):
@@ -100,81 +107,6 @@ def identity_option(*, whose: str = "the cluster's keypair"):
 def _ui_list(ports) -> str:
     """``spark-master 8080, spark-app 4040``: web UIs as the help texts name them."""
     return ", ".join(f"{p.ui_name} {p.number}" for p in ports)
-
-
-# --------------------------------------------------------------------------- progress
-
-class RichProgress(Progress):
-    """A live line per node plus phase lines; plain log lines when not on a terminal."""
-
-    def __init__(self, console: Console = stderr, *, title: str = ""):
-        self.console = console
-        self.title = title
-        self.nodes: dict[str, tuple[str, float]] = {}
-        self.phase = ""
-        self.t0 = time.monotonic()
-        self.live: Live | None = None
-        self.phase_times: dict[str, float] = {}
-
-    def __enter__(self):
-        if self.console.is_terminal:
-            self.live = Live(self._render(), console=self.console, refresh_per_second=8,
-                             transient=False)
-            self.live.__enter__()
-        return self
-
-    def __exit__(self, *exc):
-        if self.live is not None:
-            self.live.update(self._render())
-            self.live.__exit__(*exc)
-        return False
-
-    def _elapsed(self) -> str:
-        return f"{time.monotonic() - self.t0:6.1f}s"
-
-    def _render(self):
-        table = Table.grid(padding=(0, 2))
-        table.add_column(style="bold")
-        table.add_column()
-        table.add_column(justify="right", style="dim")
-        head = f"{self.title}  " if self.title else ""
-        table.add_row(Text(f"{head}{self.phase or 'starting'}", style="cyan"), "",
-                      self._elapsed())
-        for name in sorted(self.nodes, key=node_sort_key):
-            status, since = self.nodes[name]
-            style = "green" if status in ("ready", "active", "deleted") else (
-                "red" if "error" in status.lower() else "")
-            table.add_row(name, Text(status, style=style),
-                          f"{time.monotonic() - since:5.1f}s")
-        return table
-
-    def _refresh(self):
-        if self.live is not None:
-            self.live.update(self._render())
-
-    def phase_started(self, phase):
-        self.phase = phase
-        if self.live is None:
-            self.console.print(f"[{self._elapsed()}] {phase} ...")
-        self._refresh()
-
-    def phase_done(self, phase, seconds):
-        self.phase_times[phase] = seconds
-        if self.live is None:
-            self.console.print(f"[{self._elapsed()}] {phase} done in {seconds:.1f}s")
-        self._refresh()
-
-    def node_status(self, node, status):
-        self.nodes[node] = (status, time.monotonic())
-        if self.live is None:
-            self.console.print(f"[{self._elapsed()}] {node}: {status}")
-        self._refresh()
-
-    def message(self, text):
-        if self.live is not None:
-            self.live.console.print(f"[yellow]{escape(text)}[/yellow]")
-        else:
-            self.console.print(text, markup=False)
 
 
 # --------------------------------------------------------------------------- group
@@ -215,15 +147,8 @@ def cli(ctx, cloud, config_file, verbose):
 
 # --------------------------------------------------------------------------- configure
 
-_CONFIGURE_PROMPTS = (
-    ("keypair", "Keypair name (openstack keypair list)"),
-    ("identity_file", "Private key file of that keypair"),
-    ("image", "Image to boot (name or id)"),
-    ("flavor", "Flavor for workers"),
-    ("network", "Network (empty: the project's only one)"),
-    ("allowed_cidr", "CIDR allowed to SSH in (e.g. your-ip/32)"),
-    ("ssh_user", "Login user of the image"),
-)
+def _ask(question: str, default: str | None) -> str:
+    return click.prompt(question, default=default or "", show_default=bool(default))
 
 
 @cli.command(context_settings=CONTEXT_SETTINGS, epilog="""\b
@@ -253,42 +178,14 @@ Examples:
 @pass_app
 def configure(app: AppContext, show, unset, **options):
     """Write default settings to the config file (flags given later still win)."""
-    path = app.path
+    from .config import configure_settings
     if show:
+        path = app.path
         stdout.print(path.read_text() if path.exists() else f"# {path} does not exist yet")
         return
-    values = {k: v for k, v in options.items() if v not in (None, ())}
-    if "services" in values:
-        values["services"] = tuple(s.strip() for s in values["services"].split(","))
-    if app.cloud_flag:
-        values["cloud"] = app.cloud_flag
-    for key in unset:
-        norm = key.replace("-", "_")
-        if norm not in BUILTIN_DEFAULTS:
-            raise errors.UsageError(f"--unset {key}: no such setting",
-                                    hint="settings: " + ", ".join(
-                                        sorted(k.replace("_", "-") for k in BUILTIN_DEFAULTS)))
-        values[norm] = None
-    if not values and not unset:
-        if not sys.stdin.isatty():
-            raise errors.UsageError("nothing to configure",
-                                    hint="pass settings as options (see --help), or run it "
-                                         "in a terminal to be asked")
-        current = app.file_values
-        for key, question in _CONFIGURE_PROMPTS:
-            default = current.get(key, BUILTIN_DEFAULTS.get(key))
-            if isinstance(default, tuple):
-                default = ",".join(default)
-            answer = click.prompt(question, default=default or "", show_default=bool(default))
-            if answer:
-                values[key] = tuple(a.strip() for a in answer.split(",")) \
-                    if key == "allowed_cidr" else answer
-    for key in ("allowed_cidr", "open_ui_cidr", "open_unsafe_ui_cidr"):
-        if values.get(key):
-            values[key] = parse_cidrs(tuple(values[key]), source=f"--{key.replace('_', '-')}")
-    if values.get("ssh_user"):
-        validate_ssh_user(values["ssh_user"])
-    written = write_config_file(path, values)
+    written = configure_settings(
+        path=app.path, options=options, unset=unset, cloud=app.cloud_flag,
+        current=lambda: app.file_values, ask=_ask if sys.stdin.isatty() else None)
     stderr.print(f"wrote {written}")
 
 
@@ -404,47 +301,13 @@ def launch(app: AppContext, cluster, as_json, services, **flags):
     """Boot a master and N workers, wait until SSH works on all, then deploy."""
     from . import launch
     spec = _launch_spec(app, cluster_name=cluster, services=services, flags=flags)
-    provider = app.provider
     with RichProgress(title=f"launch {spec.cluster_name}") as progress:
-        result = launch.launch(provider=provider, spec=spec, progress=progress)
-    if as_json:
-        stdout.print_json(json.dumps(result.to_dict()))
-        return
-    _print_launch_summary(result)
+        result = launch.launch(provider=app.provider, spec=spec, progress=progress)
+    return emit(views.launch_view(result), as_json=as_json)
 
 
-def _print_launch_summary(result) -> None:
-    facts = result.facts
-    table = Table(title=f"cluster {facts.cluster_name} is up", show_header=False,
-                  title_justify="left")
-    table.add_column(style="bold")
-    table.add_column()
-    table.add_row("master", f"{facts.master.name}  {facts.master.address}"
-                  + (f"  (private {facts.master.private_ip})" if facts.master.public_ip else ""))
-    table.add_row("workers", ", ".join(f"{w.name} {w.private_ip}" for w in facts.workers))
-    table.add_row("timings", "  ".join(f"{k} {v:.1f}s" for k, v in result.timings.items())
-                  + f"  (total {sum(result.timings.values()):.1f}s)")
-    table.add_row("api requests", str(result.requests))
-    name = facts.cluster_name
-    table.add_row("next", f"spark-openstack login -c {name}\n"
-                          f"spark-openstack login -c {name} -L   # web UIs on localhost\n"
-                          f"spark-openstack describe -c {name}\n"
-                          f"spark-openstack destroy -c {name}")
-    stdout.print(table)
-    deployed = result.to_dict().get("deploy") or {}
-    for line in deployed.get("health", []):
-        stdout.print(line, markup=False)     # "[ok]" is no markup tag
-    for label, url in (deployed.get("urls") or {}).items():
-        stdout.print(f"{label}: {url}  (reach it with `spark-openstack login -c {name} -L`)")
-    for message in deployed.get("messages", []):
-        stdout.print(message, markup=False)
-    if "jupyter" in (deployed.get("services") or ()):
-        stdout.print(_NOTEBOOK_NEXT.format(name=name), markup=False)
 
 
-#: What launch/deploy say when the cluster runs Jupyter.
-_NOTEBOOK_NEXT = ("Jupyter: `spark-openstack notebook -c {name}` opens a tunnel and prints "
-                  "the URL with its token (port 8888 is not open to the network)")
 
 
 # --------------------------------------------------------------------------- deploy
@@ -476,25 +339,13 @@ def deploy(app: AppContext, cluster, identity_file, services, start, jupyter, as
     secret, leaves running daemons running.
     """
     from . import launch
-    validate_cluster_name(cluster)
-    wanted = _service_list(services)
     with RichProgress(title=f"deploy {cluster}") as progress:
         result = launch.deploy_existing(
-            provider=app.provider, cluster=cluster,
-            identity_file=identity_file,
-            services=wanted, start=start, progress=progress, with_jupyter=jupyter)
-    summary = launch.deploy_summary(result)
-    if as_json:
-        stdout.print_json(json.dumps(summary))
-        return
-    for line in summary["health"]:
-        stdout.print(line, markup=False)
-    for label, url in summary["urls"].items():
-        stdout.print(f"{label}: {url}  (reach it with `spark-openstack login -c {cluster} -L`)")
-    for message in summary["messages"]:
-        stdout.print(message, markup=False)
-    if "jupyter" in summary["services"]:
-        stdout.print(_NOTEBOOK_NEXT.format(name=cluster), markup=False)
+            provider=app.provider, cluster=cluster, identity_file=identity_file,
+            services=_service_list(services), start=start, progress=progress,
+            with_jupyter=jupyter)
+    return emit(views.deploy_view(launch.deploy_summary(result), cluster=cluster),
+                as_json=as_json)
 
 
 # --------------------------------------------------------------------------- configure-cluster
@@ -533,59 +384,27 @@ def configure_cluster(app: AppContext, cluster, conf, hadoop_conf, unset, show,
                       restart_running, identity_file, as_json):
     """Change a running cluster's Spark/Hadoop settings and restart what reads them."""
     from . import clusterconf
-    from .config import parse_hadoop_conf, parse_spark_conf
-    validate_cluster_name(cluster)
+    spark_conf, hadoop_settings = clusterconf.requested_change(
+        conf=conf, hadoop_conf=hadoop_conf, unset=unset, show=show)
     if show:
-        if conf or hadoop_conf or unset:
-            raise errors.UsageError("--show prints the settings; it cannot change them",
-                                    hint="drop --show, or the --conf/--hadoop-conf/--unset")
         settings = clusterconf.show_settings(provider=app.provider, cluster=cluster,
                                              identity_file=identity_file)
-        if as_json:
-            stdout.print_json(json.dumps(settings))
-            return
-        lines = [f"{k} = {v}" for k, v in settings["spark"].items()]
-        lines += [f"{f}: {k} = {v}" for f, kv in settings["hadoop"].items()
-                  for k, v in kv.items()]
-        stdout.print("\n".join(lines) if lines else
-                     f"cluster {cluster!r} has no settings of its own", markup=False)
-        return
-    spark_conf = parse_spark_conf(conf)
-    hadoop_settings = parse_hadoop_conf(hadoop_conf)
-    if not (spark_conf or hadoop_settings or unset):
-        raise errors.UsageError("nothing to change",
-                                hint="pass --conf, --hadoop-conf or --unset (or --show)")
+        return emit(views.settings_view(settings, cluster=cluster), as_json=as_json)
     with RichProgress(title=f"configure-cluster {cluster}") as progress:
         result = clusterconf.configure_cluster(
             provider=app.provider, cluster=cluster, identity_file=identity_file,
             spark_conf=spark_conf, hadoop_conf=hadoop_settings, unset=unset,
             restart_running=restart_running, progress=progress)
-    if as_json:
-        stdout.print_json(json.dumps(result))
-        return 0 if result.get("healthy", True) else 1
-    if not result["changed"]:
-        stdout.print(f"cluster {cluster!r} already has these settings; nothing to do")
-        return 0
-    for line in result["health"]:
-        stdout.print(line, markup=False)
-    restarted = ", ".join(result["restarted"]) or "nothing (no service reads them)"
-    stdout.print(f"settings of {cluster!r} changed on every node; restarted: {restarted}",
-                 markup=False)
-    return 0 if result.get("healthy", True) else 1
+    return emit(views.configure_cluster_view(result, cluster=cluster), as_json=as_json)
 
 
 # --------------------------------------------------------------------------- run-command / copy-file
 
 def _open_access(app: AppContext, cluster: str, identity_file: str | None):
     from .inventory import open_cluster
-    validate_cluster_name(cluster)
-    return open_cluster(provider=app.provider, cluster=cluster,
-                        identity_file=identity_file)
+    return open_cluster(provider=app.provider, cluster=cluster, identity_file=identity_file)
 
 
-def _print_prefixed(name: str, text: str, *, console: Console) -> None:
-    for line in text.splitlines():
-        console.print(f"[{name}] {line}", markup=False, highlight=False)
 
 
 @cli.command(name="run-command", context_settings=CONTEXT_SETTINGS, epilog="""\b
@@ -618,27 +437,12 @@ def run_command(app: AppContext, cluster, master_only, node_names, identity_file
     """
     from . import remote
     text = " ".join(command)
-    if not text.strip():
-        raise errors.UsageError("no command given", hint="put it after `--`")
-    if master_only and node_names:
-        raise errors.UsageError("--master-only and --node exclude each other")
-    access = _open_access(app, cluster, identity_file)
-
-    def show(name, result):
-        if as_json:
-            return
-        _print_prefixed(name, result.stdout, console=stdout)
-        _print_prefixed(name, result.stderr, console=stderr)
-        if result.exited != 0:
-            stderr.print(f"[{name}] exited {result.exited}", markup=False, highlight=False)
-    run = remote.run_command_report(access=access, command=text, nodes=node_names,
-                                    master_only=master_only, timeout=timeout,
-                                    on_output=show)
-    if as_json:
-        stdout.print_json(json.dumps(run.to_rows()))
-    else:
-        for name, msg in run.unreachable.items():
-            stderr.print(f"[{name}] not run: {msg}", markup=False, highlight=False)
+    remote.check_selection(nodes=node_names, master_only=master_only, command=text)
+    run = remote.run_command_report(
+        access=_open_access(app, cluster, identity_file), command=text, nodes=node_names,
+        master_only=master_only, timeout=timeout, on_output=None if as_json else (
+            lambda name, result: show_node_output(name, result, exit_note=True)))
+    emit(views.command_run_view(run), as_json=as_json)
     if run.failure() is not None:
         raise run.failure()
 
@@ -671,24 +475,12 @@ def copy_file(app: AppContext, cluster, master_only, node_names, identity_file, 
     login user's home.
     """
     from . import remote
-    if master_only and node_names:
-        raise errors.UsageError("--master-only and --node exclude each other")
-    access = _open_access(app, cluster, identity_file)
+    remote.check_selection(nodes=node_names, master_only=master_only)
     report = remote.copy_file(
-        access=access, local=local, remote=remote_path, nodes=node_names,
-        master_only=master_only,
-        on_node=None if as_json else (
-            lambda name, path: stdout.print(f"[{name}] {path}", markup=False,
-                                            highlight=False)))
-    if as_json:
-        stdout.print_json(json.dumps({
-            "local": report.local, "remote": report.remote, "directory": report.is_dir,
-            "archive_bytes": report.archive_bytes, "seconds": round(report.seconds, 2),
-            "nodes": [{"node": n, "path": p} for n, p in report.landed.items()]}))
-        return
-    stderr.print(f"copied {'directory' if report.is_dir else 'file'} {report.local} to "
-                 f"{len(report.landed)} node(s) in {report.seconds:.1f}s "
-                 f"({report.archive_bytes} bytes sent once, to the master)")
+        access=_open_access(app, cluster, identity_file), local=local, remote=remote_path,
+        nodes=node_names, master_only=master_only, on_node=None if as_json else (
+            lambda name, path: stdout.print(f"[{name}] {path}", markup=False)))
+    return emit(views.copy_view(report), as_json=as_json)
 
 
 # --------------------------------------------------------------------------- jobs
@@ -716,39 +508,12 @@ def _submit_file_options(func):
     return func
 
 
-def _write_output(data: bytes) -> None:
-    """The driver's bytes as they come, unchanged (never through rich)."""
-    sys.stdout.flush()
-    sys.stdout.buffer.write(data)
-    sys.stdout.buffer.flush()
 
 
-def _end_live(progress: RichProgress) -> None:
-    """From here on plain lines: the driver's output is about to share the terminal."""
-    if progress.live is not None:
-        progress.live.update(progress._render())
-        progress.live.__exit__(None, None, None)
-        progress.live = None
 
 
-def _job_hints(cluster: str, job_id: str) -> None:
-    stderr.print(f"job {job_id} runs on. Later:\n"
-                 f"  spark-openstack jobs -c {cluster}\n"
-                 f"  spark-openstack logs -c {cluster} {job_id} --follow\n"
-                 f"  spark-openstack kill -c {cluster} {job_id}", markup=False)
 
 
-def _job_ended(job) -> int:
-    """Say how the job ended (stderr); its exit code for ours."""
-    took = f" after {job.duration_s:.0f}s" if job.duration_s is not None else ""
-    if job.state == "killed":
-        stderr.print(f"job {job.id} was killed{took}", markup=False)
-        return 143
-    if job.exit_code is None:
-        stderr.print(f"job {job.id} failed{took}: {job.note or 'no exit code'}", markup=False)
-        return 1
-    stderr.print(f"job {job.id} {job.state} (exit {job.exit_code}){took}", markup=False)
-    return job.exit_code
 
 
 @cli.command(context_settings=_JOB_CONTEXT, epilog="""\b
@@ -789,49 +554,16 @@ def submit(app: AppContext, cluster, identity_file, conf, py_files, files, jars,
     job as "running (waiting for resources)").
     """
     from . import jobs
-    from .inventory import deployed_facts
-    from .polling import shielded_cleanup
     sub = jobs.prepare(app=application, args=app_args, conf=conf, py_files=py_files,
                        files=files, jars=jars, main_class=main_class, master=master_url)
-    access = _open_access(app, cluster, identity_file)
-    access.require_active(what="submit to")
-    runner = access.runner()
-    try:
-        facts = deployed_facts(runner=runner, facts=access.facts)
-        job = jobs.submit(runner=runner, facts=facts, sub=sub)
-        if detach:
-            stdout.print(job.id, markup=False, highlight=False)
-            _job_hints(cluster, job.id)
-            return 0
-        stderr.print(f"job {job.id} started on {facts.master.name}; its driver output "
-                     "follows (Ctrl-C: detach or kill)", markup=False)
-        try:
-            final = jobs.follow(runner=runner, facts=facts, job_id=job.id,
-                                on_output=_write_output,
-                                resource_timeout=resource_timeout or None)
-        except (KeyboardInterrupt, errors.Interrupted):
-            kill_it = False
-            if sys.stdin.isatty():
-                try:
-                    kill_it = click.confirm(f"\nkill job {job.id}?", default=False,
-                                            err=True)
-                except (click.exceptions.Abort, EOFError, KeyboardInterrupt):
-                    kill_it = False
-            if not kill_it:
-                _job_hints(cluster, job.id)
-                return 130
-            with shielded_cleanup():
-                killer = access.runner()      # the interrupted call may hold the old one
-                try:
-                    ended, now = jobs.kill(runner=killer, facts=facts, job_id=job.id)
-                finally:
-                    killer.close()
-            stderr.print(f"job {job.id} killed" if now else
-                         f"job {job.id} had already ended ({ended.state})", markup=False)
-            return 130
-        return _job_ended(final)
-    finally:
-        runner.close()
+    outcome = jobs.submit_job(
+        provider=app.provider, cluster=cluster, identity_file=identity_file, sub=sub,
+        detach=detach, resource_timeout=resource_timeout, on_output=write_output,
+        on_started=lambda job, facts: stderr.print(
+            f"job {job.id} started on {facts.master.name}; its driver output follows "
+            "(Ctrl-C: detach or kill)", markup=False),
+        ask_kill=_ask_kill if sys.stdin.isatty() else None)
+    return emit(views.submit_view(outcome, cluster=cluster))
 
 
 @cli.command(name="jobs", context_settings=CONTEXT_SETTINGS, epilog="""\b
@@ -847,30 +579,9 @@ def jobs_(app: AppContext, cluster, identity_file, as_json):
     """List the cluster's jobs (as the master keeps them): running, finished, failed,
     killed."""
     from . import jobs
-    access = _open_access(app, cluster, identity_file)
-    runner = access.runner()
-    try:
-        found = jobs.list_jobs(runner=runner, facts=access.facts)
-    finally:
-        runner.close()
-    if as_json:
-        stdout.print_json(json.dumps([j.to_dict() for j in found]))
-        return
-    if not found:
-        stdout.print(f"no jobs on cluster {cluster!r} yet")
-        return
-    table = Table(title=f"jobs on {cluster}", title_justify="left", box=box.SIMPLE_HEAD)
-    for column in ("id", "app", "state", "exit", "started", "duration"):
-        table.add_column(column, no_wrap=column != "app", min_width=8 if column == "app" else None)
-    colors = {"running": "cyan", "finished": "green", "failed": "red", "killed": "yellow"}
-    for job in found:
-        table.add_row(job.id, Path(job.app).name or job.app,
-                      Text(job.state + (f" ({job.note})" if job.note else ""),
-                           style=colors.get(job.state, "")),
-                      "" if job.exit_code is None else str(job.exit_code),
-                      job.started.replace("T", " ")[:16],
-                      "" if job.duration_s is None else f"{job.duration_s:.0f}s")
-    stdout.print(table)
+    found = jobs.cluster_jobs(provider=app.provider, cluster=cluster,
+                              identity_file=identity_file)
+    return emit(views.jobs_view(found, cluster=cluster), as_json=as_json)
 
 
 @cli.command(context_settings=CONTEXT_SETTINGS, epilog="""\b
@@ -885,16 +596,10 @@ Examples:
 def logs(app: AppContext, cluster, identity_file, follow, job_id):
     """Print a job's driver log (spark-submit's stdout and stderr)."""
     from . import jobs
-    jobs.check_job_id(job_id)
-    access = _open_access(app, cluster, identity_file)
-    runner = access.runner()
-    try:
-        job = jobs.follow(runner=runner, facts=access.facts, job_id=job_id,
-                          on_output=_write_output, until_end=follow)
-    finally:
-        runner.close()
+    job = jobs.job_log(provider=app.provider, cluster=cluster, identity_file=identity_file,
+                       job_id=job_id, on_output=write_output, until_end=follow)
     if follow:
-        _job_ended(job)
+        stderr.print(views.job_end(job)[0], markup=False)
 
 
 @cli.command(context_settings=CONTEXT_SETTINGS, epilog="""\b
@@ -907,19 +612,9 @@ Examples:
 def kill(app: AppContext, cluster, identity_file, job_id):
     """Stop a running job (SIGTERM to its driver, SIGKILL after a grace period)."""
     from . import jobs
-    jobs.check_job_id(job_id)
-    access = _open_access(app, cluster, identity_file)
-    runner = access.runner()
-    try:
-        job, now = jobs.kill(runner=runner, facts=access.facts, job_id=job_id)
-    finally:
-        runner.close()
-    if now:
-        stdout.print(f"killed job {job_id}", markup=False)
-    else:
-        stdout.print(f"job {job_id} had already ended ({job.state}"
-                     + (f", exit {job.exit_code}" if job.exit_code is not None else "")
-                     + "); nothing to do", markup=False)
+    job, now = jobs.kill_job(provider=app.provider, cluster=cluster,
+                             identity_file=identity_file, job_id=job_id)
+    return emit(views.kill_view(job, killed_now=now))
 
 
 @cli.command(name="run", context_settings=_JOB_CONTEXT, epilog="""\b
@@ -956,27 +651,14 @@ def run(app: AppContext, cluster, services, py_files, files, jars, main_class, m
                        jars=jars, main_class=main_class, master=master_url)
     spec = _launch_spec(app, cluster_name=cluster, services=services, flags=flags)
     output = oneshot.check_output_dir(output or Path("run-output") / cluster)
-    provider = app.provider
-
-    def write(data: bytes) -> None:
-        if as_json:
-            sys.stderr.buffer.write(data)
-            sys.stderr.buffer.flush()
-        else:
-            _write_output(data)
     with RichProgress(title=f"run {cluster}") as progress:
         result = oneshot.run_job(
-            provider=provider, spec=spec, sub=sub, output_dir=output, keep=keep,
-            progress=progress, on_output=write,
-            on_event=lambda text: stderr.print(text, markup=False, highlight=False),
-            on_launched=lambda launched: _end_live(progress))
-    code = _job_ended(result.job) if result.job is not None else result.exit_code
-    if as_json:
-        stdout.print_json(json.dumps(result.to_dict()))
-    elif result.fetched:
-        stderr.print(f"output in {result.output_dir}: " + ", ".join(result.fetched),
-                     markup=False)
-    return code
+            provider=app.provider, spec=spec, sub=sub, output_dir=output, keep=keep,
+            progress=progress, on_output=lambda data: write_output(
+                data, stream=sys.stderr if as_json else sys.stdout),
+            on_event=lambda text: stderr.print(text, markup=False),
+            on_launched=lambda launched: progress.end_live())
+    return emit(views.run_view(result), as_json=as_json)
 
 
 # --------------------------------------------------------------------------- destroy
@@ -992,35 +674,18 @@ Examples:
 def destroy(app: AppContext, cluster, yes, as_json):
     """Delete every server, IP, group and volume of a cluster (found in the cloud)."""
     from . import ledger
-    validate_cluster_name(cluster)
-    provider = app.provider
-    servers = provider.cluster_servers(cluster)
-    if not yes:
-        what = ", ".join(sorted(s.name for s in servers)) or "no servers (leftovers only)"
-        if not sys.stdin.isatty():
-            raise errors.UsageError(f"refusing to destroy {cluster!r} without confirmation",
-                                    hint="add --yes when running non-interactively")
-        click.confirm(f"Destroy cluster {cluster!r}: {what}?", abort=True, err=True)
     with RichProgress(title=f"destroy {cluster}") as progress:
-        progress.phase_started("delete")
-        t0 = time.monotonic()
-        result = ledger.destroy(provider=provider, cluster=cluster, servers=servers,
-                                progress=progress)
-        progress.phase_done("delete", time.monotonic() - t0)
-    if as_json:
-        stdout.print_json(json.dumps(result))
-    elif not any(result.values()):
-        stdout.print(f"nothing left of cluster {cluster!r}; nothing to do")
-    else:
-        stdout.print(f"destroyed cluster {cluster!r}: " + ", ".join(
-            f"{v} {k.replace('_', ' ')}" for k, v in result.items() if v))
+        result = ledger.destroy(
+            provider=app.provider, cluster=cluster, progress=progress,
+            confirm=None if yes else lambda names: _confirm(
+                f"Destroy cluster {cluster!r}: "
+                f"{', '.join(names) or 'no servers (leftovers only)'}?",
+                refused=f"refusing to destroy {cluster!r} without confirmation"))
+    return emit(views.destroy_view(result, cluster=cluster), as_json=as_json)
 
 
 # --------------------------------------------------------------------------- scale
 
-def _print_health_lines(health: dict) -> None:
-    for item in health.values():
-        stdout.print(item.line() if hasattr(item, "line") else str(item), markup=False)
 
 
 @cli.command(name="add-workers", context_settings=CONTEXT_SETTINGS, epilog="""\b
@@ -1045,21 +710,11 @@ Ctrl-C only the new servers are deleted; the cluster keeps serving throughout.""
 def add_workers(app: AppContext, cluster, count, flavor, identity_file, timeout, as_json):
     """Grow a running cluster by K workers."""
     from . import scale
-    validate_cluster_name(cluster)
     with RichProgress(title=f"add-workers {cluster}") as progress:
-        result = scale.add_workers(
-            provider=app.provider, cluster=cluster, count=count, flavor=flavor,
-            identity_file=identity_file,
-            timeout=timeout, progress=progress)
-    health = result.pop("health", {})
-    if as_json:
-        result["health"] = [h.line() for h in health.values()]
-        result["healthy"] = all(h.ok for h in health.values())
-        stdout.print_json(json.dumps(result))
-        return
-    stdout.print(f"added {', '.join(result['added'])} to {cluster}: "
-                 f"{len(result['workers'])} worker(s) now")
-    _print_health_lines(health)
+        result = scale.add_workers(provider=app.provider, cluster=cluster, count=count,
+                                   flavor=flavor, identity_file=identity_file,
+                                   timeout=timeout, progress=progress)
+    return emit(views.add_workers_view(result, cluster=cluster), as_json=as_json)
 
 
 @cli.command(name="remove-workers", context_settings=CONTEXT_SETTINGS, epilog="""\b
@@ -1090,31 +745,16 @@ for its replicas (unless --lower-replication).""")
 def remove_workers(app: AppContext, cluster, count, nodes, lower_replication, timeout,
                    identity_file, yes, as_json):
     """Shrink a running cluster, without losing HDFS data."""
-    from . import inventory, scale
-    validate_cluster_name(cluster)
-    identity = identity_file
-    if not yes:
-        found = inventory.open_cluster(provider=app.provider, cluster=cluster,
-                                        identity_file=identity)
-        victims = scale.choose_victims(access=found, count=count, nodes=nodes)
-        if not sys.stdin.isatty():
-            raise errors.UsageError(f"refusing to remove workers of {cluster!r} without "
-                                    "confirmation", hint="add --yes when running "
-                                                         "non-interactively")
-        click.confirm(f"Decommission and delete {', '.join(v.name for v in victims)}?",
-                      abort=True, err=True)
+    from . import scale
     with RichProgress(title=f"remove-workers {cluster}") as progress:
         result = scale.remove_workers(
             provider=app.provider, cluster=cluster, count=count, nodes=nodes,
-            identity_file=identity, lower_replication=lower_replication, timeout=timeout,
-            progress=progress)
-    if as_json:
-        stdout.print_json(json.dumps(result))
-        return
-    stdout.print(f"removed {', '.join(result['removed'])} from {cluster}: "
-                 f"{len(result['workers'])} worker(s) left")
-    for note in result["notes"]:
-        stdout.print(note, markup=False)
+            identity_file=identity_file, lower_replication=lower_replication,
+            timeout=timeout, progress=progress,
+            confirm=None if yes else lambda victims: _confirm(
+                f"Decommission and delete {', '.join(v.name for v in victims)}?",
+                refused=f"refusing to remove workers of {cluster!r} without confirmation"))
+    return emit(views.remove_workers_view(result, cluster=cluster), as_json=as_json)
 
 
 # --------------------------------------------------------------------------- describe / list
@@ -1129,21 +769,8 @@ Examples:
 def describe(app: AppContext, cluster, as_json):
     """Show a cluster's nodes, addresses and state, read from the cloud."""
     from . import inventory
-    validate_cluster_name(cluster)
     info = inventory.describe(provider=app.provider, cluster=cluster)
-    if as_json:
-        stdout.print_json(json.dumps(info))
-        return
-    table = Table(title=f"cluster {cluster}: {info['state']}", title_justify="left")
-    for col in ("node", "role", "status", "private ip", "public ip", "vCPU", "RAM MB"):
-        table.add_column(col)
-    for node in [info["master"], *info["workers"]]:
-        table.add_row(node["name"], node["role"], node["status"], node["private_ip"],
-                      node["public_ip"] or "", str(node["vcpus"]), str(node["ram_mb"]))
-    stdout.print(table)
-    stdout.print(f"ssh user {info['ssh_user']}; services {','.join(info['services'])}; "
-                 f"security group {info['security_group']}; expires "
-                 f"{info['expires']['text']}")
+    return emit(views.describe_view(info, cluster=cluster), as_json=as_json)
 
 
 @cli.command(name="list", context_settings=CONTEXT_SETTINGS)
@@ -1152,21 +779,8 @@ def describe(app: AppContext, cluster, as_json):
 def list_(app: AppContext, as_json):
     """List the project's clusters (from server metadata)."""
     from . import inventory
-    clusters = inventory.list_clusters(provider=app.provider)
-    if as_json:
-        stdout.print_json(json.dumps(clusters))
-        return
-    if not clusters:
-        stdout.print("no clusters in this project")
-        return
-    table = Table()
-    for col in ("cluster", "workers", "state", "master", "expires"):
-        table.add_column(col)
-    for c in clusters:
-        expires = c["expires"]["text"]
-        table.add_row(c["cluster"], str(c["workers"]), c["state"], c["master"] or "",
-                      Text(expires, style="bold red") if c["expires"]["expired"] else expires)
-    stdout.print(table)
+    return emit(views.list_view(inventory.list_clusters(provider=app.provider)),
+                as_json=as_json)
 
 
 # --------------------------------------------------------------------------- reap
@@ -1190,22 +804,7 @@ def reap(app: AppContext, dry_run, as_json):
     from . import reap as reap_mod
     with RichProgress(title="reap") as progress:
         result = reap_mod.reap(provider=app.provider, dry_run=dry_run, progress=progress)
-    code = 1 if result["failed"] else 0
-    if as_json:
-        stdout.print_json(json.dumps(result))
-        return code
-    if not result["expired"]:
-        stdout.print(f"no expired cluster ({result['kept']} other cluster(s) left alone)")
-        return code
-    for item in result["expired"]:
-        if dry_run:
-            verdict = "would be destroyed"
-        elif item["cluster"] in result["failed"]:
-            verdict = f"NOT destroyed: {result['failed'][item['cluster']]}"
-        else:
-            verdict = "destroyed"
-        stdout.print(f"{item['cluster']}: {item['text']}: {verdict}", markup=False)
-    return code
+    return emit(views.reap_view(result, dry_run=dry_run), as_json=as_json)
 
 
 # --------------------------------------------------------------------------- status / stop / start
@@ -1229,27 +828,9 @@ Exit status: 0 when every server is ACTIVE and every service has all its workers
 def status(app: AppContext, cluster, identity_file, as_json):
     """Show each server's state and each service's health (exit 1 if unhealthy)."""
     from . import power
-    validate_cluster_name(cluster)
-    report = power.cluster_status(
-        provider=app.provider, cluster=cluster,
-        identity_file=identity_file)
-    if as_json:
-        stdout.print_json(json.dumps(report))
-        return 0 if report["healthy"] else 1
-    verdict = "healthy" if report["healthy"] else "NOT healthy"
-    table = Table(title=f"cluster {cluster}: {report['state']}, {verdict}",
-                  title_justify="left")
-    for col in ("node", "role", "status", "private ip", "public ip"):
-        table.add_column(col)
-    for node in report["nodes"]:
-        table.add_row(node["name"], node["role"], node["status"], node["private_ip"],
-                      node["public_ip"] or "")
-    stdout.print(table)
-    for service in report["services"].values():
-        stdout.print(service["line"], markup=False)
-    if report.get("note"):
-        stdout.print(f"note: {report['note']}", markup=False)
-    return 0 if report["healthy"] else 1
+    report = power.cluster_status(provider=app.provider, cluster=cluster,
+                                  identity_file=identity_file)
+    return emit(views.status_view(report, cluster=cluster), as_json=as_json)
 
 
 @cli.command(context_settings=CONTEXT_SETTINGS, epilog="""\b
@@ -1270,25 +851,11 @@ cluster back. Stopping a stopped cluster does nothing.""")
 def stop(app: AppContext, cluster, identity_file, timeout, as_json):
     """Stop the services in order, then every server; HDFS data is kept."""
     from . import power
-    validate_cluster_name(cluster)
     with RichProgress(title=f"stop {cluster}") as progress:
-        result = power.stop_cluster(
-            provider=app.provider, cluster=cluster,
-            identity_file=identity_file,
-            progress=progress, timeout=timeout)
-    if as_json:
-        stdout.print_json(json.dumps(result))
-        return
-    for message in result["messages"]:
-        stdout.print(message, markup=False)
-    if result["already_stopped"]:
-        stdout.print(f"cluster {cluster!r} is already stopped; nothing to do")
-        return
-    took = result["timings"]["total"]
-    stdout.print(f"stopped cluster {cluster!r} in {took:.1f}s: services "
-                 f"{', '.join(result['services_stopped']) or 'none'}; servers "
-                 f"{', '.join(result['servers_stopped'])}. "
-                 f"`spark-openstack start -c {cluster}` brings it back.")
+        result = power.stop_cluster(provider=app.provider, cluster=cluster,
+                                    identity_file=identity_file, progress=progress,
+                                    timeout=timeout)
+    return emit(views.stop_view(result, cluster=cluster), as_json=as_json)
 
 
 @cli.command(context_settings=CONTEXT_SETTINGS, epilog="""\b
@@ -1310,26 +877,11 @@ nothing; a running one with a service down is deployed again.""")
 def start(app: AppContext, cluster, identity_file, timeout, as_json):
     """Start a stopped cluster's servers and services, and check health."""
     from . import power
-    validate_cluster_name(cluster)
     with RichProgress(title=f"start {cluster}") as progress:
-        result = power.start_cluster(
-            provider=app.provider, cluster=cluster,
-            identity_file=identity_file,
-            progress=progress, timeout=timeout)
-    if as_json:
-        stdout.print_json(json.dumps(result))
-        return
-    if result["already_running"]:
-        stdout.print(f"cluster {cluster!r} is already running and healthy; nothing to do")
-    for line in result.get("health", []):
-        stdout.print(line, markup=False)
-    deployed = result.get("deploy") or {}
-    for label, url in (deployed.get("urls") or {}).items():
-        stdout.print(f"{label}: {url}  (reach it with `spark-openstack login -c {cluster} -L`)")
-    for message in [*result["messages"], *(deployed.get("messages") or [])]:
-        stdout.print(message, markup=False)
-    if "total" in result["timings"]:
-        stdout.print(f"started cluster {cluster!r} in {result['timings']['total']:.1f}s")
+        result = power.start_cluster(provider=app.provider, cluster=cluster,
+                                     identity_file=identity_file, progress=progress,
+                                     timeout=timeout)
+    return emit(views.start_view(result, cluster=cluster), as_json=as_json)
 
 
 # --------------------------------------------------------------------------- notebook
@@ -1359,41 +911,17 @@ cores, so several share the cluster. A cluster without Jupyter gets it with
 @pass_app
 def notebook(app: AppContext, cluster, identity_file, local_port, print_url, as_json):
     """Open the cluster's Jupyter: an SSH tunnel and the URL with its token."""
-    from . import inventory
     from . import notebook as notebook_mod
     access = _open_access(app, cluster, identity_file)
-    access.require_active(what="open the notebook of")
     nb = notebook_mod.read_notebook(access=access, local_port=local_port)
     if print_url:
-        if as_json:
-            stdout.print_json(json.dumps(nb.to_dict()))
-        else:
-            stdout.print(nb.url, markup=False, soft_wrap=True)
-        return
-    if shutil.which("ssh") is None:
-        raise errors.UsageError("no `ssh` program on PATH", hint="install OpenSSH's client")
-    notebook_mod.check_port_free(local_port)
-    argv = notebook_mod.tunnel_command(
-        login_argv=inventory.login_command(facts=access.facts,
-                                             key_filename=access.key_filename,
-                                             known_hosts=access.known_hosts),
-        notebook=nb)
-    proc = notebook_mod.open_tunnel(argv=argv, notebook=nb)
-    try:
-        if as_json:
-            stdout.print_json(json.dumps(nb.to_dict()))
-        else:
-            stdout.print(nb.url, markup=False, soft_wrap=True)
+        return emit(views.notebook_view(nb), as_json=as_json)
+
+    def opened(nb):
+        emit(views.notebook_view(nb, master=access.facts.master.name), as_json=as_json)
         sys.stdout.flush()
-        stderr.print(f"tunnel open: localhost:{local_port} -> {nb.master_private_ip}:"
-                     f"{nb.remote_port} on {access.facts.master.name}; Ctrl-C closes it")
-        notebook_mod.wait_tunnel(proc)
-    except KeyboardInterrupt:
-        notebook_mod.close_tunnel(proc)
-        stderr.print("tunnel closed")
-        return
-    finally:
-        notebook_mod.close_tunnel(proc)
+    notebook_mod.serve_notebook(access=access, notebook=nb, on_open=opened)
+    stderr.print("tunnel closed")
 
 
 # --------------------------------------------------------------------------- login
@@ -1409,32 +937,22 @@ Examples:
               help=f"Forward the web UIs ({_ui_list(web_ui_ports())}; those of the services "
                    "the cluster runs) to localhost, through SSH.")
 @identity_option()
-@click.option("--ssh-user", metavar="USER", help="Override the user recorded at launch.")
+@click.option("--ssh-user", metavar="USER", help="Override the user recorded at launch.",
+              callback=lambda _ctx, _param, user: user and validate_ssh_user(user))
 @click.option("--print", "print_only", is_flag=True, help="Print the ssh command instead.")
 @click.argument("command", nargs=-1)
 @pass_app
 def login(app: AppContext, cluster, forward_ui, identity_file, ssh_user, print_only, command):
     """SSH to the master with the right user and key."""
-    import shlex
     from . import inventory
-    validate_cluster_name(cluster)
-    if ssh_user is not None:
-        validate_ssh_user(ssh_user)       # before the cloud is contacted
     plan = inventory.login_plan(provider=app.provider, cluster=cluster,
                                 identity_file=identity_file, ssh_user=ssh_user,
-                                forward_ui=forward_ui, command=command)
-    if plan.note:
-        stderr.print(f"note: {plan.note}", markup=False)
-    if print_only:
-        stdout.print(shlex.join(plan.argv), soft_wrap=True)
-        return
-    if shutil.which("ssh") is None:
-        raise errors.UsageError("no `ssh` program on PATH", hint="install OpenSSH's client")
-    if plan.ui_urls:
-        stderr.print("web UIs: " + "  ".join(f"{n} {u}" for n, u in plan.ui_urls.items()))
-    sys.stdout.flush()
-    argv = plan.argv
-    os.execvp("ssh", argv)
+                                forward_ui=forward_ui, command=command,
+                                need_ssh=not print_only)
+    emit(views.login_view(plan, print_only=print_only))
+    if not print_only:
+        sys.stdout.flush()
+        os.execvp("ssh", plan.argv)
 
 
 # --------------------------------------------------------------------------- create-image
@@ -1520,25 +1038,14 @@ Python). Add packages later on a running cluster with run-command, e.g.
 @pass_app
 def create_image(app: AppContext, name, python_packages, **flags):
     """Bake an image with Java, Spark (and Hadoop) installed by cloud-init."""
-    from .keys import resolve_identity_file
-    try:
-        from . import image as image_mod
-    except ModuleNotFoundError as exc:
-        if exc.name != f"{__package__}.image":
-            raise
-        raise errors.UsageError("create-image is not available in this build",
-                                hint="the image module is missing from the installation")
+    from . import image
     if python_packages is not None:
         flags["python_packages"] = tuple(p.strip() for p in python_packages.split(",")
                                          if p.strip())
     spec = image_spec_from(app.resolve(flags, defaults=IMAGE_DEFAULTS), name=name)
-    provider = app.provider
-    keypair = provider.find_keypair(spec.keypair)
-    key_filename = resolve_identity_file(identity_file=spec.identity_file, keypair=keypair)
     with RichProgress(title=f"create-image {name}") as progress:
-        image_id = image_mod.create_image(conn_provider=provider, spec=spec,
-                                          key_filename=key_filename, progress=progress)
-    stdout.print(f"image {name} ready: {image_id}")
+        image_id = image.bake_image(provider=app.provider, spec=spec, progress=progress)
+    return emit(views.image_view(image_id, name=name))
 
 
 # --------------------------------------------------------------------------- batch
@@ -1592,25 +1099,15 @@ def batch_launch_command(app: AppContext, prefix, count, students, roster_dir, p
     """Launch one cluster per student and write the roster."""
     import dataclasses
     from . import batch as batch_mod
-    seats = batch_mod.plan_seats(prefix=prefix, count=count,
-                                 students=batch_mod.read_students(students) if students
-                                 else None)
+    seats = batch_mod.plan_seats(prefix=prefix, count=count, students=batch_mod.read_students(
+        students) if students else None)
     spec = _launch_spec(app, cluster_name=seats[0].cluster, services=services, flags=flags)
     spec = dataclasses.replace(spec, login_sudo=student_sudo)
     with RichProgress(title=f"batch launch {prefix} ({len(seats)} clusters)") as progress:
         result = batch_mod.batch_launch(provider=app.provider, spec=spec, seats=seats,
                                         roster_dir=Path(roster_dir), parallel=parallel,
                                         progress=progress)
-    if as_json:
-        stdout.print_json(json.dumps(result))
-        return 0 if result["ok"] else 1
-    stdout.print(f"{result['healthy']}/{result['clusters']} clusters healthy in "
-                 f"{result['seconds']:.0f}s ({result['api_requests']} API requests); roster: "
-                 f"{result['roster']['roster.html']}", markup=False)
-    for item in result["without_cluster"]:
-        stdout.print(f"NO CLUSTER for {item['student']} ({item['cluster']}): "
-                     f"{item['reason']}", markup=False)
-    return 0 if result["ok"] else 1
+    return emit(views.batch_launch_view(result), as_json=as_json)
 
 
 @batch.command(name="status", context_settings=CONTEXT_SETTINGS, epilog="""\b
@@ -1627,27 +1124,9 @@ does, on each master). Exit 1 when any cluster is not healthy.""")
 def batch_status_command(app: AppContext, prefix, identity_file, as_json):
     """Every cluster of the batch: servers, services, expiry, in one table."""
     from . import batch as batch_mod
-    report = batch_mod.batch_status(
-        provider=app.provider, prefix=prefix,
-        identity_file=identity_file)
-    code = 0 if report["all_healthy"] else 1
-    if as_json:
-        stdout.print_json(json.dumps(report))
-        return code
-    table = Table(title=f"batch {prefix}: {report['healthy']}/{report['total']} healthy",
-                  title_justify="left")
-    for col in ("cluster", "state", "healthy", "services", "expires"):
-        table.add_column(col)
-    for name, item in report["clusters"].items():
-        if "error" in item:
-            table.add_row(name, "?", Text("NO", style="bold red"), item["error"], "")
-            continue
-        services = "; ".join(s["line"] for s in item["services"].values()) or \
-            item.get("note", "")
-        table.add_row(name, item["state"], "yes" if item["healthy"] else
-                      Text("NO", style="bold red"), services, item["expires"]["text"])
-    stdout.print(table)
-    return code
+    report = batch_mod.batch_status(provider=app.provider, prefix=prefix,
+                                    identity_file=identity_file)
+    return emit(views.batch_status_view(report, prefix=prefix), as_json=as_json)
 
 
 @batch.command(name="destroy", context_settings=CONTEXT_SETTINGS, epilog="""\b
@@ -1663,25 +1142,13 @@ again is harmless (nothing left: exit 0).""")
 def batch_destroy_command(app: AppContext, prefix, yes, as_json):
     """Destroy every cluster of the batch (idempotent)."""
     from . import batch as batch_mod
-    names = list(batch_mod.batch_clusters(provider=app.provider, prefix=prefix))
-    if names and not yes:
-        if not sys.stdin.isatty():
-            raise errors.UsageError(f"would destroy {len(names)} clusters; no terminal to "
-                                    "confirm", hint="pass --yes")
-        click.confirm(f"destroy {len(names)} clusters ({', '.join(names)})?", abort=True)
     with RichProgress(title=f"batch destroy {prefix}") as progress:
-        result = batch_mod.batch_destroy(provider=app.provider, prefix=prefix,
-                                         progress=progress)
-    code = 1 if result["failed"] else 0
-    if as_json:
-        stdout.print_json(json.dumps(result))
-        return code
-    stdout.print(f"destroyed {len(result['destroyed'])} cluster(s)"
-                 + (f": {', '.join(result['destroyed'])}" if result["destroyed"] else ""),
-                 markup=False)
-    for name, why in result["failed"].items():
-        stdout.print(f"[{name}] NOT destroyed: {why}", markup=False)
-    return code
+        result = batch_mod.batch_destroy(
+            provider=app.provider, prefix=prefix, progress=progress,
+            confirm=None if yes else lambda names: _confirm(
+                f"destroy {len(names)} clusters ({', '.join(names)})?",
+                refused=f"would destroy {len(names)} clusters; no terminal to confirm"))
+    return emit(views.batch_destroy_view(result), as_json=as_json)
 
 
 @batch.command(name="run-command", context_settings=CONTEXT_SETTINGS, epilog="""\b
@@ -1703,23 +1170,10 @@ def batch_run_command_command(app: AppContext, prefix, identity_file, timeout, a
                               command):
     """Run a command on every master of the batch."""
     from . import batch as batch_mod
-    text = " ".join(command)       # as run-command and ssh join the words after `--`
-
-    def show(name, result):
-        if not as_json:
-            _print_prefixed(name, result.stdout, console=stdout)
-            _print_prefixed(name, result.stderr, console=stderr)
     results = batch_mod.batch_run_command(
-        provider=app.provider, prefix=prefix, command=text, timeout=timeout,
-        identity_file=identity_file, on_output=show)
-    failed = {n: r for n, r in results.items() if r.get("error") or r.get("exit_code")}
-    if as_json:
-        stdout.print_json(json.dumps(results))
-    else:
-        for name, item in failed.items():
-            stderr.print(f"[{name}] " + (item["error"] if item.get("error")
-                                         else f"exited {item['exit_code']}"), markup=False)
-    return 1 if failed else 0
+        provider=app.provider, prefix=prefix, command=" ".join(command), timeout=timeout,
+        identity_file=identity_file, on_output=None if as_json else show_node_output)
+    return emit(views.batch_run_view(results), as_json=as_json)
 
 
 # --------------------------------------------------------------------------- main

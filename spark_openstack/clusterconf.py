@@ -169,3 +169,19 @@ def configure_cluster(*, provider, cluster: str, identity_file: str | None = Non
         return result
     finally:
         runner.close()
+
+
+def requested_change(*, conf=(), hadoop_conf=(), unset=(), show: bool = False):
+    """configure-cluster's flags checked before the cloud is contacted: the Spark and
+    Hadoop settings to make (parsed ``KEY=VALUE`` / ``FILE:KEY=VALUE``)."""
+    from .config import parse_hadoop_conf, parse_spark_conf
+    if show:
+        if conf or hadoop_conf or unset:
+            raise errors.UsageError("--show prints the settings; it cannot change them",
+                                    hint="drop --show, or the --conf/--hadoop-conf/--unset")
+        return (), ()
+    spark_conf, hadoop_settings = parse_spark_conf(conf), parse_hadoop_conf(hadoop_conf)
+    if not (spark_conf or hadoop_settings or unset):
+        raise errors.UsageError("nothing to change",
+                                hint="pass --conf, --hadoop-conf or --unset (or --show)")
+    return spark_conf, hadoop_settings

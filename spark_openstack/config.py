@@ -665,3 +665,56 @@ def image_spec_from(resolved: Resolved, *, name: str | None) -> ImageSpec:
         allowed_cidrs=tuple(v.get("allowed_cidr") or ()),
         floating_ip=bool(v.get("floating_ip")), floating_ip_pool=v.get("floating_ip_pool"),
         ssh_user=v.get("ssh_user") or "debian", timeout=v.get("timeout"))
+
+
+#: What ``configure`` asks for when run in a terminal without options.
+CONFIGURE_QUESTIONS = (
+    ("keypair", "Keypair name (openstack keypair list)"),
+    ("identity_file", "Private key file of that keypair"),
+    ("image", "Image to boot (name or id)"),
+    ("flavor", "Flavor for workers"),
+    ("network", "Network (empty: the project's only one)"),
+    ("allowed_cidr", "CIDR allowed to SSH in (e.g. your-ip/32)"),
+    ("ssh_user", "Login user of the image"),
+)
+
+
+def configure_settings(*, path: Path, options: dict, unset=(), cloud: str | None = None,
+                       current=None, ask=None) -> Path:
+    """``configure``: the given settings (None/empty: not given), ``unset`` keys removed,
+    checked and written to the settings file at ``path``; returns where.
+
+    With nothing given, ``ask(question, default) -> answer`` is asked the
+    ``CONFIGURE_QUESTIONS`` (``current()``: the file's values, read only then, shown as
+    defaults); without ``ask`` (no terminal) that is a ``UsageError``.
+    """
+    values = {k: v for k, v in options.items() if v not in (None, ())}
+    if "services" in values:
+        values["services"] = tuple(s.strip() for s in values["services"].split(","))
+    if cloud:
+        values["cloud"] = cloud
+    for key in unset:
+        norm = key.replace("-", "_")
+        if norm not in BUILTIN_DEFAULTS:
+            raise UsageError(f"--unset {key}: no such setting", hint="settings: " + ", ".join(
+                sorted(k.replace("_", "-") for k in BUILTIN_DEFAULTS)))
+        values[norm] = None
+    if not values and not unset:
+        if ask is None:
+            raise UsageError("nothing to configure",
+                             hint="pass settings as options (see --help), or run it in a "
+                                  "terminal to be asked")
+        known = current() if current is not None else {}
+        for key, question in CONFIGURE_QUESTIONS:
+            default = known.get(key, BUILTIN_DEFAULTS.get(key))
+            answer = ask(question, ",".join(default) if isinstance(default, tuple)
+                         else default)
+            if answer:
+                values[key] = tuple(a.strip() for a in answer.split(",")) \
+                    if key == "allowed_cidr" else answer
+    for key in ("allowed_cidr", "open_ui_cidr", "open_unsafe_ui_cidr"):
+        if values.get(key):
+            values[key] = parse_cidrs(tuple(values[key]), source=f"--{key.replace('_', '-')}")
+    if values.get("ssh_user"):
+        validate_ssh_user(values["ssh_user"])
+    return write_config_file(path, values)

@@ -425,3 +425,13 @@ def _build(*, provider, run: _ImageRun, phase: list[str], progress, spec: ImageS
                                 timeout=max(120, deadline - time.monotonic()))
         provider.set_image_properties(image_id=image_id, properties=image_properties(marker))
     return image_id
+
+
+def bake_image(*, provider, spec: ImageSpec, progress=None) -> str:
+    """``create-image``: the keypair looked up and its private key found (the one given,
+    else the matching one in ~/.ssh), then ``create_image``; returns the image's id."""
+    from .keys import resolve_identity_file
+    keypair = provider.find_keypair(spec.keypair)
+    key_filename = resolve_identity_file(identity_file=spec.identity_file, keypair=keypair)
+    return create_image(conn_provider=provider, spec=spec, key_filename=key_filename,
+                        progress=progress)

@@ -15,7 +15,8 @@ from dataclasses import dataclass, field
 from typing import Any, Iterable
 
 from . import errors, hostkeys
-from .config import SSH_USER_HINT, is_ssh_user, validate_ssh_user, web_ui_ports
+from .config import (SSH_USER_HINT, is_ssh_user, validate_cluster_name, validate_ssh_user,
+                     web_ui_ports)
 from .expiry import cluster_deadline, expiry_dict
 from .keys import cluster_identity_file
 from .model import (DEFAULT_DATA_DIR, FACTS_PATH_ON_MASTER, META_DATA_DIRS, META_SERVICES,
@@ -124,13 +125,23 @@ class LoginPlan:
     ui_urls: dict[str, str] = field(default_factory=dict)
 
 
+def require_ssh_client() -> None:
+    """``login`` and ``notebook`` run OpenSSH's ``ssh``: say so when it is missing."""
+    import shutil
+    if shutil.which("ssh") is None:
+        raise errors.UsageError("no `ssh` program on PATH", hint="install OpenSSH's client")
+
+
 def login_plan(*, provider, cluster: str, identity_file: str | None = None,
                ssh_user: str | None = None, forward_ui: bool = False,
-               command: Iterable[str] = ()) -> LoginPlan:
+               command: Iterable[str] = (), need_ssh: bool = False) -> LoginPlan:
     """The cluster read once, its key looked up as every day-2 command does; a key that
-    cannot be found is not fatal here (ssh has agents and its own defaults), it is said."""
+    cannot be found is not fatal here (ssh has agents and its own defaults), it is said.
+    ``need_ssh``: the plan is for running, so no ``ssh`` program is a ``UsageError``."""
     if ssh_user is not None:
         validate_ssh_user(ssh_user)
+    if need_ssh:
+        require_ssh_client()
     servers = provider.cluster_servers(cluster)
     facts = cluster_facts(provider=provider, cluster=cluster, servers=servers,
                           ssh_user=ssh_user)
@@ -251,6 +262,7 @@ def open_cluster(*, provider, cluster: str, identity_file: str | None = None,
     find the private key for it; nothing is contacted over SSH yet. ``servers``: the
     cluster's servers from a listing the caller already made (batch status: one list
     for every cluster)."""
+    validate_cluster_name(cluster)
     servers = provider.cluster_servers(cluster) if servers is None else servers
     facts = cluster_facts(provider=provider, cluster=cluster, servers=servers,
                           ssh_user=ssh_user)

@@ -922,3 +922,93 @@ def _unpack_output(blob: bytes, dest: Path) -> list[Path]:
             members.append(member)
         tar.extractall(dest, members=members, filter="data")
         return sorted(Path(m.name) for m in members if m.isfile())
+
+
+# ----------------------------------------------------------------------------- per command
+# What submit/jobs/logs/kill do, from the cluster's name: its inputs checked first, then
+# the cluster read back (``inventory.open_cluster``) and one SSH connection to the
+# master, closed however the command ends.
+
+@dataclass
+class SubmitOutcome:
+    """How an attached or detached submit ended."""
+
+    job: Job                        # as started (detached, left running) or as killed
+    final: Job | None = None        # the ended job, when followed to its end
+    interrupted: bool = False       # Ctrl-C while attached
+    killed_now: bool | None = None  # after Ctrl-C: killed (True), had ended (False)
+
+
+def _on_master(*, provider, cluster: str, identity_file: str | None, work: Callable,
+               active_for: str = ""):
+    from .inventory import open_cluster
+    access = open_cluster(provider=provider, cluster=cluster, identity_file=identity_file)
+    if active_for:
+        access.require_active(what=active_for)
+    runner = access.runner()
+    try:
+        return work(access, runner)
+    finally:
+        runner.close()
+
+
+def submit_job(*, provider, cluster: str, identity_file: str | None = None,
+               sub: Submission, detach: bool = False, resource_timeout: float | None = None,
+               on_output: Callable[[bytes], None], on_started=None,
+               ask_kill=None) -> SubmitOutcome:
+    """Submit ``sub`` and, unless ``detach``, follow its driver output to the end.
+
+    ``on_started(job, facts)`` is called before the output follows; on Ctrl-C
+    ``ask_kill(job)`` decides whether the job is killed (no ``ask_kill``: it runs on).
+    """
+    from .inventory import deployed_facts
+
+    def work(access, runner) -> SubmitOutcome:
+        facts = deployed_facts(runner=runner, facts=access.facts)
+        job = submit(runner=runner, facts=facts, sub=sub)
+        if detach:
+            return SubmitOutcome(job=job)
+        if on_started is not None:
+            on_started(job, facts)
+        try:
+            final = follow(runner=runner, facts=facts, job_id=job.id, on_output=on_output,
+                           resource_timeout=resource_timeout or None)
+        except (KeyboardInterrupt, errors.Interrupted):
+            if ask_kill is None or not ask_kill(job):
+                return SubmitOutcome(job=job, interrupted=True)
+            with polling.shielded_cleanup():
+                killer = access.runner()      # the interrupted call may hold the old one
+                try:
+                    ended, now = kill(runner=killer, facts=facts, job_id=job.id)
+                finally:
+                    killer.close()
+            return SubmitOutcome(job=ended, interrupted=True, killed_now=now)
+        return SubmitOutcome(job=job, final=final)
+    return _on_master(provider=provider, cluster=cluster, identity_file=identity_file,
+                      work=work, active_for="submit to")
+
+
+def cluster_jobs(*, provider, cluster: str, identity_file: str | None = None) -> list[Job]:
+    """Every job the master keeps."""
+    return _on_master(provider=provider, cluster=cluster, identity_file=identity_file,
+                      work=lambda access, runner: list_jobs(runner=runner,
+                                                            facts=access.facts))
+
+
+def job_log(*, provider, cluster: str, identity_file: str | None = None, job_id: str,
+            on_output: Callable[[bytes], None], until_end: bool = False) -> Job:
+    """A job's driver log to ``on_output`` (to its end with ``until_end``)."""
+    check_job_id(job_id)
+    return _on_master(provider=provider, cluster=cluster, identity_file=identity_file,
+                      work=lambda access, runner: follow(
+                          runner=runner, facts=access.facts, job_id=job_id,
+                          on_output=on_output, until_end=until_end))
+
+
+def kill_job(*, provider, cluster: str, identity_file: str | None = None,
+             job_id: str) -> tuple[Job, bool]:
+    """Stop a job (``kill``) given the cluster's name."""
+    check_job_id(job_id)
+    return _on_master(provider=provider, cluster=cluster, identity_file=identity_file,
+                      work=lambda access, runner: kill(runner=runner, facts=access.facts,
+                                                       job_id=job_id))

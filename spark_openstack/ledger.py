@@ -10,11 +10,12 @@ from __future__ import annotations
 import secrets
 import threading
 from dataclasses import dataclass, field
+from typing import Callable
 
 from . import errors, hostkeys
 from .model import META_RUN
 from .polling import shielded_cleanup
-from .progress import Progress, ensure
+from .progress import PhaseTimer, Progress, ensure
 from .provider import OpenStackProvider, security_group_name
 
 
@@ -131,22 +132,29 @@ def what_is_left(*, provider: OpenStackProvider, cluster: str) -> str:
 
 
 def destroy(*, provider: OpenStackProvider, cluster: str, servers: list | None = None,
-            progress: Progress | None = None) -> dict:
+            progress: Progress | None = None,
+            confirm: Callable[[list[str]], None] | None = None) -> dict:
     """Delete every resource of ``cluster`` found in the cloud; fine to run twice.
 
     Returns counts of what was deleted (all zero when nothing was left); ``servers``: the
-    caller's listing of the cluster (the CLI lists it for the confirmation). The cluster's
-    pinned host keys go too, once its servers are gone: their addresses will be reused.
+    caller's listing of the cluster, when it has one. ``confirm`` is shown the servers'
+    names (from the same one listing) before anything is deleted; it raises to refuse.
+    The cluster's pinned host keys go too, once its servers are gone: their addresses
+    will be reused.
     """
     progress = ensure(progress)
     servers = provider.cluster_servers(cluster) if servers is None else servers
+    if confirm is not None:
+        confirm(sorted(s.name for s in servers))
     for srv in servers:
         progress.node_status(srv.name, "deleting")
     try:
-        result = delete_resources(provider=provider, cluster=cluster,
-                                   server_ids={s.id for s in servers}, floating_ip_ids=set(),
-                                   security_group_id=None, server_group_ids=set(),
-                                   discover=True, servers=servers)
+        with PhaseTimer(progress, "delete", {}):
+            result = delete_resources(provider=provider, cluster=cluster,
+                                       server_ids={s.id for s in servers},
+                                       floating_ip_ids=set(), security_group_id=None,
+                                       server_group_ids=set(), discover=True,
+                                       servers=servers)
     except (KeyboardInterrupt, errors.Interrupted):
         raise errors.Interrupted(
             f"destroy of {cluster!r} interrupted before it finished; "

@@ -64,6 +64,7 @@ def notebook_for(*, facts: ClusterFacts, local_port: int = DEFAULT_LOCAL_PORT) -
 
 def read_notebook(*, access: ClusterAccess, local_port: int = DEFAULT_LOCAL_PORT) -> Notebook:
     """One SSH command on the master: its facts file, which holds the token."""
+    access.require_active(what="open the notebook of")
     runner = access.runner()
     try:
         facts = deployed_facts(runner=runner, facts=access.facts)
@@ -148,3 +149,25 @@ def wait_tunnel(proc: subprocess.Popen, *, check_every: float = 1.0) -> None:
     raise errors.SSHError(f"the tunnel ended (ssh exited {proc.returncode})"
                           + (f": {err.strip()[-400:]}" if err.strip() else ""),
                           hint="run `spark-openstack notebook` again")
+
+
+def serve_notebook(*, access: ClusterAccess, notebook: Notebook, on_open=None) -> None:
+    """The ``notebook`` command's tunnel to the master's Jupyter (``read_notebook``),
+    open until Ctrl-C (then closed, and this returns) or until it drops (``SSHError``).
+    ``on_open(notebook)`` is called once the local port answers."""
+    from .inventory import login_command, require_ssh_client
+    require_ssh_client()
+    check_port_free(notebook.local_port)
+    argv = tunnel_command(login_argv=login_command(facts=access.facts,
+                                                   key_filename=access.key_filename,
+                                                   known_hosts=access.known_hosts),
+                          notebook=notebook)
+    proc = open_tunnel(argv=argv, notebook=notebook)
+    try:
+        if on_open is not None:
+            on_open(notebook)
+        wait_tunnel(proc)
+    except KeyboardInterrupt:
+        return
+    finally:
+        close_tunnel(proc)

@@ -74,15 +74,25 @@ class CopyReport:
 
 # ----------------------------------------------------------------------------- targets
 
+def check_selection(*, nodes: Iterable[str] | None = None, master_only: bool = False,
+                    command: str | None = None) -> None:
+    """The choice of nodes (and the command, when one is given), checked before the cloud
+    is contacted: --master-only with --node, or no command, is a ``UsageError``."""
+    if master_only and list(nodes or ()):
+        raise errors.UsageError("--master-only and --node exclude each other",
+                                hint="give either --master-only or the --node names")
+    if command is not None and not command.strip():
+        raise errors.UsageError("no command given",
+                                hint="put it after `--`: run-command -c NAME -- uname -a")
+
+
 def select_nodes(*, access, nodes: Iterable[str] | None = None,
                  master_only: bool = False) -> list[Node]:
     """The nodes a command reaches: every node, the master, or the named ones (a name or a
     worker's number). Refused before anything runs: --master-only with --node, an unknown
     name, a target (or the master, the way in) that is not ACTIVE."""
     names = list(nodes or ())
-    if master_only and names:
-        raise errors.UsageError("--master-only and --node exclude each other",
-                                hint="give either --master-only or the --node names")
+    check_selection(nodes=names, master_only=master_only)
     if master_only:
         targets = [access.facts.master]
     elif names:
@@ -116,9 +126,7 @@ def run_command(*, access, command: str, nodes: Iterable[str] | None = None,
     could not run raise ``NodesUnreachable`` after every other node finished, carrying
     their results. ``on_output(node, result)`` hears each node as it finishes.
     """
-    if not command or not command.strip():
-        raise errors.UsageError("no command given",
-                                hint="put it after `--`: run-command -c NAME -- uname -a")
+    check_selection(command=command or "")
     targets = select_nodes(access=access, nodes=nodes, master_only=master_only)
     own = runner is None
     runner = access.runner() if own else runner

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import dataclasses
 import time
-from typing import Iterable
+from typing import Callable, Iterable
 
 from . import errors, hostkeys
 from .executor import run_per_node
@@ -229,8 +229,11 @@ def choose_victims(*, access: ClusterAccess, count: int | None,
 def remove_workers(*, provider, cluster: str, count: int | None = None,
                    nodes: Iterable[str] = (), identity_file: str | None = None,
                    lower_replication: bool = False, timeout: float = 3600,
-                   progress: Progress | None = None) -> dict:
+                   progress: Progress | None = None,
+                   confirm: Callable[[list[Node]], None] | None = None) -> dict:
     """Decommission, stop and delete workers; every remaining node's files updated.
+
+    ``confirm`` is shown the chosen workers before anything changes (it raises to refuse).
 
     Refused before anything changes: an unknown cluster or node, the master, -n 0, no
     worker left, or fewer DataNodes left than HDFS needs for its replicas.
@@ -239,6 +242,8 @@ def remove_workers(*, provider, cluster: str, count: int | None = None,
     timings: dict[str, float] = {}
     access = open_cluster(provider=provider, cluster=cluster, identity_file=identity_file)
     victims = choose_victims(access=access, count=count, nodes=nodes)
+    if confirm is not None:
+        confirm(victims)
     access.require_active(what="remove workers from")
     runner = access.runner()
     notes: list[str] = []
@@ -398,9 +403,11 @@ def add_workers(*, provider, cluster: str, count: int, flavor: str | None = None
         errors.raise_after_undo(exc, during=f"add-workers' {phase[0]} phase",
                           failed=f"add-workers failed in the {phase[0]} phase: ", said=summary)
     runner.close()
+    health = result.get("health", {})
     return {"cluster": cluster, "added": [n.name for n in new_nodes],
             "workers": [w.name for w in grown.workers], "timings": timings,
-            "health": result.get("health", {}), "messages": result.get("messages", [])}
+            "health": [h.line() for h in health.values()],
+            "healthy": all(h.ok for h in health.values()), "messages": result.get("messages", [])}
 
 
 def _undo_add(*, provider, access: ClusterAccess, runner, deployed, created: Ledger,

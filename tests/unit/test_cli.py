@@ -219,22 +219,21 @@ def test_console_script_runs_as_a_subprocess(tmp_path):
 
 def test_remove_workers_without_yes_names_the_victims_then_refuses_when_not_interactive(
         capsys, monkeypatch):
-    """The confirmation path opens the cluster from the inventory (it once imported a
-    module that no longer exists) and refuses without a terminal, before any change."""
+    """The confirmation is asked inside scale.remove_workers, from its one reading of the
+    cluster and its choice of victims, and refused without a terminal before any change."""
     from types import SimpleNamespace
 
-    from spark_openstack import inventory, scale
+    from spark_openstack import scale
     opened = []
     monkeypatch.setattr(cli.AppContext, "provider", property(lambda self: object()))
-    monkeypatch.setattr(inventory, "open_cluster",
-                        lambda **kw: opened.append(kw["cluster"]) or SimpleNamespace())
+    access = SimpleNamespace(require_active=lambda **kw: pytest.fail("went on unconfirmed"))
+    monkeypatch.setattr(scale, "open_cluster",
+                        lambda **kw: opened.append(kw["cluster"]) or access)
     monkeypatch.setattr(scale, "choose_victims",
                         lambda **kw: [SimpleNamespace(name="demo-worker-2")])
-    monkeypatch.setattr(scale, "remove_workers",
-                        lambda **kw: pytest.fail("removed without confirmation"))
     code, _, err = run_main(["remove-workers", "-c", "demo", "-n", "1"], capsys)
     assert opened == ["demo"]
-    assert code == 2 and "--yes" in err
+    assert code == 2 and "--yes" in err and "refusing to remove workers" in err
 
 
 @pytest.mark.parametrize("given, expected", [((), "/keys/from-config"),
@@ -249,7 +248,7 @@ def test_identity_file_defaults_to_the_config_files_for_every_command(
 
     def fake_status(**kw):
         seen.append(kw["identity_file"])
-        return {"healthy": True}
+        return {"healthy": True, "state": "active", "nodes": [], "services": {}}
     monkeypatch.setattr(power, "cluster_status", fake_status)
     code, _, _ = run_main(["status", "-c", "demo", *given, "--json"], capsys)
     assert code == 0 and seen == [expected]
