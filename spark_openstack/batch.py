@@ -221,8 +221,10 @@ def batch_launch(*, provider, spec: LaunchSpec, seats: list[Seat], roster_dir: P
         # the first wave starts staggered, seat i after i*stagger s; later seats start as
         # a slot frees (Ctrl-C ends the wait at once)
         index = order[seat.cluster]
-        if polling.ABORT.wait(index * stagger if index < parallel else 0):
-            raise errors.Interrupted(f"{seat.cluster}: not started (interrupted)")
+        try:
+            polling.sleep(index * stagger if index < parallel else 0)
+        except errors.Interrupted:
+            raise errors.Interrupted(f"{seat.cluster}: not started (interrupted)") from None
         seat_spec = dataclasses.replace(spec, cluster_name=seat.cluster,
                                         login_keys=(public[seat.cluster],))
         sub = _ClusterProgress(progress, seat.cluster)

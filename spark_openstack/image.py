@@ -19,7 +19,7 @@ import shlex
 import time
 from dataclasses import dataclass, field
 
-from . import __version__, ssh
+from . import __version__, polling, ssh
 from .config import SUPPORTED_BASE_DISTROS, ImageSpec
 from .errors import (DeployError, Interrupted, NotFoundError, SparkOpenstackError,
                      UsageError, ValidationError)
@@ -247,7 +247,7 @@ def _cleanup(provider, run: _ImageRun, *, keep_image: str | None = None, progres
         todo["image"].discard(keep_image)
         if not any(todo.values()):
             if run.pending - seen and time.monotonic() < settle_end:
-                time.sleep(interval)       # a cut-off create may still be landing
+                polling.sleep(interval)    # a cut-off create may still be landing
                 continue
             failed += listing_problems
             break

@@ -10,10 +10,9 @@ from __future__ import annotations
 
 import socket
 import subprocess
-import time
 from dataclasses import dataclass
 
-from . import errors
+from . import errors, polling
 from .inventory import ClusterAccess, deployed_facts
 from .model import ClusterFacts
 from .polling import poll
@@ -144,7 +143,7 @@ def wait_tunnel(proc: subprocess.Popen, *, check_every: float = 1.0) -> None:
     """Block while ssh runs (until Ctrl-C, which the caller turns into ``close_tunnel``);
     ``SSHError`` when the tunnel drops by itself."""
     while proc.poll() is None:
-        time.sleep(check_every)
+        polling.sleep(check_every)
     err = (proc.stderr.read() if proc.stderr else "") or ""
     raise errors.SSHError(f"the tunnel ended (ssh exited {proc.returncode})"
                           + (f": {err.strip()[-400:]}" if err.strip() else ""),

@@ -9,6 +9,7 @@ import json
 import os
 import stat
 import subprocess
+import time
 
 import pytest
 
@@ -200,3 +201,40 @@ def test_a_failed_cluster_is_retried_once_then_reported(tmp_path, monkeypatch):
     assert [r["health"] for r in result["students"]] == ["spark: 1/1 workers ALIVE [ok]"] * 2
     assert sorted(p.name for p in (tmp_path / "roster" / "keys").iterdir()) == [
         "nov-01.key", "nov-01.key.pub", "nov-03.key", "nov-03.key.pub"]
+
+
+def test_an_abort_ends_the_stagger_wait_at_once(tmp_path, monkeypatch):
+    """The first wave's stagger is a polling.sleep: an abort (Ctrl-C) while seats wait
+    for their turn ends those waits at once, and they are reported "not started"."""
+    from spark_openstack import batch as batch_mod
+    from spark_openstack import launch as launch_mod
+    from spark_openstack import polling
+    from spark_openstack.config import LaunchSpec
+    launched: list[str] = []
+
+    class Plan:
+        flavor = master_flavor = object()
+        floating_pool = None
+
+    def launch(*, provider, spec, progress):
+        launched.append(spec.cluster_name)
+        polling.ABORT.set()                      # Ctrl-C while the first one launches
+        return _Result(dataclasses.replace(make_facts(services=("spark",)),
+                                           cluster_name=spec.cluster_name))
+    monkeypatch.setattr(launch_mod, "validate_launch", lambda **kw: Plan())
+    monkeypatch.setattr(launch_mod, "quota_need",
+                        lambda **kw: QuotaNeed(servers=2, vcpus=2, ram_mb=2048))
+    monkeypatch.setattr(launch_mod, "launch", launch)
+    seats = plan_seats(prefix="nov", students=[("Ada", ""), ("Alan", ""), ("Grace", "")])
+    spec = LaunchSpec(cluster_name="nov-01", workers=1, keypair="k", image="i", flavor="f")
+    polling.ABORT.clear()
+    t0 = time.monotonic()
+    try:
+        result = batch_mod.batch_launch(provider=_Provider(), spec=spec, seats=seats,
+                                        roster_dir=tmp_path / "roster", stagger=60)
+    finally:
+        polling.ABORT.clear()
+    assert time.monotonic() - t0 < 10, "the stagger slept through the abort"
+    assert launched == ["nov-01"]
+    assert [m["reason"] for m in result["without_cluster"]] == [
+        "nov-02: not started (interrupted)", "nov-03: not started (interrupted)"]

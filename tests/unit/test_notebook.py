@@ -394,3 +394,32 @@ def test_cli_help_names_the_new_options():
         assert result.exit_code == 0, result.output
         for word in words:
             assert word in result.output, (args, word)
+
+
+class _FakeSsh:
+    def __init__(self, polls_running: int):
+        self.left, self.returncode, self.stderr = polls_running, None, None
+
+    def poll(self):
+        if self.left:
+            self.left -= 1
+            return None
+        self.returncode = 255
+        return 255
+
+
+def test_wait_tunnel_says_when_the_tunnel_drops():
+    from spark_openstack import errors, notebook
+    with pytest.raises(errors.SSHError, match=r"the tunnel ended \(ssh exited 255\)"):
+        notebook.wait_tunnel(_FakeSsh(3), check_every=0.01)
+
+
+def test_wait_tunnel_ends_on_an_abort():
+    """Its sleep is polling.sleep: an abort (Ctrl-C in another thread) ends it at once."""
+    from spark_openstack import errors, notebook, polling
+    polling.ABORT.set()
+    try:
+        with pytest.raises(errors.Interrupted):
+            notebook.wait_tunnel(_FakeSsh(10 ** 6), check_every=60)
+    finally:
+        polling.ABORT.clear()
