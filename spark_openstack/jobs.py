@@ -39,6 +39,7 @@ from typing import Callable
 from . import errors, polling
 from .config import parse_spark_conf
 from .model import ClusterFacts
+from .probes import wait_for_probe
 from .render import PORTS
 from .transport import SERVICE_USER
 from .services.yarn import FAIL_FAST
@@ -246,15 +247,47 @@ def runner_script(*, job_id: str, jobdir: str, argv: list[str]) -> str:
         ""])
 
 
+#: How long ``submit`` waits for a started runner to write its process group.
+START_TIMEOUT = 10
+
+
 def start_command(*, jobdir: str) -> str:
-    """Start the runner in its own session, detached from this command, and print its
-    process group (waits <= 10 s for the runner to write it)."""
+    """Start the runner in its own session, detached from this command (it returns at
+    once; ``pgid_probe`` then tells when the runner has written its process group)."""
     d = shlex.quote(jobdir)
     # the subshell makes the runner an orphan at once: sudo's use_pty would otherwise wait
     # for it (and so would the SSH command)
-    return (f"cd {d} && (setsid nohup ./run.sh > /dev/null 2>&1 < /dev/null &); "
-            f"for i in $(seq 1 100); do [ -s {d}/pgid ] && break; sleep 0.1; done; "
-            f"cat {d}/pgid")
+    return f"cd {d} && (setsid nohup ./run.sh > /dev/null 2>&1 < /dev/null &)"
+
+
+def pgid_probe(*, jobdir: str) -> str:
+    """One-shot probe: prints the runner's process group and exits 0 once it is written."""
+    pgid = shlex.quote(f"{jobdir}/pgid")
+    return f"test -s {pgid} && cat {pgid}"
+
+
+def wait_started(*, runner, node, job_id: str, jobdir: str,
+                 timeout: float = START_TIMEOUT) -> int:
+    """Start the job's runner on ``node`` and wait (a bounded poll of ``pgid_probe``) for
+    its process group, which is returned; ``DeployError`` when it does not start."""
+    def failed(why: str) -> errors.DeployError:
+        why = why.strip()[-500:]
+        return errors.DeployError(f"job {job_id} did not start on {node.name}"
+                                  + (f": {why}" if why else ""),
+                                  hint=f"see {jobdir} on the master")
+    out = runner.run(node, start_command(jobdir=jobdir), timeout=COMMAND_TIMEOUT,
+                     check=False)
+    if out.exited != 0:
+        raise failed(out.stderr or out.stdout)
+    try:
+        out = wait_for_probe(runner=runner, node=node, command=pgid_probe(jobdir=jobdir),
+                             timeout=timeout, what=f"job {job_id}: its runner's pgid",
+                             interval=0.1, max_interval=0.5)
+    except errors.TimeoutError_ as exc:
+        raise failed(f"no pgid after {timeout:.0f}s") from exc
+    if not out.stdout.strip().isdigit():
+        raise failed(out.stderr or out.stdout)
+    return int(out.stdout.strip())
 
 
 def submit(*, runner, facts: ClusterFacts, sub: Submission,
@@ -284,13 +317,7 @@ def submit(*, runner, facts: ClusterFacts, sub: Submission,
     setup = (f"mkdir -p {shlex.quote(str(Path(JOBS_ROOT).parent))} && "
              f"install -d -m 0700 -o {user} -g {user} {shlex.quote(JOBS_ROOT)} {dirs}")
     runner.put_files(facts.master, payload, owner=user, setup=setup, timeout=600)
-    out = runner.run(facts.master, start_command(jobdir=jobdir), timeout=COMMAND_TIMEOUT,
-                     check=False)
-    if out.exited != 0 or not out.stdout.strip().isdigit():
-        why = (out.stderr or out.stdout).strip()[-500:]
-        raise errors.DeployError(f"job {job_id} did not start on {facts.master.name}"
-                                 + (f": {why}" if why else ""),
-                                 hint=f"see {jobdir} on the master")
+    wait_started(runner=runner, node=facts.master, job_id=job_id, jobdir=jobdir)
     return Job(id=job_id, app=sub.app, state=RUNNING, started=meta["submitted_at"],
                duration_s=0.0, args=sub.args, master_url=url)
 
@@ -299,7 +326,9 @@ def submit(*, runner, facts: ClusterFacts, sub: Submission,
 
 #: Runs as hduser on the master (``python3 -c``): reads job directories, one answer as
 #: JSON. ``list`` -> every job; ``poll ID OFFSET`` -> one job and its log from OFFSET
-#: (base64); ``kill ID GRACE`` -> SIGTERM the job's group, SIGKILL after GRACE seconds.
+#: (base64); ``kill ID REASON`` -> leave the killed marker and SIGTERM the job's group;
+#: ``sigkill PGID`` -> SIGKILL it. ``gone PGID`` is a probe: exits 0 once the group has
+#: no process left. Every action is one shot: ``kill`` waits by polling ``gone``.
 _MASTER_PY = r'''
 import base64, json, os, signal, sys, time
 root, action = sys.argv[1], sys.argv[2]
@@ -379,8 +408,8 @@ elif action == "poll":
     rec["data"] = base64.b64encode(data).decode()
     print(json.dumps(rec))
 elif action == "kill":
-    jid, grace = sys.argv[3], float(sys.argv[4])
-    reason = sys.argv[5] if len(sys.argv) > 5 else ""
+    jid = sys.argv[3]
+    reason = sys.argv[4] if len(sys.argv) > 4 else ""
     exists(jid)
     rec = raw(jid)
     if rec["exit_code"] is None and not rec["killed"] and rec["alive"]:
@@ -390,21 +419,17 @@ elif action == "kill":
             os.killpg(rec["pgid"], signal.SIGTERM)
         except ProcessLookupError:
             pass
-        end = time.time() + grace
-        while alive(rec["pgid"]) and time.time() < end:
-            time.sleep(0.2)
-        if alive(rec["pgid"]):
-            try:
-                os.killpg(rec["pgid"], signal.SIGKILL)
-            except ProcessLookupError:
-                pass
-            for _ in range(50):
-                if not alive(rec["pgid"]):
-                    break
-                time.sleep(0.1)
         rec = raw(jid)
         rec["signalled"] = True
     print(json.dumps(rec))
+elif action == "sigkill":
+    try:
+        os.killpg(int(sys.argv[3]), signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+    print(json.dumps({}))
+elif action == "gone":
+    sys.exit(1 if alive(int(sys.argv[3])) else 0)
 '''
 
 
@@ -552,11 +577,39 @@ def kill(*, runner, facts: ClusterFacts, job_id: str,
     if "yarn" in facts.services:
         kill_yarn_application(runner=runner, facts=facts, job_id=job_id)
     answer = _master_call(runner=runner, facts=facts,
-                          args=["kill", check_job_id(job_id), str(grace),
-                                " ".join(reason.split())[:300]],
-                          timeout=grace + COMMAND_TIMEOUT)
+                          args=["kill", check_job_id(job_id),
+                                " ".join(reason.split())[:300]])
     _missing(answer, job_id=job_id, facts=facts)
-    return job_from_raw(answer), bool(answer.get("signalled"))
+    if not answer.get("signalled"):
+        return job_from_raw(answer), False
+    pgid = int(answer["pgid"])
+    try:
+        _wait_group_gone(runner=runner, facts=facts, pgid=pgid, timeout=grace,
+                         interval=0.2)
+    except errors.TimeoutError_:
+        _master_call(runner=runner, facts=facts, args=["sigkill", str(pgid)])
+        try:
+            _wait_group_gone(runner=runner, facts=facts, pgid=pgid, timeout=KILL_SETTLE,
+                             interval=0.1)
+        except errors.TimeoutError_:
+            pass                           # as before: the state read next tells
+    answer = _master_call(runner=runner, facts=facts, args=["poll", job_id, "0", "0"])
+    _missing(answer, job_id=job_id, facts=facts)
+    return job_from_raw(answer), True
+
+
+#: How long ``kill`` waits for the group to go after its SIGKILL.
+KILL_SETTLE = 5
+
+
+def _wait_group_gone(*, runner, facts: ClusterFacts, pgid: int, timeout: float,
+                     interval: float) -> None:
+    """A bounded poll of the master's one-shot ``gone`` probe for process group ``pgid``;
+    ``TimeoutError_`` if it still has a process after ``timeout`` seconds."""
+    probe = shlex.join(["python3", "-c", _MASTER_PY, JOBS_ROOT, "gone", str(pgid)])
+    wait_for_probe(runner=runner, node=facts.master, command=probe, timeout=timeout,
+                   what=f"process group {pgid} on {facts.master.name} to end",
+                   interval=interval, max_interval=1.0)
 
 
 def kill_yarn_application(*, runner, facts: ClusterFacts, job_id: str) -> str:

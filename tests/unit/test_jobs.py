@@ -29,7 +29,9 @@ from spark_openstack.transport import CommandResult
 SUBMIT_STANDIN = textwrap.dedent("""\
     #!/usr/bin/env python3
     # spark-submit stand-in: prints its argv and environment, then sleeps/fails on request
-    import json, os, sys, time
+    import json, os, signal, sys, time
+    if os.environ.get("STANDIN_IGNORE_TERM"):
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
     print(json.dumps({"argv": sys.argv[1:], "cwd": os.getcwd(),
                       "out": os.environ.get("SPARK_OPENSTACK_OUTPUT_DIR"),
                       "job": os.environ.get("SPARK_OPENSTACK_JOB_ID")}), flush=True)
@@ -302,6 +304,86 @@ def test_kill_stops_the_process_group_and_is_idempotent(master, app_files, monke
     _wait_ended(runner, facts, done.id)
     after, now = jobs.kill(runner=runner, facts=facts, job_id=done.id)
     assert not now and after.state == "finished"
+
+
+def test_kill_sigkills_a_job_that_ignores_sigterm_after_the_grace(master, app_files,
+                                                                   monkeypatch):
+    """The grace is a bounded poll of the one-shot ``gone`` probe, then SIGKILL: no loop
+    runs on the master."""
+    runner, facts = master
+    monkeypatch.setenv("STANDIN_SLEEP", "60")
+    monkeypatch.setenv("STANDIN_IGNORE_TERM", "1")
+    job = jobs.submit(runner=runner, facts=facts, sub=jobs.prepare(app=str(app_files[0])))
+    pgid = int(Path(jobs.JOBS_ROOT, job.id, "pgid").read_text())
+    log = Path(jobs.JOBS_ROOT, job.id, "driver.log")
+    deadline = time.monotonic() + 10
+    while b"tick" not in log.read_bytes() and time.monotonic() < deadline:
+        time.sleep(0.05)                   # the stand-in has set its SIGTERM handler
+    runner.commands.clear()
+    t0 = time.monotonic()
+    ended, now = jobs.kill(runner=runner, facts=facts, job_id=job.id, grace=1.5)
+    took = time.monotonic() - t0
+    assert now and ended.state == "killed"
+    assert 1.4 <= took < 10
+    with pytest.raises(ProcessLookupError):
+        os.killpg(pgid, 0)
+    assert any(" sigkill " in c for c in runner.commands)
+    assert sum(" gone " in c for c in runner.commands) >= 2
+    assert "time.sleep" not in jobs._MASTER_PY
+
+
+class _StartRunner:
+    """A fake master for ``wait_started``: the start command, then ``answers`` for the
+    pgid probe, one per call (the last repeats)."""
+
+    def __init__(self, answers, start=CommandResult("", "", 0)):
+        self.answers, self.start, self.commands = list(answers), start, []
+
+    def run(self, node, command, *, timeout=None, check=True):
+        self.commands.append(command)
+        if "run.sh" in command:
+            return self.start
+        return self.answers.pop(0) if len(self.answers) > 1 else self.answers[0]
+
+
+def test_wait_started_polls_a_one_shot_pgid_probe():
+    facts = _facts()
+    not_yet = CommandResult("", "", 1)
+    runner = _StartRunner([not_yet, not_yet, CommandResult("4242\n", "", 0)])
+    pgid = jobs.wait_started(runner=runner, node=facts.master, job_id="j1",
+                             jobdir="/x/my job")
+    assert pgid == 4242
+    start, *probes = runner.commands
+    assert start.startswith("cd '/x/my job' && (setsid nohup ./run.sh")
+    assert probes == ["test -s '/x/my job/pgid' && cat '/x/my job/pgid'"] * 3
+    assert not any("seq" in c or "sleep" in c or "for " in c for c in runner.commands)
+
+
+def test_wait_started_gives_up_after_its_timeout():
+    facts = _facts()
+    runner = _StartRunner([CommandResult("", "", 1)])
+    t0 = time.monotonic()
+    with pytest.raises(errors.DeployError, match=r"job j1 did not start on demo-master: "
+                                                 r"no pgid after 1s"):
+        jobs.wait_started(runner=runner, node=facts.master, job_id="j1", jobdir="/x/j",
+                          timeout=0.6)
+    assert 0.5 <= time.monotonic() - t0 < 3
+    failing = _StartRunner([], start=CommandResult("", "cd: /x/j: No such file", 1))
+    with pytest.raises(errors.DeployError, match="did not start on demo-master: cd: /x/j"):
+        jobs.wait_started(runner=failing, node=facts.master, job_id="j1", jobdir="/x/j")
+    assert len(failing.commands) == 1
+
+
+def test_wait_started_ends_on_an_abort():
+    from spark_openstack import polling
+    facts = _facts()
+    runner = _StartRunner([CommandResult("", "", 1)])
+    polling.ABORT.set()
+    try:
+        with pytest.raises(errors.Interrupted):
+            jobs.wait_started(runner=runner, node=facts.master, job_id="j1", jobdir="/x/j")
+    finally:
+        polling.ABORT.clear()
 
 
 def test_unknown_job_is_not_found(master):
