@@ -522,48 +522,62 @@ def follow(*, runner, facts: ClusterFacts, job_id: str,
     offers, kills the job with that reason and raises ``NoResourcesError`` saying why.
     """
     check_job_id(job_id)
-    delay = interval
-    trouble_since: float | None = None
     watch = ResourceWatch(timeout=resource_timeout) if resource_timeout else None
     meta: dict = {}
-    while True:
-        polling.sleep(0)
-        try:
-            answer = _master_call(runner=runner, facts=facts,
-                                  args=["poll", job_id, str(offset), str(CHUNK)])
-        except (errors.SSHError, errors.TimeoutError_) as exc:
-            trouble_since = trouble_since or time.monotonic()
-            if time.monotonic() - trouble_since > FOLLOW_PATIENCE:
-                raise errors.SSHError(
-                    f"lost the connection to {facts.master.name} while following job "
-                    f"{job_id}: {exc.message}",
-                    hint=f"the job runs on: `spark-openstack logs -c {facts.cluster_name} "
-                         f"{job_id} --follow` picks it up again") from exc
-            polling.sleep(min(5.0, max_interval * 2))
-            continue
-        trouble_since = None
-        _missing(answer, job_id=job_id, facts=facts)
-        data = base64.b64decode(answer.get("data") or "")
-        meta = answer.get("meta") or meta
-        if data:
-            offset += len(data)
-            on_output(data)
-            delay = interval
-            if watch is not None:
-                watch.feed(data, now=time.monotonic())
-        job = job_from_raw(answer)
-        if watch is not None and job.state == RUNNING:
-            verdict = watch.verdict(now=time.monotonic())
-            if verdict is not None:
-                starved(runner=runner, facts=facts, job_id=job_id, meta=meta,
-                        kind=verdict[0], waited=verdict[1], app_id=watch.app_id)
-        if data and offset < int(answer.get("log_size") or 0):
-            continue                       # more of the log is already there
-        # the state was read before the log: an ended job's log is complete by now
-        if not until_end or job.state != RUNNING:
-            return job
-        polling.sleep(delay)
-        delay = min(max_interval, delay * 1.5)
+    trouble_since: float | None = None
+    got_output = False
+
+    def read() -> Job | None:
+        """Read the log up to what is written now (one short command per chunk); the
+        final ``Job`` once done, None for "poll again"."""
+        nonlocal offset, meta, trouble_since, got_output
+        while True:
+            polling.sleep(0)
+            try:
+                answer = _master_call(runner=runner, facts=facts,
+                                      args=["poll", job_id, str(offset), str(CHUNK)])
+            except (errors.SSHError, errors.TimeoutError_) as exc:
+                trouble_since = trouble_since or time.monotonic()
+                if time.monotonic() - trouble_since > FOLLOW_PATIENCE:
+                    raise errors.SSHError(
+                        f"lost the connection to {facts.master.name} while following job "
+                        f"{job_id}: {exc.message}",
+                        hint=f"the job runs on: `spark-openstack logs -c "
+                             f"{facts.cluster_name} {job_id} --follow` picks it up "
+                             "again") from exc
+                return None
+            trouble_since = None
+            _missing(answer, job_id=job_id, facts=facts)
+            data = base64.b64decode(answer.get("data") or "")
+            meta = answer.get("meta") or meta
+            if data:
+                offset += len(data)
+                on_output(data)
+                got_output = True
+                if watch is not None:
+                    watch.feed(data, now=time.monotonic())
+            job = job_from_raw(answer)
+            if watch is not None and job.state == RUNNING:
+                verdict = watch.verdict(now=time.monotonic())
+                if verdict is not None:
+                    starved(runner=runner, facts=facts, job_id=job_id, meta=meta,
+                            kind=verdict[0], waited=verdict[1], app_id=watch.app_id)
+            if data and offset < int(answer.get("log_size") or 0):
+                continue                   # more of the log is already there
+            # the state was read before the log: an ended job's log is complete by now
+            if not until_end or job.state != RUNNING:
+                return job
+            return None
+
+    def had_output() -> bool:
+        nonlocal got_output
+        had, got_output = got_output, False
+        return had
+
+    # no deadline: a job runs as long as it runs; Ctrl-C (ABORT) or SSH trouble for
+    # longer than FOLLOW_PATIENCE end the follow
+    return polling.poll(read, timeout=None, what=f"job {job_id} to end", interval=interval,
+                        max_interval=max_interval, backoff=1.5, reset=had_output)
 
 
 def kill(*, runner, facts: ClusterFacts, job_id: str,

@@ -39,12 +39,13 @@ def sleep(seconds: float, *, abort: threading.Event | None = None) -> None:
         events[0].wait(min(left, _SLICE))
 
 
-def poll(check: Callable[[], T | None], *, timeout: float, what: str,
+def poll(check: Callable[[], T | None], *, timeout: float | None, what: str,
          interval: float = 1.0, max_interval: float = 10.0, backoff: float = 1.5,
          transient: tuple[type[BaseException], ...] = (),
          fatal: tuple[type[BaseException], ...] = (),
          abort: threading.Event | None = None, hint: str = "",
-         describe: Callable[[], str] | None = None) -> T:
+         describe: Callable[[], str] | None = None,
+         reset: Callable[[], bool] | None = None) -> T:
     """Call ``check`` until it returns something other than ``None`` and return that.
 
     Between calls it sleeps ``interval`` growing by ``backoff`` up to ``max_interval``,
@@ -54,8 +55,14 @@ def poll(check: Callable[[], T | None], *, timeout: float, what: str,
     ``fatal`` type even when it is also transient (a changed host key is an ``SSHError``
     that waiting cannot fix). On timeout raises
     ``TimeoutError_`` naming ``what`` and the last state (``describe()`` if given).
+
+    ``timeout=None`` is a wait without a deadline, for what only ends by itself or by
+    the user (following a job's log until the job ends): ``check`` answering, raising,
+    or an abort end it. ``reset``, called after each "not yet", restarts the backoff
+    from ``interval`` when it returns true (a follow that just got output polls fast
+    again while output flows).
     """
-    deadline = time.monotonic() + timeout
+    deadline = None if timeout is None else time.monotonic() + timeout
     delay = interval
     last = "no answer yet"
     while True:
@@ -71,10 +78,16 @@ def poll(check: Callable[[], T | None], *, timeout: float, what: str,
                 return result
             if describe is not None:
                 last = describe()
-        remaining = deadline - time.monotonic()
-        if remaining <= 0:
-            raise TimeoutError_(f"{what}: not done after {timeout:.0f}s ({last})", hint=hint)
-        sleep(min(remaining, delay * random.uniform(0.8, 1.2)), abort=abort)
+        if reset is not None and reset():
+            delay = interval
+        pause = delay * random.uniform(0.8, 1.2)
+        if deadline is not None:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise TimeoutError_(f"{what}: not done after {timeout:.0f}s ({last})",
+                                    hint=hint)
+            pause = min(remaining, pause)
+        sleep(pause, abort=abort)
         delay = min(max_interval, delay * backoff)
 
 

@@ -769,3 +769,57 @@ def test_kill_on_yarn_kills_the_application_first(master, app_files, monkeypatch
     assert order == ["yarn", "signal"], order
     again, now = jobs.kill(runner=runner, facts=facts, job_id=job.id)
     assert not now and len(said.read_text().splitlines()) == 1     # ended: YARN left alone
+
+
+class _FollowRunner:
+    """A fake master for ``follow``: each poll command gets the next scripted answer
+    (an exception is raised); records the offsets asked for."""
+
+    def __init__(self, answers):
+        self.answers, self.offsets = list(answers), []
+
+    def run(self, node, command, *, timeout=None, check=True):
+        self.offsets.append(int(command.split()[-2]))
+        answer = self.answers.pop(0)
+        if isinstance(answer, Exception):
+            raise answer
+        return CommandResult(json.dumps(answer) + "\n", "", 0)
+
+
+def _rec(data: bytes = b"", *, size: int = 0, running: bool = True) -> dict:
+    return {"id": "20261124-231501-ab12", "meta": {"app": "a.py"}, "pgid": 7,
+            "alive": running, "exit_code": None if running else 0, "killed": False,
+            "ended": None, "now": 1.0, "log_size": size,
+            "data": base64.b64encode(data).decode()}
+
+
+def test_follow_is_a_poll_that_reads_ready_chunks_at_once_and_rides_out_ssh_trouble(
+        monkeypatch):
+    """follow goes through polling.poll (no deadline): the chunks already written are
+    read back to back, SSH trouble is "not yet", and the job's end ends it."""
+    from spark_openstack import polling
+    waits = []
+    real_poll = polling.poll
+
+    def spy(check, **kw):
+        waits.append(kw)
+        return real_poll(check, **kw)
+    monkeypatch.setattr(polling, "poll", spy)
+    runner = _FollowRunner([_rec(b"ab", size=4), _rec(b"cd", size=4),
+                            errors.SSHError("connection reset"), _rec(b"", size=4),
+                            _rec(b"ef", size=6, running=False)])
+    seen = io.BytesIO()
+    final = jobs.follow(runner=runner, facts=_facts(), job_id="20261124-231501-ab12",
+                        on_output=seen.write, interval=0.01, max_interval=0.02)
+    assert (final.state, seen.getvalue()) == ("finished", b"abcdef")
+    assert runner.offsets == [0, 2, 4, 4, 4]
+    assert len(waits) == 1 and waits[0]["timeout"] is None
+
+
+def test_follow_gives_up_after_its_patience_with_ssh(monkeypatch):
+    monkeypatch.setattr(jobs, "FOLLOW_PATIENCE", 0.2)
+    runner = _FollowRunner([errors.SSHError("connection refused")] * 1000)
+    with pytest.raises(errors.SSHError, match="lost the connection to demo-master while "
+                                              "following job 20261124-231501-ab12"):
+        jobs.follow(runner=runner, facts=_facts(), job_id="20261124-231501-ab12",
+                    on_output=lambda b: None, interval=0.05, max_interval=0.1)

@@ -83,3 +83,27 @@ def test_shielded_cleanup_ignores_signals_runs_its_own_waits_and_restores():
         assert polling.poll(lambda: True, timeout=1, what="cleanup wait") is True
     assert signal.getsignal(signal.SIGTERM) == before
     assert polling.ABORT.is_set()                # still interrupted after the cleanup
+
+
+def test_no_deadline_waits_until_the_check_answers():
+    answers = iter([None] * 5 + ["done"])
+    assert polling.poll(lambda: next(answers), timeout=None, what="x",
+                        interval=0.01, max_interval=0.02) == "done"
+
+
+def test_no_deadline_still_ends_on_an_abort():
+    polling.ABORT.set()
+    with pytest.raises(Interrupted):
+        polling.poll(lambda: None, timeout=None, what="never", interval=30)
+
+
+def test_reset_restarts_the_backoff_from_interval(monkeypatch):
+    slept = []
+    monkeypatch.setattr(polling, "sleep", lambda seconds, abort=None: slept.append(seconds))
+    monkeypatch.setattr(polling.random, "uniform", lambda a, b: 1.0)
+    answers = iter([None] * 6 + ["done"])
+    progress = iter([False, False, True, False, False, False])
+    assert polling.poll(lambda: next(answers), timeout=None, what="x", interval=1.0,
+                        max_interval=10.0, backoff=2.0,
+                        reset=lambda: next(progress)) == "done"
+    assert [s for s in slept if s] == [1.0, 2.0, 1.0, 2.0, 4.0, 8.0]
