@@ -4,7 +4,8 @@ Why settings live in the facts: every deploy re-renders every config file from t
 facts (``deploy``, ``add-workers``, ``start`` after a stop that changed addresses), so a
 setting written into a file by hand would be lost at the next re-render. Kept in the
 master's facts file, it is re-applied every time, and the daemons that read the changed
-file are restarted here so the change takes effect now:
+file are restarted here so the change takes effect now (each service class says which
+files restart it: ``Service.restart_on``):
 
 - ``spark-defaults.conf``: read by every spark-submit; the Spark daemons read it at start.
 - ``core-site.xml``: HDFS and YARN; ``hdfs-site.xml``: HDFS; ``yarn-site.xml``,
@@ -20,13 +21,10 @@ from .inventory import deployed_facts, open_cluster
 from .deploy import reconfigure_nodes, start_services, stop_services
 from .model import ClusterFacts
 from .progress import PhaseTimer, Progress, ensure
-from .services import START_ORDER
-from .services.spark import Spark
+from .services import HADOOP_SITE_FILES, restarted_by
+from .services.spark import SETTINGS_FILE, Spark
 
-#: Which services read each Hadoop file (and must restart when it changes).
-HADOOP_FILE_READERS = {"core-site.xml": ("hdfs", "yarn"), "hdfs-site.xml": ("hdfs",),
-                       "yarn-site.xml": ("yarn",), "mapred-site.xml": ("yarn",),
-                       "capacity-scheduler.xml": ("yarn",)}
+# Which services restart when a file changes is each service's own ``restart_on``.
 
 
 @dataclasses.dataclass(frozen=True)
@@ -73,16 +71,16 @@ def plan_change(*, facts: ClusterFacts, spark_conf: Iterable[tuple[str, str]] = 
         hadoop[(file, key)] = value
     new_spark = tuple(spark.items())
     new_hadoop = tuple((f, k, v) for (f, k), v in hadoop.items())
-    readers: set[str] = set()
+    changed: set[str] = set()
     if dict(new_spark) != dict(facts.spark_conf):
-        readers.add("spark")
+        changed.add(SETTINGS_FILE)
     old_h = {(f, k): v for f, k, v in facts.hadoop_conf}
-    for file, names in HADOOP_FILE_READERS.items():
+    for file in HADOOP_SITE_FILES:
         before = {k: v for (f, k), v in old_h.items() if f == file}
         after = {k: v for (f, k), v in hadoop.items() if f == file}
         if before != after:
-            readers.update(names)
-    affected = tuple(s for s in START_ORDER if s in readers and s in facts.services)
+            changed.add(file)
+    affected = restarted_by(changed, facts.services)
     return ConfChange(old_spark=facts.spark_conf, new_spark=new_spark,
                       old_hadoop=facts.hadoop_conf, new_hadoop=new_hadoop, affected=affected)
 

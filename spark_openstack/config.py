@@ -20,15 +20,16 @@ import yaml
 from .errors import ConfigError, UsageError, ValidationError
 from .expiry import parse_duration
 from .model import DEFAULT_DATA_DIR
-from .ports import PORTS_BY_SERVICE, SAFE, UNSAFE, Port
+from .ports import SAFE, UNSAFE, Port
+from .services import DEFAULT_SERVICES, HADOOP_SITE_FILES, SERVICES, START_ORDER
 
 DEFAULT_CONFIG_PATH = Path("~/.config/spark-openstack/config.yaml")
 CONFIG_ENV = "SPARK_OPENSTACK_CONFIG"
 
-#: What a cluster runs unless told otherwise; "jupyter" (on the master) only when asked
-#: (launch/deploy --jupyter, or --services ...,jupyter).
-DEFAULT_SERVICES = ("hdfs", "yarn", "spark")
-KNOWN_SERVICES = (*DEFAULT_SERVICES, "jupyter")
+#: The services ``--services`` may name (``spark_openstack.services.SERVICES``, in start
+#: order); DEFAULT_SERVICES is what a cluster runs unless told otherwise ("jupyter", on the
+#: master, only when asked: launch/deploy --jupyter, or --services ...,jupyter).
+KNOWN_SERVICES = START_ORDER
 #: What ``create-image --jupyter`` installs into the image's Python environment, pinned
 #: (sandbox/pypi-requirements.txt serves the same pins to the sandbox's hosts).
 JUPYTER_PACKAGES = ("jupyterlab==4.6.6", "ipykernel==7.4.0", "nbconvert==7.17.2",
@@ -288,9 +289,9 @@ def web_ui_ports(*, services=KNOWN_SERVICES, exposures=(SAFE, UNSAFE)) -> tuple[
     """The master's web UIs of ``services`` whose exposure is one of ``exposures``: what
     the security group may open, ``describe`` lists and ``login -L`` forwards (through SSH
     even the unsafe ones are only the user's own). Declared by the service classes
-    (``spark_openstack.ports``)."""
-    return tuple(p for service in KNOWN_SERVICES if service in services
-                 for p in PORTS_BY_SERVICE[service] if p.web_ui and p.exposure in exposures)
+    (``Service.ports``)."""
+    return tuple(p for cls in SERVICES if cls.name in services
+                 for p in cls.ports if p.web_ui and p.exposure in exposures)
 
 
 def web_ui_rules(*, open_ui_cidrs, unsafe_ui_cidrs) -> list[tuple[str, int]]:
@@ -454,8 +455,8 @@ def launch_spec_from(resolved: Resolved, *, cluster_name: str | None) -> LaunchS
 #: Spark settings the cluster's security rests on: never changed by --conf.
 PROTECTED_SPARK_CONF = ("spark.authenticate", "spark.authenticate.secret",
                         "spark.network.crypto.enabled", "spark.master.rest.enabled")
-HADOOP_CONF_FILES = ("core-site.xml", "hdfs-site.xml", "yarn-site.xml", "mapred-site.xml",
-                     "capacity-scheduler.xml")
+#: The Hadoop files ``--hadoop-conf`` may set: those the Hadoop services read.
+HADOOP_CONF_FILES = HADOOP_SITE_FILES
 _CONF_KEY = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._\-\[\]:]*$")
 
 

@@ -25,15 +25,12 @@ from typing import Callable, Iterable
 
 from . import paths
 from .dirs import cluster_dirs
-from .errors import DeployError, SparkOpenstackError, TimeoutError_, ValidationError
+from .errors import DeployError, SparkOpenstackError, ValidationError
 from .executor import in_background, run_calls, run_per_node
 from .model import FACTS_PATH_ON_MASTER, IMAGE_MARKER_PATH, ClusterFacts, Node
-from .probes import wait_for_probe
 from .progress import PhaseTimer, ensure
-from .render import (ALL_SERVICES, HADOOP_SERVICES, PORTS, image_hadoop_services,
-                     node_config_files, render_etc_hosts, uses_hadoop)
-from .services import SERVICE_CLASSES, START_ORDER, Health, Service
-from .services.base import HadoopService
+from .render import image_hadoop_services, node_config_files, render_etc_hosts, uses_hadoop
+from .services import HADOOP_SERVICES, SERVICE_CLASSES, START_ORDER, Health, Service
 from .services.hdfs import HDFS
 from .transport import SERVICE_USER, Runner, SSHRunner
 
@@ -69,10 +66,10 @@ def reconcile_facts(*, facts: ClusterFacts, image_marker: dict | None,
             "`spark-openstack create-image`",
             hint="build an image with create-image and launch from it, or launch --no-deploy")
     wanted = tuple(services) if services else tuple(facts.services)
-    unknown = [s for s in wanted if s not in ALL_SERVICES]
+    unknown = [s for s in wanted if s not in START_ORDER]
     if unknown:
         raise ValidationError(f"--services: unknown service(s) {', '.join(unknown)}; "
-                              f"choose among {', '.join(ALL_SERVICES)}")
+                              f"choose among {', '.join(START_ORDER)}")
     wanted = tuple(s for s in START_ORDER if s in wanted)
     if "jupyter" in wanted and not image_marker.get("jupyter"):
         raise ValidationError(
@@ -138,9 +135,8 @@ def reconcile_facts(*, facts: ClusterFacts, image_marker: dict | None,
 
 def describe_services(services: Iterable[str]) -> str:
     """"HDFS + YARN + Spark (standalone)": what a cluster runs, in one phrase."""
-    names = {"hdfs": "HDFS", "yarn": "YARN", "spark": "Spark standalone",
-             "jupyter": "Jupyter"}
-    return " + ".join(names[s] for s in START_ORDER if s in services)
+    services = set(services)
+    return " + ".join(cls.title for cls in SERVICE_CLASSES.values() if cls.name in services)
 
 
 def not_deployed_note(*, facts: ClusterFacts, names: Iterable[str]) -> str:
@@ -188,45 +184,13 @@ def format_hdfs(*, facts: ClusterFacts, runner: Runner, force: bool = False) -> 
 HEALTH_INTERVAL = 0.25
 
 
-def _start_daemons(service: Service) -> bool:
-    """A Hadoop service's master daemons all at once, then its worker daemon on every
-    worker at once (workers register with the master's); Spark as ``Spark.start``.
-    Returns whether the (first) master daemon was already running."""
-    if not isinstance(service, HadoopService):
-        service.start()
-        return False
-    # A master daemon that already runs re-reads its exclude list before workers join: a
-    # new worker on a removed worker's address must not be taken for that one.
-    was_running = service.running(service.master, service.master_daemons[0])
-    run_per_node(lambda daemon: service.on_master(service.start_command(daemon)),
-                 service.master_daemons, what=f"{service.name}: start on {service.master.name}")
-    if was_running:
-        service.refresh_nodes()
-    for daemon in service.worker_daemons:
-        service.on_workers(service.start_command(daemon), what=f"start {daemon}")
-    return was_running
-
-
-def _wait_for_port(service: Service, port: int, *, timeout: float) -> None:
-    """Until ``port`` on the master answers (one bash connect per try, on the master)."""
-    probe = f"(exec 3<>/dev/tcp/{service.master.private_ip}/{port}) 2>/dev/null"
-    try:
-        wait_for_probe(runner=service.runner, node=service.master, command=probe,
-                       timeout=timeout, what=f"{service.name}: port {port}",
-                       interval=0.2, max_interval=1.0)
-    except TimeoutError_ as exc:
-        raise DeployError(f"{service.name}: nothing answers on {service.master.name}:{port} "
-                          f"after {timeout:.0f}s",
-                          hint=f"look at the logs on {service.master.name}: "
-                               f"{service.log_hint()}") from exc
-
-
 def start_services(*, facts: ClusterFacts, runner: Runner, names: Iterable[str] | None = None,
                    progress=None, timings: dict | None = None,
                    health_timeout: float = 240) -> dict[str, Health]:
     """Start the services side by side (none needs another to start: Spark standalone and
-    YARN do not wait for HDFS), each until it is healthy: HDFS formatted on first start,
-    its daemons started all at once, then its health and /user/hduser waited on together.
+    YARN do not wait for HDFS), each until it is healthy. Each service says what it needs
+    (``Service.setup_needed``: HDFS formatted on first start), starts itself, and says
+    what to wait for beside its health (``Service.ready_steps``: HDFS's /user/hduser).
     """
     progress = ensure(progress)
     timings = timings if timings is not None else {}
@@ -234,18 +198,14 @@ def start_services(*, facts: ClusterFacts, runner: Runner, names: Iterable[str] 
 
     def start(service: Service) -> None:
         with PhaseTimer(progress, f"start {service.name}", timings):
-            if isinstance(service, HDFS) and not service.is_formatted():
-                progress.message(f"formatting HDFS on {facts.master.name}")
-                service.format()
-            was_running = _start_daemons(service)
+            setup = service.setup_needed()
+            if setup:
+                progress.message(setup)
+                service.setup()
+            service.start()
             waits: dict[str, Callable[[], object]] = {"health": lambda: service.wait_healthy(
                 timeout=health_timeout, interval=HEALTH_INTERVAL)}
-            if isinstance(service, HDFS) and not was_running:
-                # (a NameNode that was running is up, out of safe mode and has the dir)
-                # Its clients are JVMs that fail while the NameNode is not up yet: a cheap
-                # probe first, then its health and /user/hduser together.
-                _wait_for_port(service, PORTS["namenode_rpc"], timeout=health_timeout)
-                waits["user dir"] = service.create_user_dir
+            waits.update(service.ready_steps(timeout=health_timeout))
             health[service.name] = run_calls(waits, what="start services")["health"]
         progress.message(health[service.name].line())
 

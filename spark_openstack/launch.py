@@ -24,7 +24,8 @@ from .polling import poll, shielded_cleanup
 from .progress import PhaseTimer, Progress, ensure
 from .provider import (OpenStackProvider, QuotaNeed, security_group_name,
                        security_group_rule_count)
-from .render import HADOOP_SERVICES, check_memory_plan, image_hadoop_services
+from .render import check_memory_plan, image_hadoop_services
+from .services import HADOOP_SERVICES
 
 
 @dataclass

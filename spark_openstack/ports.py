@@ -1,10 +1,9 @@
-"""The network ports of the cluster's services, each declared once.
+"""What a network port of the cluster's services is (``Port``) and who may reach it.
 
-Each service class names its own (``HDFS.ports``, ``YARN.ports``, ``Spark.ports``). They
-are declared here, in a module that imports nothing of the project, because the layers
-above the services read them too: ``config`` decides which ports the security group may
-open, ``render`` puts the numbers into the templates, and ``describe``, ``login -L`` and
-the ``--help`` texts list them. Everything else derives from these tuples.
+Each service class declares its own ports (``HDFS.ports``, ``YARN.ports``, ...), once;
+``spark_openstack.services`` collects them (``ALL_PORTS``, ``PORTS``): ``config`` decides
+which the security group may open, ``render`` puts the numbers into the templates, and
+``describe``, ``login -L`` and the ``--help`` texts list them.
 """
 from __future__ import annotations
 
@@ -38,42 +37,10 @@ class Port:
                              "can be opened outside the cluster")
 
 
-HDFS_PORTS = (
-    Port("namenode_rpc", 9000),
-    Port("namenode_http", 9870, web_ui=True, exposure=UNSAFE, ui_name="hdfs-namenode",
-         why="HDFS trusts ?user.name=, so anyone there can read, change and delete all "
-             "HDFS data as the HDFS superuser"),
-    Port("secondary_http", 9868, web_ui=True),
-    Port("datanode_data", 9866),
-    Port("datanode_http", 9864, web_ui=True),
-    Port("datanode_ipc", 9867),
-)
-YARN_PORTS = (
-    Port("resourcemanager_http", 8088, web_ui=True, exposure=UNSAFE,
-         ui_name="yarn-resourcemanager",
-         why="YARN's REST API accepts new applications from anyone there: they can run "
-             "code on the cluster"),
-    Port("nodemanager_http", 8042, web_ui=True),
-    # MapReduce's shuffle handler (a NodeManager aux-service) has no bind-address setting:
-    # it listens on every address, so only the security group keeps it in the cluster
-    # (each request must also carry the job's token).
-    Port("mapreduce_shuffle", 13562),
-)
-SPARK_PORTS = (
-    Port("spark_master", 7077),
-    Port("spark_master_ui", 8080, web_ui=True, exposure=SAFE, ui_name="spark-master",
-         why="read-only to an anonymous visitor (kill buttons and REST submission are off)"),
-    Port("spark_app_ui", 4040, web_ui=True, exposure=SAFE, ui_name="spark-app",
-         why="read-only view of a running application (Spark's default spark.ui.port)"),
-    Port("spark_worker_ui", 8081, web_ui=True),
-)
 
-#: Jupyter on the master runs code for whoever has its token: never opened in the
-#: security group (INTERNAL), reached through ``spark-openstack notebook``'s SSH tunnel.
-JUPYTER_PORTS = (
-    Port("jupyter", 8888, web_ui=True),
-)
-
-#: Per service, in start order (the keys are config.KNOWN_SERVICES).
-PORTS_BY_SERVICE: dict[str, tuple[Port, ...]] = {
-    "hdfs": HDFS_PORTS, "yarn": YARN_PORTS, "spark": SPARK_PORTS, "jupyter": JUPYTER_PORTS}
+def port_number(ports: tuple[Port, ...], name: str) -> int:
+    """The number of the port called ``name`` among ``ports`` (``KeyError`` if none)."""
+    for port in ports:
+        if port.name == name:
+            return port.number
+    raise KeyError(name)

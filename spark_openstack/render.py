@@ -18,14 +18,10 @@ from . import paths
 from .errors import ValidationError
 from .dirs import cluster_dirs
 from .model import ClusterFacts, Node
-from .ports import PORTS_BY_SERVICE
+from .services import HADOOP_SERVICES, HADOOP_SITE_FILES, PORTS, SERVICES, YARN, Jupyter
 
-HADOOP_SERVICES = ("hdfs", "yarn")
-ALL_SERVICES = ("hdfs", "yarn", "spark", "jupyter")
-
-#: The port numbers templates use (``{{ ports.namenode_rpc }}``), from the services'
-#: declarations (``spark_openstack.ports``), so daemons, services and security group agree.
-PORTS = {p.name: p.number for ports in PORTS_BY_SERVICE.values() for p in ports}
+# PORTS: the port numbers templates use (``{{ ports.namenode_rpc }}``), from the service
+# classes' declarations, so daemons, services and security group agree.
 
 # Files that hold the cluster's secret: only the service account may read them.
 SECRET_FILE_NAMES = ("spark-defaults.conf", "jupyter_server_config.py", "supervisord.conf")
@@ -118,18 +114,6 @@ def _yarn_split(usable: int) -> tuple[int, int, int]:
     return yarn_mb, _round64(usable - yarn_mb), YARN_AM_CONTAINER_MB
 
 
-#: The long-running JVMs each role runs, per service (what the memory plan budgets for).
-ROLE_DAEMONS = {
-    "master": {"hdfs": ("NameNode", "SecondaryNameNode"), "yarn": ("ResourceManager",),
-               "spark": ("Spark Master",)},
-    "worker": {"hdfs": ("DataNode",), "yarn": ("NodeManager",), "spark": ("Spark Worker",)},
-}
-
-
-#: Where each Jupyter template goes (a ``Dirs`` field), rendered on the master only.
-JUPYTER_FILES = {"jupyter_server_config.py": "jupyter_config",
-                 "supervisord.conf": "jupyter_config",
-                 "kernel.json": "jupyter_kernel", "pyspark_startup.py": "jupyter_kernel"}
 
 
 @dataclass(frozen=True)
@@ -202,8 +186,9 @@ def node_sizing(*, node: Node, services: tuple[str, ...], worker_count: int) -> 
     os_reserve = min(4096, max(384, ram // 5))
     heap = daemon_heap_mb(ram)
     role = "master" if node.role == "master" else "worker"
-    daemons = tuple(d for s in ("hdfs", "yarn", "spark") if s in services
-                    for d in ROLE_DAEMONS[role][s])
+    # the long-running JVMs of the role (``Service.jvms``)
+    daemons = tuple(d for cls in SERVICES if cls.name in services
+                    for d in cls.jvms.get(role, ()))
     usable = max(0, ram - os_reserve - heap * len(daemons))
     spark_mb = yarn_mb = am_room = 0
     if role == "master":
@@ -499,13 +484,13 @@ def render_node_configs(*, facts: ClusterFacts, node: Node) -> dict[str, str]:
     rendered: dict[str, str] = {}
     if context["is_master"] and "jupyter" in facts.services:
         env = _environment(root / "jupyter")
-        for name, field in JUPYTER_FILES.items():
+        for name, field in Jupyter.config_files.items():
             text = env.get_template(f"{name}.j2").render(**context)
             rendered[f"{getattr(dirs, field)}/{name}"] = text
     for group, dest_dir in groups:
         env = _environment(root / group)
         for name in sorted(p.name for p in (root / group).glob("*.j2")):
-            if name[:-3] in YARN_ONLY_FILES and "yarn" not in facts.services:
+            if name[:-3] in YARN.own_files and YARN.name not in facts.services:
                 continue     # HDFS alone: the ResourceManager's files stay Apache's
             text = env.get_template(name).render(**context)
             if name[:-3] in HADOOP_SITE_FILES:
@@ -515,11 +500,8 @@ def render_node_configs(*, facts: ClusterFacts, node: Node) -> dict[str, str]:
     return rendered
 
 
-#: The Hadoop files ``--hadoop-conf FILE:KEY=VALUE`` may change.
-HADOOP_SITE_FILES = ("core-site.xml", "hdfs-site.xml", "yarn-site.xml", "mapred-site.xml",
-                     "capacity-scheduler.xml")
-#: Hadoop files rendered only when the cluster runs YARN (the scheduler's queues).
-YARN_ONLY_FILES = ("capacity-scheduler.xml",)
+# HADOOP_SITE_FILES (the files ``--hadoop-conf FILE:KEY=VALUE`` may change) are those the
+# Hadoop service classes read (``HadoopService.site_files``).
 
 _PROPERTY_RE = re.compile(r"<property>\s*<name>(?P<name>[^<]*)</name>\s*"
                           r"<value>(?P<value>[^<]*)</value>", re.S)

@@ -18,7 +18,8 @@ import shlex
 from pathlib import Path
 
 from .model import ClusterFacts
-from .ports import PORTS_BY_SERVICE
+from .ports import port_number
+from .services import SERVICE_CLASSES
 
 FIELDS = ("student", "email", "cluster", "master", "login_user", "key_file", "ssh",
           "tunnel", "spark_ui", "hdfs_ui", "jupyter_url", "health", "expires")
@@ -29,7 +30,8 @@ _TUNNELLED = (("spark", "spark_master_ui", "spark_ui"), ("hdfs", "namenode_http"
 
 
 def _port(service: str, name: str) -> int | None:
-    return next((p.number for p in PORTS_BY_SERVICE.get(service, ()) if p.name == name), None)
+    cls = SERVICE_CLASSES.get(service)
+    return port_number(cls.ports, name) if cls else None
 
 
 def roster_row(*, student: str, email: str, facts: ClusterFacts, key_file: str,

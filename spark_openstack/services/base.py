@@ -13,9 +13,8 @@ from ..executor import run_per_node
 from ..polling import poll
 from ..probes import wait_for_probe
 from ..model import ClusterFacts, Node
-from ..ports import Port
+from ..ports import Port, port_number
 from ..dirs import cluster_dirs
-from ..render import node_config_files
 from ..transport import CommandResult, Runner
 
 #: How long a stopped daemon may take to go before it is killed (SIGKILL), and how long
@@ -48,12 +47,22 @@ class Health:
 
 
 class Service:
-    """Base for hdfs/yarn/spark: configure, start, stop, health — from the master."""
+    """Base for hdfs/yarn/spark/jupyter: what each one is (its ports, the files whose
+    change restarts it, its JVMs), and start, stop, health — from the master.
+
+    The class attributes are the one declaration of each fact: the security group,
+    the templates' port numbers, ``describe``, ``configure-cluster``'s restarts and the
+    memory plan all read them (through ``spark_openstack.services``).
+    """
 
     name = ""
-    daemons: tuple[str, ...] = ()
-    config_names: tuple[str, ...] = ()   # file names (under the conf dir) this service needs
-    ports: tuple[Port, ...] = ()         # where it listens (declared in spark_openstack.ports)
+    title = ""                           # in "deploying HDFS + YARN + Spark standalone"
+    default = True                       # deployed unless --services leaves it out
+    ports: tuple[Port, ...] = ()         # where it listens
+    restart_on: tuple[str, ...] = ()     # config files whose change restarts it
+    #: The long-running JVMs it runs per role ("master"/"worker"): the memory plan
+    #: budgets a heap for each.
+    jvms: dict[str, tuple[str, ...]] = {}
     master_only = False                  # its one member is the master (Jupyter)
 
     def __init__(self, *, facts: ClusterFacts, runner: Runner,
@@ -79,15 +88,39 @@ class Service:
         run_per_node(lambda node: self.runner.run(node, command, timeout=timeout),
                      self.workers, what=f"{self.name}: {what}", on_done=self.on_node_done)
 
-    # -- configure
-    def config_files(self, node: Node) -> dict[str, tuple[str, int]]:
-        return {path: entry for path, entry in
-                node_config_files(facts=self.facts, node=node).items()
-                if path.rsplit("/", 1)[-1] in self.config_names}
+    @classmethod
+    def port(cls, name: str) -> int:
+        """The number of this service's port ``name``."""
+        return port_number(cls.ports, name)
 
     # -- lifecycle (subclasses)
+    def setup_needed(self) -> str:
+        """What one-time setup the first start needs (said to the user), "" for none."""
+        return ""
+
+    def setup(self) -> None:
+        """Do what ``setup_needed`` said (before ``start``)."""
+
     def start(self) -> None:
         raise NotImplementedError
+
+    def ready_steps(self, *, timeout: float) -> dict[str, Callable[[], object]]:
+        """After ``start``: what else to wait for, beside health, before it is ready
+        (run together with ``wait_healthy``)."""
+        return {}
+
+    def wait_for_port(self, port: int, *, timeout: float) -> None:
+        """Until ``port`` on the master answers (one bash connect per try, on the master)."""
+        probe = f"(exec 3<>/dev/tcp/{self.master.private_ip}/{port}) 2>/dev/null"
+        try:
+            wait_for_probe(runner=self.runner, node=self.master, command=probe,
+                           timeout=timeout, what=f"{self.name}: port {port}",
+                           interval=0.2, max_interval=1.0)
+        except TimeoutError_ as exc:
+            raise DeployError(f"{self.name}: nothing answers on {self.master.name}:{port} "
+                              f"after {timeout:.0f}s",
+                              hint=f"look at the logs on {self.master.name}: "
+                                   f"{self.log_hint()}") from exc
 
     def stop(self) -> None:
         raise NotImplementedError
@@ -136,14 +169,17 @@ class HadoopService(Service):
 
     master_daemons: tuple[str, ...] = ()
     worker_daemons: tuple[str, ...] = ()
+    #: The Hadoop XML files it reads (``--hadoop-conf FILE:KEY=VALUE`` may set them);
+    #: a change to one restarts it.
+    site_files: tuple[str, ...] = ()
+    #: Hadoop files rendered only when the cluster runs this service.
+    own_files: tuple[str, ...] = ()
     members_command = ""    # run on the master; its output names the joined workers
     health_detail = ""      # e.g. "DataNodes live"
     ui_label = ""
-    ui_port = 0
-
-    @property
-    def daemons(self) -> tuple[str, ...]:   # type: ignore[override]
-        return (*self.master_daemons, *self.worker_daemons)
+    ui_port = 0             # its web UI's port (one of ``ports``)
+    #: Whether the (first) master daemon already ran when ``start`` was called.
+    was_running = False
 
     # -- processes
     def pid_file(self, daemon: str) -> str:
@@ -186,9 +222,16 @@ class HadoopService(Service):
                               f"stop`, {timeout:.0f}s and SIGKILL") from exc
 
     def start(self) -> None:
-        """The master's daemons first (workers register with them), then every worker."""
-        for daemon in self.master_daemons:
-            self.on_master(self.start_command(daemon))
+        """The master's daemons all at once, then the worker daemon on every worker at
+        once (workers register with the master's). Sets ``was_running``: whether the
+        (first) master daemon already ran."""
+        # A master daemon that already runs re-reads its exclude list before workers join: a
+        # new worker on a removed worker's address must not be taken for that one.
+        self.was_running = self.running(self.master, self.master_daemons[0])
+        run_per_node(lambda daemon: self.on_master(self.start_command(daemon)),
+                     self.master_daemons, what=f"{self.name}: start on {self.master.name}")
+        if self.was_running:
+            self.refresh_nodes()
         for daemon in self.worker_daemons:
             self.on_workers(self.start_command(daemon), what=f"start {daemon}")
 

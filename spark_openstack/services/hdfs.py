@@ -6,9 +6,8 @@ import re
 import shlex
 
 from ..errors import DeployError
-from ..ports import HDFS_PORTS
+from ..ports import UNSAFE, Port, port_number
 from ..dirs import cluster_dirs
-from ..render import PORTS
 from ..transport import SERVICE_USER
 from .base import HadoopService
 
@@ -42,14 +41,25 @@ def live_datanodes(report: str) -> set[str]:
 
 class HDFS(HadoopService):
     name = "hdfs"
+    title = "HDFS"
     master_daemons = ("namenode", "secondarynamenode")
     worker_daemons = ("datanode",)
-    config_names = ("core-site.xml", "hdfs-site.xml", "hadoop-env.sh", "workers",
-                    "dfs.exclude")
-    ports = HDFS_PORTS
+    jvms = {"master": ("NameNode", "SecondaryNameNode"), "worker": ("DataNode",)}
+    site_files = ("core-site.xml", "hdfs-site.xml")
+    restart_on = site_files
+    ports = (
+        Port("namenode_rpc", 9000),
+        Port("namenode_http", 9870, web_ui=True, exposure=UNSAFE, ui_name="hdfs-namenode",
+             why="HDFS trusts ?user.name=, so anyone there can read, change and delete all "
+                 "HDFS data as the HDFS superuser"),
+        Port("secondary_http", 9868, web_ui=True),
+        Port("datanode_data", 9866),
+        Port("datanode_http", 9864, web_ui=True),
+        Port("datanode_ipc", 9867),
+    )
     members_command = "hdfs dfsadmin -report -live"
     health_detail = "DataNodes live"
-    ui_label, ui_port = "NameNode UI", PORTS["namenode_http"]
+    ui_label, ui_port = "NameNode UI", port_number(ports, "namenode_http")
 
     def parse_members(self, text: str) -> set[str]:
         return live_datanodes(text)
@@ -82,6 +92,22 @@ class HDFS(HadoopService):
         self.on_master(command, timeout=300)
         return True
 
+    # -- first start: format; then the NameNode's port and /user/hduser
+    def setup_needed(self) -> str:
+        return "" if self.is_formatted() else f"formatting HDFS on {self.master.name}"
+
+    def setup(self) -> None:
+        self.format()
+
+    def ready_steps(self, *, timeout: float) -> dict:
+        """A NameNode that was running is up, out of safe mode and has /user/hduser. Else
+        its clients are JVMs that fail while it is not up yet: a cheap probe of its port
+        first, then /user/hduser (beside the health wait)."""
+        if self.was_running:
+            return {}
+        self.wait_for_port(self.port("namenode_rpc"), timeout=timeout)
+        return {"user dir": self.create_user_dir}
+
     def create_user_dir(self, *, user: str = SERVICE_USER) -> None:
         """``/user/<user>`` owned by that user, once the NameNode has left safe mode."""
         home = shlex.quote(f"/user/{user}")
@@ -102,7 +128,7 @@ class HDFS(HadoopService):
         """The replication factor the RUNNING NameNode uses (its /conf servlet): the
         rendered hdfs-site may say more since workers were added, but the NameNode reads
         it only when it starts."""
-        url = f"http://{self.master.private_ip}:{PORTS['namenode_http']}/conf"
+        url = f"http://{self.master.private_ip}:{self.port('namenode_http')}/conf"
         script = ("import sys,urllib.request,xml.etree.ElementTree as E\n"
                   "r=E.fromstring(urllib.request.urlopen(sys.argv[1],timeout=20).read())\n"
                   "print(next(p.findtext('value') for p in r.iter('property') "
@@ -135,7 +161,7 @@ class HDFS(HadoopService):
         ``left`` counts the blocks of a decommissioning node that still lack replicas
         elsewhere (NameNodeInfo's DecomNodes).
         """
-        url = (f"http://{self.master.private_ip}:{PORTS['namenode_http']}/jmx?"
+        url = (f"http://{self.master.private_ip}:{self.port('namenode_http')}/jmx?"
                "qry=Hadoop:service=NameNode,name=NameNodeInfo")
         script = (
             "import json,sys,urllib.request\n"

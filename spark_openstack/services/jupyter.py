@@ -12,10 +12,9 @@ from __future__ import annotations
 import shlex
 
 from ..errors import DeployError, TimeoutError_
-from ..ports import JUPYTER_PORTS
+from ..ports import Port
 from ..dirs import cluster_dirs
 from ..probes import wait_for_probe
-from ..render import JUPYTER_FILES, PORTS
 from .base import STOP_TIMEOUT, Health, Service
 
 #: HTTP answers that mean "refused without the token" (401/403, or a redirect to /login).
@@ -36,15 +35,22 @@ def parse_probe(text: str) -> tuple[int | None, int | None]:
 
 class Jupyter(Service):
     name = "jupyter"
-    daemons = ("jupyter",)
-    config_names = tuple(JUPYTER_FILES)
-    ports = JUPYTER_PORTS
+    title = "Jupyter"
+    default = False     # only when asked (launch/deploy --jupyter, or --services ...,jupyter)
+    #: It runs code for whoever has its token: never opened in the security group
+    #: (INTERNAL), reached through ``spark-openstack notebook``'s SSH tunnel.
+    ports = (Port("jupyter", 8888, web_ui=True),)
+    #: Its files (templates under config_files/jupyter), each with where it goes (a
+    #: ``Dirs`` field), rendered on the master only.
+    config_files = {"jupyter_server_config.py": "jupyter_config",
+                    "supervisord.conf": "jupyter_config",
+                    "kernel.json": "jupyter_kernel", "pyspark_startup.py": "jupyter_kernel"}
     master_only = True
 
     # -- where things are
     @property
     def url(self) -> str:
-        return f"http://{self.master.private_ip}:{PORTS['jupyter']}"
+        return f"http://{self.master.private_ip}:{self.port('jupyter')}"
 
     @property
     def _dirs(self):
@@ -137,7 +143,7 @@ class Jupyter(Service):
         if ok:
             detail = "JupyterLab answers with the token, refuses without it"
         elif with_token is None:
-            detail = "nothing answers on port %d" % PORTS["jupyter"]
+            detail = "nothing answers on port %d" % self.port("jupyter")
         elif with_token != 200:
             detail = f"/api/status with the token answered {with_token}"
         else:

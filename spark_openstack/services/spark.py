@@ -5,28 +5,38 @@ import json
 import shlex
 
 from ..errors import DeployError, TimeoutError_
-from ..ports import SPARK_PORTS
+from ..ports import SAFE, Port
 from ..probes import wait_for_probe
-from ..render import PORTS
 from .base import Health, Service
 
 MASTER_CLASS = "org.apache.spark.deploy.master.Master"
 WORKER_CLASS = "org.apache.spark.deploy.worker.Worker"
+#: Where the cluster's own Spark settings (``--conf``, configure-cluster) are written.
+SETTINGS_FILE = "spark-defaults.conf"
 
 
 class Spark(Service):
     name = "spark"
-    daemons = ("master", "worker")
-    config_names = ("spark-env.sh", "spark-defaults.conf", "workers")
-    ports = SPARK_PORTS
+    title = "Spark standalone"
+    jvms = {"master": ("Spark Master",), "worker": ("Spark Worker",)}
+    restart_on = (SETTINGS_FILE,)     # the daemons read it at start
+    ports = (
+        Port("spark_master", 7077),
+        Port("spark_master_ui", 8080, web_ui=True, exposure=SAFE, ui_name="spark-master",
+             why="read-only to an anonymous visitor (kill buttons and REST submission are "
+                 "off)"),
+        Port("spark_app_ui", 4040, web_ui=True, exposure=SAFE, ui_name="spark-app",
+             why="read-only view of a running application (Spark's default spark.ui.port)"),
+        Port("spark_worker_ui", 8081, web_ui=True),
+    )
 
     @property
     def master_url(self) -> str:
-        return f"spark://{self.master.private_ip}:{PORTS['spark_master']}"
+        return f"spark://{self.master.private_ip}:{self.port('spark_master')}"
 
     @property
     def ui_url(self) -> str:
-        return f"http://{self.master.private_ip}:{PORTS['spark_master_ui']}"
+        return f"http://{self.master.private_ip}:{self.port('spark_master_ui')}"
 
     def _sbin(self, script: str) -> str:
         return shlex.quote(f"{self.facts.spark_home}/sbin/{script}")

@@ -3,9 +3,8 @@ from __future__ import annotations
 
 import re
 
-from ..ports import YARN_PORTS
+from ..ports import UNSAFE, Port, port_number
 from ..dirs import cluster_dirs
-from ..render import PORTS
 from .base import HadoopService
 
 # `yarn node -list` rows: "<host>:<port>  RUNNING  <host>:<http port>  <containers>"
@@ -29,14 +28,29 @@ def running_nodemanagers(listing: str) -> set[str]:
 
 class YARN(HadoopService):
     name = "yarn"
+    title = "YARN"
     master_daemons = ("resourcemanager",)
     worker_daemons = ("nodemanager",)
-    config_names = ("yarn-site.xml", "mapred-site.xml", "core-site.xml", "hadoop-env.sh",
-                    "workers", "yarn.exclude")
-    ports = YARN_PORTS
+    jvms = {"master": ("ResourceManager",), "worker": ("NodeManager",)}
+    site_files = ("core-site.xml", "yarn-site.xml", "mapred-site.xml",
+                  "capacity-scheduler.xml")
+    restart_on = site_files
+    #: The scheduler's queues: with HDFS alone the ResourceManager's files stay Apache's.
+    own_files = ("capacity-scheduler.xml",)
+    ports = (
+        Port("resourcemanager_http", 8088, web_ui=True, exposure=UNSAFE,
+             ui_name="yarn-resourcemanager",
+             why="YARN's REST API accepts new applications from anyone there: they can run "
+                 "code on the cluster"),
+        Port("nodemanager_http", 8042, web_ui=True),
+        # MapReduce's shuffle handler (a NodeManager aux-service) has no bind-address
+        # setting: it listens on every address, so only the security group keeps it in the
+        # cluster (each request must also carry the job's token).
+        Port("mapreduce_shuffle", 13562),
+    )
     members_command = f"yarn node {FAIL_FAST} -list -states RUNNING"
     health_detail = "NodeManagers running"
-    ui_label, ui_port = "ResourceManager UI", PORTS["resourcemanager_http"]
+    ui_label, ui_port = "ResourceManager UI", port_number(ports, "resourcemanager_http")
 
     def parse_members(self, text: str) -> set[str]:
         return running_nodemanagers(text)

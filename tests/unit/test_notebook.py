@@ -23,7 +23,7 @@ from spark_openstack.launch import check_image_has_jupyter
 from spark_openstack.config import (BUILTIN_DEFAULTS, JUPYTER_PACKAGES, ImageSpec, Resolved,
                                     launch_spec_from, web_ui_rules)
 from spark_openstack.errors import UsageError, ValidationError
-from spark_openstack.ports import INTERNAL, PORTS_BY_SERVICE
+from spark_openstack.ports import INTERNAL
 from spark_openstack.services import SERVICE_CLASSES, START_ORDER
 from spark_openstack.services.jupyter import Jupyter, parse_probe
 from spark_openstack.userdata import IMAGE_PYTHON_ENV, render_bake_userdata
@@ -49,7 +49,7 @@ def _jupyter_files(facts):
 def test_every_jupyter_template_is_rendered_on_the_master_only():
     facts = _facts()
     names = render.template_names()["jupyter"]
-    assert set(names) == {f"{n}.j2" for n in render.JUPYTER_FILES}
+    assert set(names) == {f"{n}.j2" for n in Jupyter.config_files}
     files = _jupyter_files(facts)
     assert set(files) == {"/home/hduser/.jupyter/jupyter_server_config.py",
                           "/home/hduser/.jupyter/supervisord.conf",
@@ -158,7 +158,7 @@ def test_jupyter_is_a_service_started_after_spark_on_an_internal_port():
     assert SERVICE_CLASSES["jupyter"] is Jupyter and START_ORDER[-1] == "jupyter"
     assert "jupyter" in config.KNOWN_SERVICES and "jupyter" not in config.DEFAULT_SERVICES
     assert "jupyter" not in BUILTIN_DEFAULTS["services"]
-    (port,) = PORTS_BY_SERVICE["jupyter"]
+    (port,) = SERVICE_CLASSES["jupyter"].ports
     assert port.number == 8888 and port.exposure == INTERNAL
     rules = web_ui_rules(open_ui_cidrs=("0.0.0.0/0",), unsafe_ui_cidrs=("0.0.0.0/0",))
     assert 8888 not in {number for _cidr, number in rules}

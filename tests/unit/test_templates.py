@@ -9,6 +9,7 @@ import pytest
 from deploy_facts import make_facts
 from spark_openstack import render
 from spark_openstack.errors import ValidationError
+from spark_openstack.services import Jupyter
 
 
 def _props(xml_text: str) -> dict[str, str]:
@@ -62,7 +63,7 @@ def test_the_jupyter_group_renders_on_the_master_when_jupyter_runs(workers):
     names = render.template_names()["jupyter"]
     assert names, "config_files/jupyter has no templates"
     files = render.render_node_configs(facts=facts, node=facts.master)
-    jupyter = {p for p in files if p.rsplit("/", 1)[-1] in render.JUPYTER_FILES}
+    jupyter = {p for p in files if p.rsplit("/", 1)[-1] in Jupyter.config_files}
     assert {p.rsplit("/", 1)[-1] + ".j2" for p in jupyter} == set(names)
     for path in jupyter:
         assert "{{" not in files[path] and "{%" not in files[path], path
@@ -255,8 +256,8 @@ def test_hadoop_env_opens_java_base_on_java_17(java, flagged):
 
 
 def test_template_ports_are_the_services_declared_ones():
-    from spark_openstack.ports import PORTS_BY_SERVICE
-    declared = [p for ports in PORTS_BY_SERVICE.values() for p in ports]
+    from spark_openstack.services import SERVICES
+    declared = [p for cls in SERVICES for p in cls.ports]
     assert render.PORTS == {p.name: p.number for p in declared}
     assert len(render.PORTS) == len(declared), "two services declare the same port name"
 
