@@ -21,7 +21,7 @@ from .errors import ConfigError, UsageError, ValidationError
 from .expiry import parse_duration
 from .model import DEFAULT_DATA_DIR
 from .ports import SAFE, UNSAFE, Port
-from .services import DEFAULT_SERVICES, HADOOP_SITE_FILES, SERVICES, START_ORDER
+from .services import DEFAULT_SERVICES, HADOOP_SITE_FILES, SERVICES, START_ORDER, Jupyter
 
 DEFAULT_CONFIG_PATH = Path("~/.config/spark-openstack/config.yaml")
 CONFIG_ENV = "SPARK_OPENSTACK_CONFIG"
@@ -416,7 +416,7 @@ def launch_spec_from(resolved: Resolved, *, cluster_name: str | None) -> LaunchS
     if unknown or not services:
         raise UsageError(f"--services ({src('services')}) has {', '.join(unknown) or 'nothing'}",
                          hint=f"choose among {', '.join(KNOWN_SERVICES)}, comma-separated")
-    if "jupyter" in services and not {"spark", "yarn"} & set(services):
+    if Jupyter.name in services and not set(Jupyter.needs_one_of) & set(services):
         raise UsageError("Jupyter's PySpark kernel needs Spark standalone or YARN to run on",
                          hint="add spark (or yarn) to --services, or drop jupyter")
     data_dirs = _parse_data_dirs(tuple(v.get("data_dir") or ()), source=src("data_dir"))

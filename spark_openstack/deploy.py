@@ -30,7 +30,7 @@ from .executor import in_background, run_calls, run_per_node
 from .model import FACTS_PATH_ON_MASTER, IMAGE_MARKER_PATH, ClusterFacts, Node
 from .progress import PhaseTimer, ensure
 from .render import image_hadoop_services, node_config_files, render_etc_hosts, uses_hadoop
-from .services import HADOOP_SERVICES, SERVICE_CLASSES, START_ORDER, Health, Service
+from .services import HADOOP_SERVICES, SERVICE_CLASSES, START_ORDER, Health, Jupyter, Service
 from .services.hdfs import HDFS
 from .transport import SERVICE_USER, Runner, SSHRunner
 
@@ -97,7 +97,7 @@ def reconcile_facts(*, facts: ClusterFacts, image_marker: dict | None,
                 f"{describe_services(wanted)}")
     else:
         messages.append(f"deploying {describe_services(wanted)}")
-    if "jupyter" in wanted and not {"spark", "yarn"} & set(wanted):
+    if Jupyter.name in wanted and not set(Jupyter.needs_one_of) & set(wanted):
         raise ValidationError("Jupyter's PySpark kernel needs Spark standalone or YARN, and "
                               f"this deploy runs only {describe_services(wanted)}",
                               hint="add spark to --services")

@@ -22,6 +22,7 @@ from .keys import cluster_identity_file
 from .model import (DEFAULT_DATA_DIR, FACTS_PATH_ON_MASTER, META_DATA_DIRS, META_SERVICES,
                     META_SSH_USER, ROLE_MASTER, ROLE_WORKER, ClusterFacts, Node)
 from .provider import OpenStackProvider, security_group_name
+from .services import DEFAULT_SERVICES
 from .transport import SSHRunner
 
 
@@ -60,7 +61,8 @@ def cluster_facts(*, provider: OpenStackProvider, cluster: str,
     meta = servers[0].metadata or {}
     workers = tuple(sorted((n for n in nodes if n.role == ROLE_WORKER),
                            key=lambda n: (len(n.name), n.name)))
-    services = tuple(s for s in (meta.get(META_SERVICES) or "hdfs,yarn,spark").split(",") if s)
+    listed = meta.get(META_SERVICES)
+    services = tuple(s for s in listed.split(",") if s) if listed else DEFAULT_SERVICES
     data_dirs = tuple(d for d in (meta.get(META_DATA_DIRS) or "").split(",") if d)
     if ssh_user is not None:
         ssh_user = validate_ssh_user(ssh_user)

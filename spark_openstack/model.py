@@ -75,6 +75,8 @@ class ClusterFacts:
     cluster_name: str
     master: Node
     workers: tuple[Node, ...]
+    # services.DEFAULT_SERVICES (this module imports nothing of the project; a test
+    # checks the two agree)
     services: tuple[str, ...] = ("hdfs", "yarn", "spark")
     ssh_user: str = "debian"
     hadoop_user: str = "hduser"
@@ -94,7 +96,7 @@ class ClusterFacts:
     retired: tuple[str, ...] = ()
     # the user's own settings, re-applied on every re-render (launch --conf/--hadoop-conf,
     # configure-cluster): Spark properties as (key, value), Hadoop ones as (file, key, value)
-    # with file one of core-site.xml, hdfs-site.xml, yarn-site.xml, mapred-site.xml
+    # with file one of services.HADOOP_SITE_FILES
     spark_conf: tuple[tuple[str, str], ...] = ()
     hadoop_conf: tuple[tuple[str, str, str], ...] = ()
     # the Python that drivers, executors and notebook kernels run (same on every node):

@@ -24,7 +24,7 @@ from .inventory import (ClusterAccess, cluster_state, deployed_facts, node_dict,
                         read_master_facts)
 from .model import ClusterFacts, Node
 from .progress import PhaseTimer, Progress, ensure
-from .services import START_ORDER
+from .services import SERVICE_CLASSES, START_ORDER
 
 ACTIVE = "ACTIVE"
 STOPPED = "SHUTOFF"
@@ -56,7 +56,9 @@ def health_dict(health) -> dict:
 def not_checked(service: str, *, facts: ClusterFacts, why: str) -> dict:
     """A service that was not asked (the cluster is stopped, the master unreachable):
     ``actual`` is unknown (None), never reported as healthy."""
-    expected = 1 if service == "jupyter" else len(facts.workers)    # Jupyter: the master
+    # a master-only service (Jupyter) has the master as its one member
+    master_only = service in SERVICE_CLASSES and SERVICE_CLASSES[service].master_only
+    expected = 1 if master_only else len(facts.workers)
     return {"expected": expected, "actual": None, "missing": [], "ok": False,
             "line": f"{service}: not checked: {why}", "checked": False}
 

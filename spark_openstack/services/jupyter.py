@@ -46,6 +46,8 @@ class Jupyter(Service):
                     "supervisord.conf": "jupyter_config",
                     "kernel.json": "jupyter_kernel", "pyspark_startup.py": "jupyter_kernel"}
     master_only = True
+    #: Its PySpark kernel runs on one of these (Spark standalone or YARN).
+    needs_one_of = ("spark", "yarn")
 
     # -- where things are
     @property

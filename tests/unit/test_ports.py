@@ -39,6 +39,8 @@ def test_everything_that_names_the_services_derives_from_the_one_list():
     names = tuple(cls.name for cls in SERVICES)
     assert START_ORDER == names == config.KNOWN_SERVICES
     assert config.DEFAULT_SERVICES == tuple(cls.name for cls in SERVICES if cls.default)
+    # model imports nothing of the project, so its default is spelled there, and agrees
+    assert ClusterFacts.__dataclass_fields__["services"].default == config.DEFAULT_SERVICES
     for command in ("launch", "deploy"):
         assert f"subset of {','.join(names)} " in _choices(command)
     assert HADOOP_SERVICES == tuple(cls.name for cls in SERVICES
