@@ -29,7 +29,6 @@ from .polling import poll, shielded_cleanup
 from .progress import PhaseTimer, Progress, ensure
 from .provider import QuotaNeed, security_group_name
 from .render import check_memory_plan, node_config_files
-from .services.base import HadoopService
 from .transport import Runner
 from .services.hdfs import HDFS
 
@@ -186,13 +185,7 @@ def stop_daemons(*, facts: ClusterFacts, runner: Runner, nodes: Iterable[Node]) 
 
     def stop(node: Node) -> None:
         for service in services:
-            if service.master_only:          # Jupyter: nothing of it runs on a worker
-                continue
-            if isinstance(service, HadoopService):
-                for daemon in service.worker_daemons:
-                    service.stop_daemon(node, daemon)
-            else:
-                runner.run(node, service.stop_worker_command(), timeout=120, check=False)
+            service.stop_on_worker(node)
     run_per_node(stop, list(nodes), what="stop the removed workers' daemons")
 
 

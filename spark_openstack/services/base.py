@@ -125,6 +125,12 @@ class Service:
     def stop(self) -> None:
         raise NotImplementedError
 
+    def stop_on_worker(self, node: Node) -> None:
+        """Stop what this service runs on worker ``node`` alone (a worker being removed);
+        nothing to stop is fine. A master-only service (Jupyter) has nothing there."""
+        if not self.master_only:
+            raise NotImplementedError
+
     def health(self) -> Health:
         raise NotImplementedError
 
@@ -243,6 +249,10 @@ class HadoopService(Service):
                          on_done=self.on_node_done)
         for daemon in reversed(self.master_daemons):
             self.stop_daemon(self.master, daemon)
+
+    def stop_on_worker(self, node: Node) -> None:
+        for daemon in self.worker_daemons:
+            self.stop_daemon(node, daemon)
 
     def running(self, node: Node, daemon: str) -> bool:
         return self.runner.run(node, self.running_test(daemon), timeout=30,

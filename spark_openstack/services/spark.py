@@ -73,6 +73,9 @@ class Spark(Service):
         """Stop this node's Worker (nothing to stop is fine)."""
         return f"{self._sbin('stop-worker.sh')} || true"
 
+    def stop_on_worker(self, node) -> None:
+        self.runner.run(node, self.stop_worker_command(), timeout=120, check=False)
+
     def stop(self) -> None:
         self.on_workers(self.stop_worker_command(), what="stop worker")
         self.on_master(f"{self._sbin('stop-master.sh')} || true")
