@@ -597,3 +597,70 @@ def test_services_start_side_by_side_one_error_as_is_and_several_per_service(mon
         start(_Step("hdfs", fails="x"), _Step("spark", fails="y"))
     assert str(info.value).startswith("start services failed on 2 node(s)")
     assert "[hdfs] x" in str(info.value) and "[spark] y" in str(info.value)
+
+
+# ----------------------------------------------------------------- HDFS's start, its own
+class ScriptedHdfs:
+    """A fake cluster for HDFS's start: which daemons run where, whether the NameNode is
+    formatted; every command is recorded (``calls``) as ``"<node> <command>"``."""
+
+    def __init__(self, facts, *, formatted: bool, running: bool):
+        import threading
+        self.facts, self.formatted, self.lock = facts, formatted, threading.Lock()
+        self.running = ({(facts.master.name, d) for d in ("namenode", "secondarynamenode")}
+                        | {(w.name, "datanode") for w in facts.workers}) if running else set()
+        self.calls: list[str] = []
+
+    def run(self, node, command, *, timeout=None, check=True):
+        with self.lock:
+            self.calls.append(f"{node.name} {command}")
+            daemon = next((d for d in ("secondarynamenode", "namenode", "datanode")
+                           if f"-Dproc_{d} " in command), None)
+            out, code = "", 0
+            if command.startswith("test -f ") and command.endswith("VERSION"):
+                code = 0 if self.formatted else 1
+            elif command.startswith("hdfs namenode -format"):
+                self.formatted = True
+            elif "--daemon start" in command:
+                self.running.add((node.name, daemon))
+            elif daemon:
+                code = 0 if (node.name, daemon) in self.running else 1
+            elif command == "hdfs dfsadmin -report -live":
+                out = "".join(f"Name: {w.private_ip}:9866 ({w.name})\nHostname: {w.name}\n"
+                              "Decommission Status : Normal\n\n" for w in self.facts.workers
+                              if (w.name, "datanode") in self.running)
+            return CommandResult(out, "", code)
+
+
+def _hdfs_start(*, formatted: bool, running: bool):
+    facts = make_facts(workers=2, services=("hdfs",))
+    runner = ScriptedHdfs(facts, formatted=formatted, running=running)
+    from spark_openstack.progress import RecordingProgress
+    progress = RecordingProgress()
+    health = deploy.start_services(facts=facts, runner=runner, names=["hdfs"],
+                                   progress=progress, health_timeout=10)
+    messages = [e[1] for e in progress.events if e[0] == "message"]
+    return health["hdfs"], runner.calls, messages
+
+
+def test_deploy_asks_hdfs_to_format_start_and_make_the_user_dir_on_its_first_start():
+    health, calls, messages = _hdfs_start(formatted=False, running=False)
+    assert health.ok and health.actual == 2
+    assert "formatting HDFS on demo-master" in messages
+    starts = [c for c in calls if "--daemon start" in c]
+    assert [c.split()[0] for c in starts[:2]] == ["demo-master", "demo-master"]
+    assert sorted(c.split()[0] for c in starts[2:]) == ["demo-worker-1", "demo-worker-2"]
+    assert calls.index(next(c for c in calls if "hdfs namenode -format" in c)) < \
+        calls.index(starts[0])
+    assert any("/dev/tcp/10.213.0.10/9000" in c for c in calls)      # its declared rpc port
+    assert any("hdfs dfs -mkdir -p /user/hduser" in c for c in calls)
+    assert not any("-refreshNodes" in c for c in calls)
+
+
+def test_a_running_hdfs_is_not_formatted_nor_restarted_and_rereads_its_excludes():
+    health, calls, messages = _hdfs_start(formatted=True, running=True)
+    assert health.ok
+    assert not any("format" in m for m in messages)
+    assert not any("hdfs namenode -format" in c or "-mkdir" in c or "/dev/tcp/" in c
+                   for c in calls)
+    assert any(c.endswith("hdfs dfsadmin -refreshNodes") for c in calls)
