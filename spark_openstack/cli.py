@@ -23,9 +23,13 @@ from .config import (BUILTIN_DEFAULTS, IMAGE_DEFAULTS, KNOWN_SERVICES, config_pa
                      validate_cluster_name, validate_ssh_user, web_ui_ports)
 from .model import DEFAULT_DATA_DIR
 from .ports import SAFE, UNSAFE
+from .services import Jupyter
 from .terminal import RichProgress, emit, show_node_output, stderr, stdout, write_output
 
 _VERBOSE = 0
+
+#: Jupyter's port on the master (its class declares it).
+JUPYTER_PORT = Jupyter.port("jupyter")
 
 CONTEXT_SETTINGS = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 
@@ -886,7 +890,7 @@ def start(app: AppContext, cluster, identity_file, timeout, as_json):
 
 # --------------------------------------------------------------------------- notebook
 
-@cli.command(context_settings=CONTEXT_SETTINGS, epilog="""\b
+@cli.command(context_settings=CONTEXT_SETTINGS, epilog=f"""\b
 Examples:
   spark-openstack notebook -c demo                  # tunnel on localhost:8888; Ctrl-C ends it
   spark-openstack notebook -c demo --local-port 9999
@@ -894,9 +898,10 @@ Examples:
   spark-openstack notebook -c demo --print-url --json
 
 \b
-Jupyter listens on the master's private address and wants its token; port 8888 is never
-opened in the security group. This command runs `ssh -N -L PORT:MASTER:8888` to the
-master (the user, key and pinned host keys of `login`) and prints the URL to open. Pick
+Jupyter listens on the master's private address and wants its token; port {JUPYTER_PORT} is
+never opened in the security group. This command runs
+`ssh -N -L PORT:MASTER:{JUPYTER_PORT}` to the master (the user, key and pinned host keys of
+`login`) and prints the URL to open. Pick
 the kernel "PySpark (cluster NAME)": `spark` and `sc` are ready in it, on YARN when the
 cluster runs it, else on Spark standalone; each notebook takes at most half the workers'
 cores, so several share the cluster. A cluster without Jupyter gets it with

@@ -11,12 +11,15 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from .services import Jupyter
+
 #: The style of a warning cell ("NO", an expired deadline).
 ALERT = "bold red"
 
 #: What launch/deploy say when the cluster runs Jupyter.
 NOTEBOOK_NEXT = ("Jupyter: `spark-openstack notebook -c {name}` opens a tunnel and prints "
-                 "the URL with its token (port 8888 is not open to the network)")
+                 f"the URL with its token (port {Jupyter.port('jupyter')} is not open to "
+                 "the network)")
 
 
 @dataclass
