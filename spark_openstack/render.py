@@ -114,8 +114,6 @@ def _yarn_split(usable: int) -> tuple[int, int, int]:
     return yarn_mb, _round64(usable - yarn_mb), YARN_AM_CONTAINER_MB
 
 
-
-
 @dataclass(frozen=True)
 class NodeSizing:
     """What one node can give its daemons and containers, from its flavor."""
