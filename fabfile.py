@@ -15,7 +15,7 @@ from fabric import task
 
 from spark_openstack import deploy
 from spark_openstack.errors import SparkOpenstackError
-from spark_openstack.model import FACTS_PATH_ON_MASTER, ClusterFacts
+from spark_openstack.model import FACTS_PATH_ON_MASTER, ClusterFacts, parse_facts
 from spark_openstack.services import HDFS
 from spark_openstack.transport import MasterRunner
 
@@ -24,10 +24,15 @@ def _facts() -> ClusterFacts:
     path = os.environ.get("SPARK_OPENSTACK_FACTS", FACTS_PATH_ON_MASTER)
     try:
         with open(path) as fh:
-            return ClusterFacts.from_json(fh.read())
+            facts = parse_facts(fh.read(), where=path)
     except OSError as exc:
         sys.exit(f"cannot read the cluster facts {path}: {exc.strerror} "
                  "(run fab on the master as hduser; `fab` does that for you)")
+    except SparkOpenstackError as exc:
+        sys.exit(f"error: {exc}")
+    if facts is None:
+        sys.exit(f"the cluster facts {path} are empty (re-deploy the cluster)")
+    return facts
 
 
 def _run(step):

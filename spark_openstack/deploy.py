@@ -27,7 +27,7 @@ from . import paths
 from .dirs import cluster_dirs
 from .errors import DeployError, SparkOpenstackError, ValidationError
 from .executor import in_background, run_calls, run_per_node
-from .model import FACTS_PATH_ON_MASTER, IMAGE_MARKER_PATH, ClusterFacts, Node
+from .model import FACTS_PATH_ON_MASTER, IMAGE_MARKER_PATH, ClusterFacts, Node, parse_facts
 from .progress import PhaseTimer, ensure
 from .render import image_hadoop_services, node_config_files, render_etc_hosts, uses_hadoop
 from .services import HADOOP_SERVICES, SERVICE_CLASSES, START_ORDER, Health, Jupyter, Service
@@ -310,7 +310,8 @@ def _inspect_master(runner: SSHRunner, master: Node, cluster: str
     if len(parts) != 3:
         raise DeployError(f"{master.name}: could not read {IMAGE_MARKER_PATH}: {out[:200]!r}")
     marker = _parse_json(parts[0], master, IMAGE_MARKER_PATH)
-    previous = _parse_json(parts[1], master, FACTS_PATH_ON_MASTER) or {}
+    earlier = parse_facts(parts[1], where=master.name)
+    previous = json.loads(earlier.to_json()) if earlier is not None else {}
     return marker, previous, parts[2].strip()
 
 

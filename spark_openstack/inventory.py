@@ -19,7 +19,7 @@ from .config import (SSH_USER_HINT, is_ssh_user, validate_cluster_name, validate
                      web_ui_ports)
 from .expiry import cluster_deadline, expiry_dict
 from .keys import cluster_identity_file
-from .model import (DEFAULT_DATA_DIR, FACTS_PATH_ON_MASTER, META_DATA_DIRS, META_SERVICES,
+from .model import (DEFAULT_DATA_DIR, FACTS_PATH_ON_MASTER, META_DATA_DIRS, META_SERVICES, parse_facts,
                     META_SSH_USER, ROLE_MASTER, ROLE_WORKER, ClusterFacts, Node)
 from .provider import OpenStackProvider, security_group_name
 from .services import DEFAULT_SERVICES
@@ -277,15 +277,8 @@ def open_cluster(*, provider, cluster: str, identity_file: str | None = None,
 def read_master_facts(*, runner, facts: ClusterFacts) -> ClusterFacts | None:
     """The facts the last deploy wrote on the master (None when it never deployed)."""
     out = runner.run(facts.master, f"cat {FACTS_PATH_ON_MASTER} 2>/dev/null || true",
-                     timeout=60).stdout.strip()
-    if not out:
-        return None
-    try:
-        return ClusterFacts.from_json(out)
-    except (ValueError, KeyError, TypeError) as exc:
-        raise errors.DeployError(
-            f"{facts.master.name}: {FACTS_PATH_ON_MASTER} is not readable facts: {exc}",
-            hint=f"re-deploy with `spark-openstack deploy -c {facts.cluster_name}`") from exc
+                     timeout=60).stdout
+    return parse_facts(out, where=facts.master.name)
 
 
 def deployed_facts(*, runner, facts: ClusterFacts) -> ClusterFacts:

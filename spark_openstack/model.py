@@ -151,3 +151,17 @@ def node_sort_key(name: str) -> tuple:
     list is shown."""
     tail = name.rsplit("-", 1)[-1]
     return (0 if name.endswith("-master") else 1, int(tail) if tail.isdigit() else 0, name)
+
+
+def parse_facts(text: str, *, where: str) -> ClusterFacts | None:
+    """The one reader of a facts file (the master's, or one given to fab): its text as
+    ``ClusterFacts``, None when empty, ``DeployError`` naming ``where`` when it is not
+    facts (then a re-deploy writes it again)."""
+    from .errors import DeployError
+    if not text.strip():
+        return None
+    try:
+        return ClusterFacts.from_json(text)
+    except (ValueError, KeyError, TypeError) as exc:
+        raise DeployError(f"{where}: {FACTS_PATH_ON_MASTER} is not readable facts: {exc}",
+                          hint="re-deploy with `spark-openstack deploy -c CLUSTER`") from exc
