@@ -1,4 +1,5 @@
-"""Shared pytest wiring: the ``sandbox`` marker and the sandbox cloud's environment."""
+"""Shared pytest wiring: the ``sandbox`` marker, the sandbox cloud's environment, and tests/
+on sys.path so every module imports the shared helpers as ``support.*`` (tests/support)."""
 from __future__ import annotations
 
 import os
@@ -9,6 +10,9 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
+TESTS = Path(__file__).resolve().parent
+if str(TESTS) not in sys.path:
+    sys.path.insert(0, str(TESTS))
 SANDBOX_CLOUDS = ROOT / ".sandbox" / "clouds.yaml"
 
 

@@ -5,7 +5,7 @@ import os
 
 import pytest
 
-from e2e_support import e2e_environment, new_keypair
+from support.e2e import e2e_environment, new_keypair
 
 
 @pytest.fixture(scope="module")

@@ -20,7 +20,7 @@ import uuid
 
 import pytest
 
-from e2e_support import (ALLOWED, FLAVOR, MIRROR, REAL_CLOUD, ROOT, YARN_FLAVOR,
+from support.e2e import (ALLOWED, FLAVOR, MIRROR, REAL_CLOUD, ROOT, YARN_FLAVOR,
                          apt_proxy_args, as_hduser, cli, fixed_ip, hadoop_version, leftovers,
                          notebook_json, notebook_outputs, ok, said, ssh)
 

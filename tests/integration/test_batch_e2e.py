@@ -27,7 +27,7 @@ import uuid
 
 import pytest
 
-from e2e_support import ALLOWED, CLI, FLAVOR, baked_image, cli, said
+from support.e2e import ALLOWED, CLI, FLAVOR, baked_image, cli, said
 
 pytestmark = [pytest.mark.sandbox, pytest.mark.e2e]
 

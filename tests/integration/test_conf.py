@@ -24,11 +24,11 @@ import uuid
 
 import pytest
 
-from e2e_support import ALLOWED, FLAVOR, baked_image, cli, said
-from e2e_support import as_hduser
-from e2e_support import leftovers
-from e2e_support import ok
-from e2e_support import ssh
+from support.e2e import ALLOWED, FLAVOR, baked_image, cli, said
+from support.e2e import as_hduser
+from support.e2e import leftovers
+from support.e2e import ok
+from support.e2e import ssh
 
 pytestmark = [pytest.mark.sandbox, pytest.mark.e2e]
 

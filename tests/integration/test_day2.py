@@ -25,7 +25,7 @@ tests run in file order and each leaves the cluster as the next expects:
 9. ``stop`` (servers SHUTOFF, status not healthy) then ``start`` (healthy, files intact);
 10. ``destroy`` leaves nothing (checked before any other cleanup).
 
-The cloud, the CLI and SSH helpers are shared with test_e2e.py (e2e_support.py,
+The cloud, the CLI and SSH helpers are shared with test_e2e.py (tests/support/e2e.py,
 conftest.py); ``pytest -x`` is the intended way to run it.
 """
 from __future__ import annotations
@@ -44,13 +44,13 @@ import uuid
 
 import pytest
 
-from e2e_support import ALLOWED, CLI, FLAVOR, baked_image, cli
-from e2e_support import fixed_ip as _fixed_ip
-from e2e_support import as_hduser as _as_hduser
-from e2e_support import leftovers as _leftovers
-from e2e_support import ok as _ok
-from e2e_support import said as _said
-from e2e_support import ssh as _ssh
+from support.e2e import ALLOWED, CLI, FLAVOR, baked_image, cli
+from support.e2e import fixed_ip as _fixed_ip
+from support.e2e import as_hduser as _as_hduser
+from support.e2e import leftovers as _leftovers
+from support.e2e import ok as _ok
+from support.e2e import said as _said
+from support.e2e import ssh as _ssh
 
 pytestmark = [pytest.mark.sandbox, pytest.mark.e2e]
 

@@ -25,13 +25,13 @@ from collections import Counter
 
 import pytest
 
-from e2e_support import (ALLOWED, BARE_BASE_IMAGE, FLAVOR, MIRROR, REAL_CLOUD, YARN_FLAVOR,
+from support.e2e import (ALLOWED, BARE_BASE_IMAGE, FLAVOR, MIRROR, REAL_CLOUD, YARN_FLAVOR,
                          apt_proxy_args, cli)
-from e2e_support import as_hduser as _as_hduser
-from e2e_support import hadoop_version as _hadoop_version
-from e2e_support import leftovers as _leftovers
-from e2e_support import ok as _ok
-from e2e_support import ssh as _ssh
+from support.e2e import as_hduser as _as_hduser
+from support.e2e import hadoop_version as _hadoop_version
+from support.e2e import leftovers as _leftovers
+from support.e2e import ok as _ok
+from support.e2e import ssh as _ssh
 
 pytestmark = [pytest.mark.sandbox, pytest.mark.e2e]
 

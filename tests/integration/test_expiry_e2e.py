@@ -16,7 +16,7 @@ import pytest
 
 from spark_openstack.expiry import META_EXPIRES
 from spark_openstack.model import META_CLUSTER
-from test_launch import _name, base_args, leftovers, run_cli
+from support.e2e import cli, fresh_name, launch_args, leftovers
 
 pytestmark = pytest.mark.sandbox
 
@@ -26,25 +26,26 @@ def _servers(cloud, cluster):
 
 
 def _listed(env) -> dict:
-    proc = run_cli(env, "list", "--json", check=0)
+    proc = cli(env, "list", "--json", check=0)
     return {c["cluster"]: c for c in json.loads(proc.stdout)}
 
 
 @pytest.mark.parametrize("bad", ["8", "0m", "4m", "400d", "eight hours", "8h-1m"])
 def test_bad_durations_are_refused_before_anything_exists(sandbox_env, cloud, keypair, bad):
-    cluster = _name("ex")
-    proc = run_cli(sandbox_env, *base_args(cluster, keypair, "-s", "1", "--expires-in", bad))
+    cluster = fresh_name("ex")
+    proc = cli(sandbox_env, *launch_args(cluster, keypair, "-s", "1", "--expires-in", bad),
+               check=False)
     assert proc.returncode == 2, proc.stderr
     assert "--expires-in" in proc.stderr
     assert not leftovers(cloud, cluster)
 
 
 def test_reap_destroys_only_the_expired_cluster(sandbox_env, cloud, keypair):
-    doomed, living, forever = _name("exd"), _name("exl"), _name("exf")
+    doomed, living, forever = fresh_name("exd"), fresh_name("exl"), fresh_name("exf")
     try:
         for cluster, extra in ((doomed, ["--expires-in", "2h"]),
                                (living, ["--expires-in", "1d2h"]), (forever, [])):
-            run_cli(sandbox_env, *base_args(cluster, keypair, "-s", "1", *extra), check=0)
+            cli(sandbox_env, *launch_args(cluster, keypair, "-s", "1", *extra), check=0)
         now = datetime.now(timezone.utc)
         for server in _servers(cloud, living):     # every server carries the deadline
             at = datetime.strptime(server.metadata[META_EXPIRES], "%Y-%m-%dT%H:%M:%SZ")
@@ -54,11 +55,11 @@ def test_reap_destroys_only_the_expired_cluster(sandbox_env, cloud, keypair):
         assert listed[living]["expires"]["expired"] is False
         assert listed[forever]["expires"] == {"expires_at": None, "expired": False,
                                               "remaining_s": None, "text": "never"}
-        described = json.loads(run_cli(sandbox_env, "describe", "-c", doomed, "--json",
+        described = json.loads(cli(sandbox_env, "describe", "-c", doomed, "--json",
                                        check=0).stdout)
         assert described["expires"]["text"].endswith("(in 1h59m)") or \
             described["expires"]["text"].endswith("(in 2h00m)")
-        table = run_cli(sandbox_env, "list", check=0).stdout
+        table = cli(sandbox_env, "list", check=0).stdout
         assert "never" in table and "UTC (in " in table
 
         past = (now - timedelta(minutes=3)).strftime("%Y-%m-%dT%H:%M:%SZ")
@@ -66,19 +67,19 @@ def test_reap_destroys_only_the_expired_cluster(sandbox_env, cloud, keypair):
         cloud.compute.set_server_metadata(doomed_ids[0], **{META_EXPIRES: past})
         assert _listed(sandbox_env)[doomed]["expires"]["expired"] is True
 
-        dry = json.loads(run_cli(sandbox_env, "reap", "--dry-run", "--json", check=0).stdout)
+        dry = json.loads(cli(sandbox_env, "reap", "--dry-run", "--json", check=0).stdout)
         assert [e["cluster"] for e in dry["expired"]] == [doomed]
         assert dry["destroyed"] == [] and len(_servers(cloud, doomed)) == 2
 
-        done = json.loads(run_cli(sandbox_env, "reap", "--json", check=0).stdout)
+        done = json.loads(cli(sandbox_env, "reap", "--json", check=0).stdout)
         assert done["destroyed"] == [doomed] and done["failed"] == {}
         left = leftovers(cloud, doomed, doomed_ids)    # before anything else cleans up
         assert not {k: v for k, v in left.items() if k != "ports"}, left
         for cluster in (living, forever):
             assert {s.status for s in _servers(cloud, cluster)} == {"ACTIVE"}
 
-        again = run_cli(sandbox_env, "reap", check=0)
+        again = cli(sandbox_env, "reap", check=0)
         assert "no expired cluster" in again.stdout
     finally:
         for cluster in (doomed, living, forever):
-            run_cli(sandbox_env, "destroy", "-c", cluster, "--yes")
+            cli(sandbox_env, "destroy", "-c", cluster, "--yes", check=False)

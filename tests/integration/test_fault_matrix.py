@@ -22,7 +22,7 @@ from pathlib import Path
 import openstack
 import pytest
 
-from test_launch import _name, new_keypair, run_cli, wait_clean
+from support.e2e import cli, fresh_name, new_keypair, wait_clean
 
 pytestmark = [pytest.mark.sandbox,
               pytest.mark.skipif(os.geteuid() != 0, reason="sandbox/faults must run as root")]
@@ -53,7 +53,7 @@ def conn(sandbox_env):
 
 @pytest.fixture(scope="module")
 def keypair(conn, tmp_path_factory):
-    name, key = new_keypair(conn, tmp_path_factory.mktemp("fm-keys"), "fm-key")
+    name, key = new_keypair(conn, tmp_path_factory.mktemp("fm-keys"), prefix="fm-key")
     yield name, key
     conn.compute.delete_keypair(name, ignore_missing=True)
 
@@ -65,21 +65,21 @@ def launch_args(cluster, keypair, *extra):
 
 
 def test_launch_rides_out_api_faults(sandbox_env, conn, keypair):
-    cluster = _name("fm-api")
+    cluster = fresh_name("fm-api")
     server_ids: set[str] = set()
     _faults("--compute", "503:0.2", "--network", "429:0.1", "--seed", SEED)
     try:
-        proc = run_cli(sandbox_env, *launch_args(cluster, keypair, "-s", "1",
-                                                 "--timeout", "180"), timeout=300)
+        proc = cli(sandbox_env, *launch_args(cluster, keypair, "-s", "1", "--timeout", "180"),
+                   timeout=300, check=False)
         server_ids = {s.id for s in conn.compute.servers()
                       if s.name.startswith(f"{cluster}-")}
         counters = json.loads(COUNTERS.read_text())["services"]
-        gone = run_cli(sandbox_env, "destroy", "-c", cluster, "--yes", timeout=300)
+        gone = cli(sandbox_env, "destroy", "-c", cluster, "--yes", timeout=300, check=False)
     finally:
         _faults("--clear", check=False)
     left = wait_clean(conn, cluster, server_ids)
     if left:
-        run_cli(sandbox_env, "destroy", "-c", cluster, "--yes")   # safety net only
+        cli(sandbox_env, "destroy", "-c", cluster, "--yes", check=False)   # safety net only
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert len(server_ids) == 2, server_ids
     injected = {kind: sum(c["faults"].values()) for kind, c in counters.items()}
@@ -91,7 +91,7 @@ def test_launch_rides_out_api_faults(sandbox_env, conn, keypair):
 
 def test_a_worker_whose_ssh_never_answers_fails_the_launch_naming_it(sandbox_env, conn,
                                                                      keypair):
-    cluster = _name("fm-frz")
+    cluster = fresh_name("fm-frz")
     victim = f"{cluster}-worker-1"
     timeout = 90
     proc = subprocess.Popen([sys.executable, "-m", "spark_openstack.cli",
@@ -125,7 +125,7 @@ def test_a_worker_whose_ssh_never_answers_fails_the_launch_naming_it(sandbox_env
             proc.kill()
         if frozen and not thawed:
             _faults("--thaw-host", victim, check=False)
-        run_cli(sandbox_env, "destroy", "-c", cluster, "--yes")   # safety net only
+        cli(sandbox_env, "destroy", "-c", cluster, "--yes", check=False)   # safety net only
     text = "".join(seen)
     assert len(server_ids) == 2, server_ids
     assert code == 1, text[-3000:]

@@ -23,6 +23,7 @@ import openstack
 import pytest
 
 from spark_openstack.image import BUILDER_METADATA_KEY
+from support.e2e import builder_of, leftovers, new_keypair
 
 pytestmark = pytest.mark.sandbox
 
@@ -42,35 +43,9 @@ def conn(sandbox_env):
 
 @pytest.fixture(scope="module")
 def keypair(conn, tmp_path_factory):
-    folder = tmp_path_factory.mktemp("keys")
-    key = folder / "id_ed25519"
-    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(key)], check=True)
-    name = f"it-imgkey-{secrets.token_hex(3)}"
-    conn.compute.create_keypair(name=name, public_key=(folder / "id_ed25519.pub").read_text())
-    yield name, str(key)
+    name, key = new_keypair(conn, tmp_path_factory.mktemp("keys"), prefix="it-imgkey")
+    yield name, key
     conn.compute.delete_keypair(name, ignore_missing=True)
-
-
-def _marked(text: str | None, image_name: str) -> bool:
-    """A description create-image writes for this image's builder (any run)."""
-    return f"image builder for {image_name} (" in (text or "")
-
-
-def leftovers(conn, image_name: str) -> dict[str, list]:
-    """Everything of create-image ``image_name`` the cloud still holds."""
-    out = {
-        "servers": [f"{s.name} ({s.status})" for s in conn.compute.servers()
-                    if (s.metadata or {}).get(BUILDER_METADATA_KEY) == image_name
-                    or s.name == f"{image_name}-builder"],
-        "security_groups": [g.name for g in conn.network.security_groups()
-                            if _marked(g.description, image_name)
-                            or g.name.startswith(f"spark-openstack-{image_name}-builder")],
-        "floating_ips": [f.floating_ip_address for f in conn.network.ips()
-                         if _marked(f.description, image_name)],
-        "images": [f"{i.id} ({i.status})" for i in conn.image.images()
-                   if i.name == image_name],
-    }
-    return {k: v for k, v in out.items() if v}
 
 
 def wait_clean(conn, image_name: str, timeout: float = 30, stay: float = 5) -> dict[str, list]:
@@ -78,10 +53,10 @@ def wait_clean(conn, image_name: str, timeout: float = 30, stay: float = 5) -> d
     ``stay`` seconds (a create the signal cut off in flight would land meanwhile)."""
     deadline = time.monotonic() + timeout
     while True:
-        left = leftovers(conn, image_name)
+        left = leftovers(conn, image=image_name)
         if not left:
             time.sleep(stay)
-            return leftovers(conn, image_name)
+            return leftovers(conn, image=image_name)
         if time.monotonic() > deadline:
             return left
         time.sleep(2)
@@ -90,7 +65,7 @@ def wait_clean(conn, image_name: str, timeout: float = 30, stay: float = 5) -> d
 def remove_everything(conn, image_name: str) -> None:
     """Safety net after the assertions: nothing of a failed case stays in the sandbox."""
     for fip in conn.network.ips():
-        if _marked(fip.description, image_name):
+        if builder_of(fip.description, image_name):
             conn.network.delete_ip(fip, ignore_missing=True)
     servers = [s for s in conn.compute.servers()
                if (s.metadata or {}).get(BUILDER_METADATA_KEY) == image_name]
@@ -99,7 +74,7 @@ def remove_everything(conn, image_name: str) -> None:
     for srv in servers:
         conn.compute.wait_for_delete(srv, wait=120)
     for group in conn.network.security_groups():
-        if _marked(group.description, image_name):
+        if builder_of(group.description, image_name):
             for _ in range(30):
                 try:
                     conn.network.delete_security_group(group, ignore_missing=True)

@@ -32,11 +32,11 @@ import uuid
 
 import pytest
 
-from e2e_support import ALLOWED, CLI, FLAVOR, baked_image, cli
-from e2e_support import fixed_ip as _fixed_ip
-from e2e_support import leftovers as _leftovers
-from e2e_support import said as _said
-from e2e_support import ssh as _ssh
+from support.e2e import ALLOWED, CLI, FLAVOR, baked_image, cli
+from support.e2e import fixed_ip as _fixed_ip
+from support.e2e import leftovers as _leftovers
+from support.e2e import said as _said
+from support.e2e import ssh as _ssh
 
 pytestmark = [pytest.mark.sandbox, pytest.mark.e2e]
 

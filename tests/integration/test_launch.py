@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import os
-import secrets
 import signal
 import subprocess
 import sys
@@ -20,22 +19,10 @@ import openstack
 import pytest
 
 from spark_openstack.model import META_CLUSTER, META_ROLE, TAG_PREFIX_CLUSTER
+from support.e2e import LAUNCH_ALLOWED as ALLOWED
+from support.e2e import cli, fresh_name, launch_args, leftovers, new_keypair, wait_clean
 
 pytestmark = pytest.mark.sandbox
-
-ALLOWED = "10.0.0.0/8"
-
-
-def _name(prefix: str) -> str:
-    return f"{prefix}-{secrets.token_hex(3)}"
-
-
-def run_cli(env, *args, timeout=420, check=None):
-    proc = subprocess.run([sys.executable, "-m", "spark_openstack.cli", *args], env=env,
-                          capture_output=True, text=True, timeout=timeout)
-    if check is not None:
-        assert proc.returncode == check, f"exit {proc.returncode}\n{proc.stdout}\n{proc.stderr}"
-    return proc
 
 
 @pytest.fixture(scope="module")
@@ -50,63 +37,18 @@ def admin(sandbox_env):
     return openstack.connect(cloud="sandbox-admin")
 
 
-def new_keypair(conn, folder, prefix: str) -> tuple[str, str]:
-    """A fresh ed25519 key in ``folder``, registered as a Nova keypair: (name, key path)."""
-    key = folder / "id_ed25519"
-    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(key)], check=True)
-    name = _name(prefix)
-    conn.compute.create_keypair(name=name, public_key=(folder / "id_ed25519.pub").read_text())
-    return name, str(key)
-
-
 @pytest.fixture(scope="module")
 def keypair(conn, tmp_path_factory):
     """A fresh ed25519 key registered as a Nova keypair for this module."""
-    name, key = new_keypair(conn, tmp_path_factory.mktemp("keys"), "it-key")
+    name, key = new_keypair(conn, tmp_path_factory.mktemp("keys"), prefix="it-key")
     yield name, key
     conn.compute.delete_keypair(name, ignore_missing=True)
 
 
-def base_args(cluster, keypair, *extra):
-    name, key = keypair
-    return ["launch", "-c", cluster, "-k", name, "--identity-file", key, "-i", "debian-12",
-            "--flavor", "m1.tiny", "--allowed-cidr", ALLOWED, "--no-deploy",
-            "--timeout", "300", *extra]
-
-
-def leftovers(conn, cluster, server_ids=()):
-    """Everything of ``cluster`` the cloud still has (should be empty after cleanup)."""
-    server_ids = set(server_ids)
-    out = {
-        "servers": [s.name for s in conn.compute.servers()
-                    if (s.metadata or {}).get(META_CLUSTER) == cluster
-                    or s.name.startswith(f"{cluster}-") or s.id in server_ids],
-        "security_groups": [g.name for g in conn.network.security_groups()
-                            if g.name == f"spark-openstack-{cluster}"],
-        "server_groups": [g.name for g in conn.compute.server_groups()
-                          if g.name == f"spark-openstack-{cluster}"],
-        "floating_ips": [f.floating_ip_address for f in conn.network.ips()
-                         if f.description == f"spark-openstack:{cluster}"
-                         or (f.port_details or {}).get("device_id") in server_ids],
-        "ports": [p.id for p in conn.network.ports() if p.device_id in server_ids],
-    }
-    return {k: v for k, v in out.items() if v}
-
-
-def wait_clean(conn, cluster, server_ids=(), timeout=60):
-    """Ports vanish a moment after their server; give the cloud a little time."""
-    deadline = time.monotonic() + timeout
-    while True:
-        left = leftovers(conn, cluster, server_ids)
-        if not left or time.monotonic() > deadline:
-            return left
-        time.sleep(2)
-
-
 def test_launch_describe_ssh_destroy(sandbox_env, conn, keypair):
-    cluster = _name("it")
+    cluster = fresh_name("it")
     try:
-        proc = run_cli(sandbox_env, *base_args(cluster, keypair, "-s", "2", "--json"), check=0)
+        proc = cli(sandbox_env, *launch_args(cluster, keypair, "-s", "2", "--json"), check=0)
         result = json.loads(proc.stdout)
         servers = [s for s in conn.compute.servers()
                    if (s.metadata or {}).get(META_CLUSTER) == cluster]
@@ -150,34 +92,34 @@ def test_launch_describe_ssh_destroy(sandbox_env, conn, keypair):
                                        connect_kwargs=kwargs) as wc:
                     assert wc.run("hostname", hide=True, in_stream=False).stdout.strip() == worker["name"]
 
-        proc = run_cli(sandbox_env, "login", "-c", cluster, "--identity-file", key, "--",
+        proc = cli(sandbox_env, "login", "-c", cluster, "--identity-file", key, "--",
                        "hostname", check=0, timeout=60)
         assert proc.stdout.strip() == f"{cluster}-master"
 
-        described = json.loads(run_cli(sandbox_env, "describe", "-c", cluster, "--json",
+        described = json.loads(cli(sandbox_env, "describe", "-c", cluster, "--json",
                                        check=0).stdout)
         assert described["master"]["name"] == f"{cluster}-master"
         assert described["master"]["public_ip"] == fips[0].floating_ip_address
         assert sorted(w["name"] for w in described["workers"]) == [
             f"{cluster}-worker-1", f"{cluster}-worker-2"]
         assert described["state"] == "ACTIVE" and described["ssh_user"] == "debian"
-        listed = json.loads(run_cli(sandbox_env, "list", "--json", check=0).stdout)
+        listed = json.loads(cli(sandbox_env, "list", "--json", check=0).stdout)
         assert any(c["cluster"] == cluster and c["workers"] == 2 for c in listed)
 
         # the name is now taken: refused, nothing extra created
-        proc = run_cli(sandbox_env, *base_args(cluster, keypair, "-s", "1"), check=2)
+        proc = cli(sandbox_env, *launch_args(cluster, keypair, "-s", "1"), check=2)
         assert "already exists" in proc.stderr
         assert len([s for s in conn.compute.servers()
                     if (s.metadata or {}).get(META_CLUSTER) == cluster]) == 3
 
-        proc = run_cli(sandbox_env, "destroy", "-c", cluster, "--yes", "--json", check=0)
+        proc = cli(sandbox_env, "destroy", "-c", cluster, "--yes", "--json", check=0)
         assert json.loads(proc.stdout)["servers"] == 3
         assert wait_clean(conn, cluster, server_ids) == {}
-        proc = run_cli(sandbox_env, "destroy", "-c", cluster, "--yes", check=0)  # idempotent
+        proc = cli(sandbox_env, "destroy", "-c", cluster, "--yes", check=0)  # idempotent
         assert "nothing" in proc.stdout
-        assert run_cli(sandbox_env, "describe", "-c", cluster).returncode == 2
+        assert cli(sandbox_env, "describe", "-c", cluster, check=False).returncode == 2
     finally:
-        run_cli(sandbox_env, "destroy", "-c", cluster, "--yes")
+        cli(sandbox_env, "destroy", "-c", cluster, "--yes", check=False)
 
 
 @pytest.fixture(scope="module")
@@ -207,10 +149,10 @@ BAD_INPUTS = [
 @pytest.mark.parametrize("extra,needle", BAD_INPUTS, ids=[b[1][:24] for b in BAD_INPUTS])
 def test_bad_input_refused_before_anything_is_created(sandbox_env, conn, keypair, other_key,
                                                       extra, needle):
-    cluster = _name("bad")
+    cluster = fresh_name("bad")
     extra = [other_key if a == "OTHER" else a for a in extra]
     ports_before = {p.id for p in conn.network.ports()}
-    proc = run_cli(sandbox_env, *base_args(cluster, keypair, *extra), timeout=120)
+    proc = cli(sandbox_env, *launch_args(cluster, keypair, *extra), timeout=120, check=False)
     assert proc.returncode == 2, proc.stderr
     assert needle in proc.stderr
     assert "Traceback" not in proc.stderr
@@ -221,14 +163,14 @@ def test_bad_input_refused_before_anything_is_created(sandbox_env, conn, keypair
 
 
 def test_bad_name_refused(sandbox_env, keypair):
-    proc = run_cli(sandbox_env, *base_args("Bad_Name", keypair), timeout=60)
+    proc = cli(sandbox_env, *launch_args("Bad_Name", keypair), timeout=60, check=False)
     assert proc.returncode == 2 and "not usable" in proc.stderr
 
 
 @pytest.fixture()
 def unplaceable_flavor(admin):
     """A public flavor no compute host can hold (quota allows it; the scheduler cannot)."""
-    name = _name("it-huge")
+    name = fresh_name("it-huge")
     flavor = admin.compute.create_flavor(name=name, vcpus=1, ram=512, disk=1, is_public=True)
     # a required trait no host has: placement finds no candidate -> "No valid host"
     admin.compute.create_flavor_extra_specs(flavor, {"trait:CUSTOM_SPARK_OPENSTACK_NOPE":
@@ -239,15 +181,15 @@ def unplaceable_flavor(admin):
 
 def test_failure_after_servers_exist_leaves_nothing(sandbox_env, conn, keypair,
                                                     unplaceable_flavor):
-    cluster = _name("fail")
+    cluster = fresh_name("fail")
     left = None
     try:
-        proc = run_cli(sandbox_env, *base_args(cluster, keypair, "-s", "2", "--no-anti-affinity",
+        proc = cli(sandbox_env, *launch_args(cluster, keypair, "-s", "2", "--no-anti-affinity",
                                                "--master-flavor", "m1.tiny",
-                                               "--flavor", unplaceable_flavor))
+                                               "--flavor", unplaceable_flavor), check=False)
         left = wait_clean(conn, cluster)       # the rollback's work, before any destroy
     finally:
-        run_cli(sandbox_env, "destroy", "-c", cluster, "--yes")   # safety net only
+        cli(sandbox_env, "destroy", "-c", cluster, "--yes", check=False)   # safety net only
     assert proc.returncode == 1, proc.stderr
     assert f"[{cluster}-worker-" in proc.stderr, proc.stderr
     assert "No valid host" in proc.stderr, proc.stderr
@@ -262,9 +204,9 @@ def test_failure_after_servers_exist_leaves_nothing(sandbox_env, conn, keypair,
 def test_a_signal_mid_boot_leaves_nothing(sandbox_env, conn, keypair, signals):
     """Ctrl-C or SIGTERM while servers build: exit 130 within seconds, everything this
     launch made deleted; a second signal during the cleanup does not cut it short."""
-    cluster = _name("int")
+    cluster = fresh_name("int")
     proc = subprocess.Popen([sys.executable, "-m", "spark_openstack.cli",
-                             *base_args(cluster, keypair, "-s", "2")], env=sandbox_env,
+                             *launch_args(cluster, keypair, "-s", "2")], env=sandbox_env,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     seen, left = [], None
     try:
@@ -293,15 +235,15 @@ def test_a_signal_mid_boot_leaves_nothing(sandbox_env, conn, keypair, signals):
     finally:
         if proc.poll() is None:
             proc.kill()
-        run_cli(sandbox_env, "destroy", "-c", cluster, "--yes")   # safety net only
+        cli(sandbox_env, "destroy", "-c", cluster, "--yes", check=False)   # safety net only
     assert left == {}
 
 
 def test_two_launches_of_one_name_exactly_one_wins(sandbox_env, conn, keypair):
     """Both start at once and (usually) both pass validation: one exits 0 with its whole
     cluster, the other stops and removes only what it made (or is refused up front)."""
-    cluster = _name("race")
-    argv = [sys.executable, "-m", "spark_openstack.cli", *base_args(cluster, keypair, "-s", "2")]
+    cluster = fresh_name("race")
+    argv = [sys.executable, "-m", "spark_openstack.cli", *launch_args(cluster, keypair, "-s", "2")]
     procs = [subprocess.Popen(argv, env=sandbox_env, stdout=subprocess.PIPE,
                               stderr=subprocess.PIPE, text=True) for _ in range(2)]
     try:
@@ -320,7 +262,7 @@ def test_two_launches_of_one_name_exactly_one_wins(sandbox_env, conn, keypair):
         for p in procs:
             if p.poll() is None:
                 p.kill()
-        run_cli(sandbox_env, "destroy", "-c", cluster, "--yes")
+        cli(sandbox_env, "destroy", "-c", cluster, "--yes", check=False)
     report = "\n".join(f"exit {c}\n{o[1][-1500:]}" for c, (o) in zip(codes, outs))
     assert sorted(codes) == [0, 2], report
     loser = outs[codes.index(2)][1]

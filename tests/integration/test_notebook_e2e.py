@@ -36,15 +36,15 @@ import uuid
 
 import pytest
 
-from e2e_support import ALLOWED, BASE_IMAGE, CLI, MIRROR, REAL_CLOUD, ROOT, baked_image, cli
-from e2e_support import fixed_ip as _fixed_ip
-from e2e_support import notebook_json as _notebook_json
-from e2e_support import notebook_outputs as _outputs
-from e2e_support import as_hduser as _as_hduser
-from e2e_support import leftovers as _leftovers
-from e2e_support import ok as _ok
-from e2e_support import said as _said
-from e2e_support import ssh as _ssh
+from support.e2e import ALLOWED, BASE_IMAGE, CLI, MIRROR, REAL_CLOUD, ROOT, baked_image, cli
+from support.e2e import fixed_ip as _fixed_ip
+from support.e2e import notebook_json as _notebook_json
+from support.e2e import notebook_outputs as _outputs
+from support.e2e import as_hduser as _as_hduser
+from support.e2e import leftovers as _leftovers
+from support.e2e import ok as _ok
+from support.e2e import said as _said
+from support.e2e import ssh as _ssh
 
 pytestmark = [pytest.mark.sandbox, pytest.mark.e2e]
 

@@ -48,10 +48,10 @@ from pathlib import Path
 
 import pytest
 
-from e2e_support import (ALLOWED, BASE_IMAGE, CLI, FLAVOR, MIRROR, REAL_CLOUD, ROOT,
+from support.e2e import (ALLOWED, BASE_IMAGE, CLI, FLAVOR, MIRROR, REAL_CLOUD, ROOT,
                          YARN_FLAVOR, as_hduser, baked_image, cli, leftovers, notebook_json,
                          notebook_outputs, ok, said, ssh)
-from e2e_support import fixed_ip as _fixed_ip
+from support.e2e import fixed_ip as _fixed_ip
 
 pytestmark = [pytest.mark.sandbox, pytest.mark.e2e]
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from sbhelpers import make_ssh_group
+from support.sandbox_cloud import make_ssh_group
 
 ROOT = Path(__file__).resolve().parents[2]
 CLOUDS = ROOT / ".sandbox" / "clouds.yaml"

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from sbhelpers import boot, fixed_ip, ssh_answers, wait_ssh
+from support.sandbox_cloud import boot, fixed_ip, ssh_answers, wait_ssh
 
 pytestmark = [pytest.mark.sandbox,
               pytest.mark.skipif(os.geteuid() != 0, reason="sandbox/faults must run as root")]

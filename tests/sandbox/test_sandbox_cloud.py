@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 from openstack import exceptions as sdk_exc
 
-from sbhelpers import boot, fixed_ip, ssh, ssh_answers, wait_ssh
+from support.sandbox_cloud import boot, fixed_ip, ssh, ssh_answers, wait_ssh
 
 pytestmark = pytest.mark.sandbox
 

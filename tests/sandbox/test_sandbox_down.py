@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from sbhelpers import boot, fixed_ip, make_ssh_group, wait_ssh
+from support.sandbox_cloud import boot, fixed_ip, make_ssh_group, wait_ssh
 
 pytestmark = [pytest.mark.sandbox, pytest.mark.destroys_sandbox]
 

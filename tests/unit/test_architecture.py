@@ -99,3 +99,49 @@ def test_the_product_never_imports_the_sandbox():
                  for path in PACKAGE.rglob("*.py") for target, _ in _imports(path)
                  if target == "sandbox" or target.startswith("sandbox.")]
     assert offenders == []
+
+
+TESTS = ROOT / "tests"
+
+
+def _test_module_imports(path: Path):
+    """Every test module an import in ``path`` names (``test_*``, at any depth of the
+    dotted name, lazy imports inside functions included)."""
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            dotted = [alias.name for alias in node.names]
+        elif isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            dotted = [f"{base}.{alias.name}" if base else alias.name for alias in node.names]
+        else:
+            continue
+        for name in dotted:
+            if any(part.startswith("test_") for part in name.split(".")):
+                yield name
+
+
+def test_no_test_module_imports_another():
+    """What two test modules share lives in tests/support or a conftest.py fixture: a
+    test module imported by another would run its tests' module code twice and tie the
+    modules' fixtures together."""
+    offenders = [f"{path.relative_to(ROOT)}: {name}" for path in sorted(TESTS.rglob("*.py"))
+                 for name in _test_module_imports(path)]
+    assert offenders == []
+
+
+def test_the_shared_test_helpers_are_in_tests_support():
+    """Besides test modules and conftest.py files, tests/ holds helper modules only in
+    the one support package."""
+    strays = [str(path.relative_to(ROOT)) for path in sorted(TESTS.rglob("*.py"))
+              if not path.name.startswith("test_") and path.name != "conftest.py"
+              and TESTS / "support" not in path.parents]
+    assert strays == []
+
+
+def test_the_check_for_test_module_imports_sees_every_form(tmp_path):
+    source = tmp_path / "test_x.py"
+    source.write_text("import test_a\nfrom test_b import c\nfrom pkg.test_d import e\n"
+                      "from . import test_f\ndef g():\n    import test_h\n"
+                      "from support import facts\nimport testing\n")
+    assert sorted(_test_module_imports(source)) == [
+        "pkg.test_d.e", "test_a", "test_b.c", "test_f", "test_h"]

@@ -13,7 +13,7 @@ import time
 
 import pytest
 
-from deploy_facts import make_facts
+from support.facts import make_facts
 from spark_openstack import errors
 from spark_openstack.batch import check_prefix, generate_key, plan_seats, read_students, times
 from spark_openstack.deploy import _node_files

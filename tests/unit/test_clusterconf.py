@@ -7,7 +7,7 @@ import xml.etree.ElementTree as ET
 
 import pytest
 
-from deploy_facts import make_facts
+from support.facts import make_facts
 from spark_openstack import errors
 from spark_openstack.clusterconf import plan_change, settings_dict
 from spark_openstack.config import parse_hadoop_conf, parse_spark_conf

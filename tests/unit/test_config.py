@@ -297,7 +297,7 @@ def test_image_spec_made_directly_is_checked_too():
 def test_capacity_scheduler_is_a_hadoop_conf_file_that_restarts_yarn():
     """The scheduler's queues (maximum-am-resource-percent) are the cluster's to tune."""
     from spark_openstack import clusterconf, config
-    from deploy_facts import make_facts
+    from support.facts import make_facts
     got = config.parse_hadoop_conf(
         ["capacity-scheduler:yarn.scheduler.capacity.maximum-am-resource-percent=0.3"])
     assert got == (("capacity-scheduler.xml",

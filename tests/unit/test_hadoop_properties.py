@@ -19,7 +19,7 @@ import zipfile
 
 import pytest
 
-from deploy_facts import make_facts
+from support.facts import make_facts
 from spark_openstack import render
 
 # Names copied from hdfs-default.xml (see the module docstring), each verified there.

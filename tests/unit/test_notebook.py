@@ -16,7 +16,7 @@ import pytest
 import yaml
 from click.testing import CliRunner
 
-from deploy_facts import make_facts
+from support.facts import make_facts
 from spark_openstack import config, deploy, notebook, render
 from spark_openstack.cli import cli
 from spark_openstack.launch import check_image_has_jupyter

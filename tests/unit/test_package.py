@@ -114,7 +114,7 @@ def test_the_installed_wheel_works_without_the_source_tree(built, tmp_path):
     """Import from the install dir only (repo not on sys.path, cwd elsewhere) and do what
     launch and create-image do with the templates."""
     _, _, target = built
-    shutil.copy(HERE / "deploy_facts.py", tmp_path / "deploy_facts.py")
+    shutil.copy(HERE.parent / "support" / "facts.py", tmp_path / "deploy_facts.py")
     script = tmp_path / "use_installed.py"
     script.write_text(textwrap.dedent("""\
         import json, sys

@@ -9,7 +9,7 @@ import types
 
 import pytest
 
-from deploy_facts import make_facts
+from support.facts import make_facts
 from spark_openstack import cli, errors, inventory, power
 from spark_openstack.model import FACTS_PATH_ON_MASTER
 from spark_openstack.provider import naming

@@ -21,7 +21,6 @@ from spark_openstack import cli, errors, remote
 from spark_openstack.inventory import ClusterAccess, open_cluster
 from spark_openstack.model import ClusterFacts, Node
 from spark_openstack.transport import CommandResult
-from test_hostkeys import sshd  # noqa: F401 - the real-sshd fixture
 
 COPY_TMP = "/tmp/spark-openstack-copy-"
 

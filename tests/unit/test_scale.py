@@ -12,7 +12,7 @@ import json
 import paramiko
 import pytest
 
-from deploy_facts import make_facts
+from support.facts import make_facts
 from spark_openstack import errors, hostkeys, scale
 from spark_openstack.inventory import ClusterAccess
 from spark_openstack.render import render_node_configs
@@ -194,11 +194,11 @@ def test_forgotten_hosts_lose_their_pinned_keys_and_only_they(tmp_path):
 
 
 def test_yarn_nodemanagers_leave_through_the_exclude_list(tmp_path):
-    """YARN's part on real daemons (test_services.YarnRunner: the sandbox mirror's Hadoop 3
+    """YARN's part on real daemons (support.yarn.YarnRunner: the sandbox mirror's Hadoop 3
     on loopback): the victim's address goes into yarn.exclude, the ResourceManager is
     refreshed, the victim's NodeManager leaves, the other one keeps running."""
-    from sbx_hadoop import require_tarball, unpack
-    from test_services import YarnRunner, loopback_facts
+    from support.hadoop import require_tarball, unpack
+    from support.yarn import YarnRunner, loopback_facts
 
     from spark_openstack import deploy
     from spark_openstack.services import YARN

@@ -16,11 +16,11 @@ from pathlib import Path
 
 import pytest
 
+from support.parse import hadoop_props as _props
+from support.parse import spark_conf as _spark_conf
 from spark_openstack import jobs, render
 from spark_openstack.errors import ValidationError
 from spark_openstack.model import ClusterFacts, Node
-from test_templates import _conf as _spark_conf
-from test_templates import _props
 
 SERVICES = ("hdfs", "yarn", "spark")
 

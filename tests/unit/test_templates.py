@@ -6,24 +6,12 @@ import xml.etree.ElementTree as ET
 import jinja2
 import pytest
 
-from deploy_facts import make_facts
+from support.facts import make_facts
+from support.parse import hadoop_props as _props
+from support.parse import spark_conf as _conf
 from spark_openstack import render
 from spark_openstack.errors import ValidationError
 from spark_openstack.services import Jupyter
-
-
-def _props(xml_text: str) -> dict[str, str]:
-    root = ET.fromstring(xml_text)
-    return {p.findtext("name"): p.findtext("value") for p in root.iter("property")}
-
-
-def _conf(text: str) -> dict[str, str]:
-    out = {}
-    for line in text.splitlines():
-        if line.strip() and not line.startswith("#"):
-            key, _, value = line.strip().partition(" ")
-            out[key] = value.strip()
-    return out
 
 
 def _env(text: str) -> dict[str, str]:

@@ -1,20 +1,27 @@
-"""What the end-to-end modules (test_e2e.py, test_day2.py) share: the cloud they run on,
-the CLI as a user runs it, SSH to a master, and the leftovers check.
+"""What the integration modules (tests/integration) share: the cloud they run on, the CLI
+as a user runs it (``cli``, the one runner), a registered keypair (``new_keypair``, the one
+keypair helper), SSH to a master, and the leftovers check (``leftovers``, the one counter:
+call it BEFORE any cleanup, so it counts what the command itself left).
 
-The fixtures built from these (``e2e_env``, ``cloud``) live in this folder's conftest.py.
+The fixtures built from these (``e2e_env``, ``cloud``) live in tests/integration/conftest.py.
 """
 from __future__ import annotations
 
 import contextlib
 import json
 import os
+import secrets
 import shlex
 import subprocess
 import sys
+import time
 import uuid
 from pathlib import Path
 
 import pytest
+
+from spark_openstack.image import BUILDER_METADATA_KEY
+from spark_openstack.model import META_CLUSTER
 
 ROOT = Path(__file__).resolve().parents[2]
 MIRROR = os.environ.get("SPARK_OPENSTACK_E2E_MIRROR", "http://10.213.0.1:8099")
@@ -60,13 +67,22 @@ def said(proc) -> str:
             f"stderr:\n{proc.stderr[-4000:]}")
 
 
+def fresh_name(prefix: str) -> str:
+    """A fresh resource name: ``PREFIX-xxxxxx``."""
+    return f"{prefix}-{secrets.token_hex(3)}"
+
+
 def cli(env, *args, timeout=1800, check=True):
-    """``spark-openstack ARGS`` as a user runs it (no stdin); fails the test on non-zero
-    exit unless ``check=False``."""
+    """``spark-openstack ARGS`` as a user runs it (no stdin). ``check=True`` fails the test
+    on a non-zero exit, an int asserts that exit code, ``False``/``None`` checks nothing."""
     proc = subprocess.run([CLI, *args], env=env, capture_output=True, text=True,
                           timeout=timeout, stdin=subprocess.DEVNULL)
-    if check and proc.returncode != 0:
-        pytest.fail(f"spark-openstack {' '.join(args)} failed: {said(proc)}")
+    if check is True:
+        if proc.returncode != 0:
+            pytest.fail(f"spark-openstack {' '.join(args)} failed: {said(proc)}")
+    elif check is not False and check is not None:
+        assert proc.returncode == check, \
+            f"spark-openstack {' '.join(args)}: expected exit {check}, got {said(proc)}"
     return proc
 
 
@@ -115,15 +131,76 @@ def notebook_outputs(notebook_text: str) -> str:
                    for out in cell.get("outputs", []) if out.get("output_type") == "stream")
 
 
-def leftovers(cloud, cluster: str) -> dict:
-    """Everything of ``cluster`` the cloud still lists (check BEFORE any other cleanup)."""
-    return {
-        "servers": [s.name for s in cloud.compute.servers() if s.name.startswith(f"{cluster}-")],
-        "groups": [g.name for g in cloud.network.security_groups() if cluster in g.name],
-        "server groups": [g.name for g in cloud.compute.server_groups() if cluster in g.name],
-        "floating ips": [f.floating_ip_address for f in cloud.network.ips()
-                         if cluster in (f.description or "")],
+def builder_of(text: str | None, image: str) -> bool:
+    """A description create-image writes for ``image``'s builder (any run)."""
+    return f"image builder for {image} (" in (text or "")
+
+
+def leftovers(cloud, cluster: str | None = None, server_ids=(), *,
+              image: str | None = None) -> dict[str, list]:
+    """Everything of ``cluster`` (its servers, groups, floating IPs, and the ports of
+    ``server_ids``), or of create-image ``image`` (its builder and the image), the cloud
+    still lists; only the non-empty kinds. Count BEFORE any other cleanup runs."""
+    server_ids = set(server_ids)
+
+    def ours_server(s) -> bool:
+        if s.id in server_ids:
+            return True
+        if cluster and ((s.metadata or {}).get(META_CLUSTER) == cluster
+                        or s.name.startswith(f"{cluster}-")):
+            return True
+        return bool(image) and ((s.metadata or {}).get(BUILDER_METADATA_KEY) == image
+                                or s.name == f"{image}-builder")
+
+    def ours_group(g) -> bool:
+        if cluster and cluster in g.name:
+            return True
+        return bool(image) and (builder_of(g.description, image)
+                                or g.name.startswith(f"spark-openstack-{image}-builder"))
+
+    def ours_ip(f) -> bool:
+        if (f.port_details or {}).get("device_id") in server_ids:
+            return True
+        if cluster and cluster in (f.description or ""):
+            return True
+        return bool(image) and builder_of(f.description, image)
+
+    out = {
+        "servers": [f"{s.name} ({s.status})" if image else s.name
+                    for s in cloud.compute.servers() if ours_server(s)],
+        "security_groups": [g.name for g in cloud.network.security_groups() if ours_group(g)],
+        "server_groups": [g.name for g in cloud.compute.server_groups()
+                          if cluster and cluster in g.name],
+        "floating_ips": [f.floating_ip_address for f in cloud.network.ips() if ours_ip(f)],
+        "ports": [p.id for p in cloud.network.ports() if p.device_id in server_ids]
+        if server_ids else [],
+        "images": [f"{i.id} ({i.status})" for i in cloud.image.images() if i.name == image]
+        if image else [],
     }
+    return {k: v for k, v in out.items() if v}
+
+
+#: the CIDR ``launch_args`` lets SSH in from: the sandbox's own address space
+LAUNCH_ALLOWED = "10.0.0.0/8"
+
+
+def launch_args(cluster, keypair, *extra) -> list[str]:
+    """``launch`` of a small no-deploy cluster on the sandbox (``keypair``: ``(name, key)``)."""
+    kp_name, key = keypair
+    return ["launch", "-c", cluster, "-k", kp_name, "--identity-file", key, "-i", "debian-12",
+            "--flavor", "m1.tiny", "--allowed-cidr", LAUNCH_ALLOWED, "--no-deploy",
+            "--timeout", "300", *extra]
+
+
+def wait_clean(cloud, cluster: str, server_ids=(), timeout=60) -> dict[str, list]:
+    """``leftovers`` once nothing is left or after ``timeout`` s (ports vanish a moment
+    after their server)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        left = leftovers(cloud, cluster, server_ids)
+        if not left or time.monotonic() > deadline:
+            return left
+        time.sleep(2)
 
 
 def e2e_environment(sandbox_env: dict) -> dict:
@@ -140,11 +217,11 @@ def e2e_environment(sandbox_env: dict) -> dict:
 
 def new_keypair(cloud, folder: Path, *, prefix: str) -> tuple[str, str]:
     """A fresh ed25519 keypair registered in the cloud: ``(name, private key path)``."""
-    name = f"{prefix}-{uuid.uuid4().hex[:6]}"
     key = folder / "id_ed25519"
     subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(key)], check=True)
-    cloud.compute.create_keypair(name=name, public_key=(folder / "id_ed25519.pub").read_text())
-    return name, str(key)
+    kp_name = fresh_name(prefix)
+    cloud.compute.create_keypair(name=kp_name, public_key=(folder / "id_ed25519.pub").read_text())
+    return kp_name, str(key)
 
 
 @contextlib.contextmanager

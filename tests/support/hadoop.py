@@ -1,7 +1,8 @@
 """The sandbox mirror's Hadoop 3 tarball (sandbox/build_hadoop.py) on this machine, loopback
 only: unpacking it, writing site files, and starting/stopping its real daemons by pid.
 
-Shared by tests/unit/test_sandbox_hadoop.py and tests/unit/test_services.py. Tests using it
+Shared by tests/sandbox/test_sandbox_hadoop.py, tests/unit/test_services.py and
+tests/unit/test_scale.py. Tests using it
 are skipped when the tarball has not been built (sudo sandbox/up builds it), unless
 SANDBOX_REQUIRED=1, then they fail.
 """
@@ -12,7 +13,6 @@ import random
 import shutil
 import signal
 import socket
-import subprocess
 import tarfile
 import time
 from pathlib import Path

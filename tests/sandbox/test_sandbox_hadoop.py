@@ -23,7 +23,7 @@ from pathlib import Path
 
 import pytest
 
-from sbx_hadoop import (FAST_JVM, ROOT, VERSION, alive, clean_env, cmdline, free_ports,
+from support.hadoop import (FAST_JVM, ROOT, VERSION, alive, clean_env, cmdline, free_ports,
                         hadoop_env, kill_all, pids_in, require_tarball, site, unpack, wait_for)
 
 NAME = f"hadoop-{VERSION}"
