@@ -14,6 +14,17 @@ def _private_state_home(tmp_path_factory, monkeypatch):
 
 
 @pytest.fixture()
+def no_user_config(tmp_path, monkeypatch):
+    """No settings file of the user's and no cloud from the environment: a CLI test sees
+    only its own flags (the settings file is ``tmp_path/config.yaml``, not written)."""
+    path = tmp_path / "config.yaml"
+    monkeypatch.setenv("SPARK_OPENSTACK_CONFIG", str(path))
+    for var in ("OS_CLOUD", "OS_AUTH_URL", "OS_CLIENT_CONFIG_FILE"):
+        monkeypatch.delenv(var, raising=False)
+    return path
+
+
+@pytest.fixture()
 def sshd(tmp_path):
     """A real sshd on 127.0.0.1 (support.sshd.Sshd), stopped by its PID after the test;
     skipped unless root with OpenSSH's server installed."""

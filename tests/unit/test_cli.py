@@ -5,34 +5,23 @@ import subprocess
 import sys
 
 import pytest
-from click.testing import CliRunner
 
 from spark_openstack import cli, errors
+from support.cli import invoke, run_main
 
-
-@pytest.fixture(autouse=True)
-def _no_user_config(tmp_path, monkeypatch):
-    monkeypatch.setenv("SPARK_OPENSTACK_CONFIG", str(tmp_path / "config.yaml"))
-    for var in ("OS_CLOUD", "OS_AUTH_URL", "OS_CLIENT_CONFIG_FILE"):
-        monkeypatch.delenv(var, raising=False)
-
-
-def run_main(argv, capsys):
-    code = cli.main(argv)
-    out = capsys.readouterr()
-    return code, out.out, out.err
+pytestmark = pytest.mark.usefixtures("no_user_config")
 
 
 @pytest.mark.parametrize("command", ["launch", "destroy", "describe", "login", "configure",
                                      "create-image"])
 def test_every_command_help_has_examples(command):
-    result = CliRunner().invoke(cli.cli, [command, "--help"])
+    result = invoke(command, "--help")
     assert result.exit_code == 0
     assert "Examples:" in result.output and f"spark-openstack {command}" in result.output
 
 
 def test_top_level_help_lists_commands_and_cloud_selection():
-    result = CliRunner().invoke(cli.cli, ["--help"])
+    result = invoke("--help")
     for word in ("launch", "destroy", "describe", "list", "login", "configure", "OS_CLOUD"):
         assert word in result.output
 
@@ -113,7 +102,7 @@ def test_configure_writes_and_flags_beat_it(tmp_path, capsys, monkeypatch):
 
 def _help(*argv) -> str:
     """The help text on one line (click wraps after hyphens: "yarn-" / "resourcemanager")."""
-    return " ".join(CliRunner().invoke(cli.cli, [*argv, "--help"]).output.split()) \
+    return " ".join(invoke(*argv, "--help").output.split()) \
         .replace("- ", "-")
 
 

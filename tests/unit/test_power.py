@@ -9,6 +9,7 @@ import types
 
 import pytest
 
+from support.cli import invoke
 from support.facts import make_facts
 from spark_openstack import cli, errors, inventory, power
 from spark_openstack.model import FACTS_PATH_ON_MASTER
@@ -231,8 +232,7 @@ def test_an_unknown_cluster_is_refused_before_anything_changes(command, world, m
 
 @pytest.mark.parametrize("command", ["status", "stop", "start"])
 def test_help_has_examples(command):
-    from click.testing import CliRunner
-    result = CliRunner().invoke(cli.cli, [command, "--help"])
+    result = invoke(command, "--help")
     assert result.exit_code == 0 and f"spark-openstack {command} -c demo" in result.output
     if command == "status":
         assert "Exit status: 0 when every server is ACTIVE" in result.output
