@@ -12,6 +12,7 @@ from spark_openstack.config import launch_spec_from, resolve
 from spark_openstack.expiry import (META_EXPIRES, cluster_deadline, deadline_after,
                                     expiry_dict, parse_deadline, parse_duration)
 from spark_openstack.reap import expired_clusters
+from support.cloud import FakeCloud, server
 
 NOW = datetime(2026, 11, 24, 12, 0, 0, tzinfo=timezone.utc)
 
@@ -52,14 +53,6 @@ class Server:
     metadata: dict = field(default_factory=dict)
 
 
-class Provider:
-    def __init__(self, clusters):
-        self.clusters = clusters
-
-    def all_cluster_servers(self):
-        return self.clusters
-
-
 def test_the_earliest_server_deadline_counts_and_garbage_is_ignored():
     servers = [Server("m", {META_EXPIRES: "2026-11-24T13:00:00Z"}),
                Server("w1", {META_EXPIRES: "2026-11-24T11:00:00Z"}),
@@ -69,12 +62,13 @@ def test_the_earliest_server_deadline_counts_and_garbage_is_ignored():
 
 
 def test_reap_picks_only_clusters_past_their_deadline():
-    provider = Provider({
-        "gone": [Server("gone-master", {META_EXPIRES: "2026-11-24T11:59:00Z"})],
-        "later": [Server("later-master", {META_EXPIRES: "2026-11-24T12:01:00Z"})],
-        "never": [Server("never-master")],
-        "garbage": [Server("garbage-master", {META_EXPIRES: "2026-13-45"})],
-    })
+    provider = FakeCloud(servers=[
+        server("gone-master", cluster="gone", metadata={META_EXPIRES: "2026-11-24T11:59:00Z"}),
+        server("later-master", cluster="later",
+               metadata={META_EXPIRES: "2026-11-24T12:01:00Z"}),
+        server("never-master", cluster="never"),
+        server("garbage-master", cluster="garbage", metadata={META_EXPIRES: "2026-13-45"}),
+    ])
     expired, kept = expired_clusters(provider=provider, now=NOW)
     assert [e["cluster"] for e in expired] == ["gone"] and kept == 3
 

@@ -10,10 +10,11 @@ import types
 import pytest
 
 from support.cli import invoke
+from support.cloud import FakeCloud
+from support.cloud import server as cloud_server
 from support.facts import make_facts
 from spark_openstack import cli, errors, inventory, power
 from spark_openstack.model import FACTS_PATH_ON_MASTER
-from spark_openstack.provider import naming
 from spark_openstack.transport import CommandResult
 
 NAMES = ("demo-master", "demo-worker-1", "demo-worker-2")
@@ -21,62 +22,13 @@ IPS = {"demo-master": "10.213.0.10", "demo-worker-1": "10.213.0.21",
        "demo-worker-2": "10.213.0.22"}
 
 
-def _server(name, status):
-    addresses = [{"addr": IPS[name], "version": 4, "OS-EXT-IPS:type": "fixed"}]
-    if name.endswith("master"):
-        addresses.append({"addr": "10.214.0.5", "version": 4,
-                          "OS-EXT-IPS:type": "floating"})
-    return types.SimpleNamespace(
-        name=name, id=f"id-{name}", status=status, task_state=None, key_name="kp",
-        addresses={"private": addresses}, flavor=None,
-        metadata={"spark_openstack_cluster": "demo",
-                  "spark_openstack_role": "master" if name.endswith("master") else "worker"})
-
-
-class Cloud:
-    """The provider calls power.py makes; servers change state as Nova would."""
-
-    def __init__(self, statuses=None, *, events=None):
-        statuses = statuses or dict.fromkeys(NAMES, "ACTIVE")
-        self.servers = {n: _server(n, s) for n, s in statuses.items()}
-        self.events = events if events is not None else []
-        self.pending: dict[str, str] = {}
-
-    def __getattr__(self, name):
-        raise AssertionError(f"unexpected provider call {name}")
-
-    def cluster_servers(self, cluster):
-        return list(self.servers.values()) if cluster == "demo" else []
-
-    def cluster_floating_ips(self, **kw):
-        return []
-
-    node_from_server = staticmethod(naming.node_from_server)
-
-    def _by_id(self, server_id):
-        return next(s for s in self.servers.values() if s.id == server_id)
-
-    def stop_server(self, server_id):
-        server = self._by_id(server_id)
-        assert server.status == "ACTIVE", f"Nova refuses to stop a {server.status} server"
-        self.events.append(f"stop_server {server.name}")
-        self.pending[server_id] = "SHUTOFF"
-
-    def start_server(self, server_id):
-        server = self._by_id(server_id)
-        assert server.status == "SHUTOFF", f"Nova refuses to start a {server.status} server"
-        self.events.append(f"start_server {server.name}")
-        self.pending[server_id] = "ACTIVE"
-
-    def wait_for_servers(self, *, server_ids, timeout, status, on_status=None, **kw):
-        self.events.append(f"wait {status} " + ",".join(
-            sorted(self._by_id(i).name for i in server_ids)))
-        for sid in server_ids:
-            server = self._by_id(sid)
-            server.status = self.pending.pop(sid, server.status)
-            assert server.status == status
-            if on_status:
-                on_status(server)
+def _cloud(statuses=None, *, events):
+    """The cluster's servers in the one fake cloud; they change state as Nova's would."""
+    statuses = statuses or dict.fromkeys(NAMES, "ACTIVE")
+    return FakeCloud(events=events, servers=[
+        cloud_server(n, status=s, ip=IPS[n],
+                     floating_ip="10.214.0.5" if n.endswith("master") else None)
+        for n, s in statuses.items()])
 
 
 class Master:
@@ -121,7 +73,7 @@ def world(monkeypatch):
     events: list[str] = []
 
     def make(statuses=None, **runner_kw):
-        cloud = Cloud(statuses, events=events)
+        cloud = _cloud(statuses, events=events)
         runner = Master(events=events, **runner_kw)
         monkeypatch.setattr(inventory.ClusterAccess, "runner", lambda self: runner)
         return cloud, runner, events
@@ -213,7 +165,7 @@ def test_status_cli_exit_code_says_healthy_or_not(world, monkeypatch, capsys):
     assert cli.main(argv) == 1
     out = capsys.readouterr().out
     assert "NOT healthy" in out and "missing: demo-worker-1" in out
-    for server in cloud.servers.values():
+    for server in cloud.servers:
         server.status = "SHUTOFF"
     assert cli.main(argv) == 1
     assert "hdfs: not checked: cluster is stopped" in capsys.readouterr().out
@@ -256,7 +208,7 @@ def test_stop_goes_spark_yarn_hdfs_then_every_server(world):
     assert last("hdfs --daemon stop namenode") < first("stop_server")
     assert sorted(stops[first("stop_server"):]) == [f"stop_server {n}" for n in NAMES]
     assert events[-1] == "wait SHUTOFF " + ",".join(NAMES)
-    assert {s.status for s in cloud.servers.values()} == {"SHUTOFF"}
+    assert {s.status for s in cloud.servers} == {"SHUTOFF"}
     # the facts read were the deployed ones: Spark's scripts under the image's home
     assert "demo-worker-1: /opt/spark-4.3.0/sbin/stop-worker.sh || true" in events
 
@@ -277,7 +229,7 @@ def test_stop_with_a_worker_already_off_leaves_it_out(world):
     assert "stop_server demo-worker-2" not in events
     assert result["servers_stopped"] == ["demo-master", "demo-worker-1"]
     assert "not ACTIVE, nothing to stop there: demo-worker-2" in result["messages"]
-    assert {s.status for s in cloud.servers.values()} == {"SHUTOFF"}
+    assert {s.status for s in cloud.servers} == {"SHUTOFF"}
 
 
 def test_stop_of_a_never_deployed_cluster_stops_its_servers(world):
@@ -286,7 +238,7 @@ def test_stop_of_a_never_deployed_cluster_stops_its_servers(world):
     assert result["services_stopped"] == []
     assert any("never deployed" in m for m in result["messages"])
     assert not any("--daemon stop" in e for e in events)
-    assert {s.status for s in cloud.servers.values()} == {"SHUTOFF"}
+    assert {s.status for s in cloud.servers} == {"SHUTOFF"}
 
 
 # ----------------------------------------------------------------------------- start
