@@ -10,14 +10,9 @@ import time
 from pathlib import Path
 
 from spark_openstack import ssh
+from support.keys import keygen
 
 SSHD = "/usr/sbin/sshd"
-
-
-def keygen(path: Path, kind: str = "ed25519") -> Path:
-    """A passphrase-less key pair at ``path`` (and ``path``.pub)."""
-    subprocess.run(["ssh-keygen", "-q", "-t", kind, "-N", "", "-f", str(path)], check=True)
-    return path
 
 
 def sshd_skip_reason() -> str | None:

@@ -20,7 +20,7 @@ import pytest
 from spark_openstack import errors, hostkeys, inventory, ledger, ssh
 from spark_openstack.model import ClusterFacts, Node
 
-from support.sshd import keygen as _keygen
+from support.keys import keygen as _keygen
 
 
 def _mode(path) -> int:
