@@ -9,7 +9,10 @@ multi-create), groups and floating IPs with predictable ids (``id-NAME``, ``sg1`
 take effect at the next wait, as Nova's do; deletes remove and are recorded in
 ``deleted`` (kind -> ids, in order).
 
-What a test scripts or reads: ``fail`` (verb -> exception raised when it is called),
+What a test scripts or reads: ``fail`` (verb -> exception raised when it is called);
+``lose`` (create verbs whose answer is lost: the thing is made, then the call is cut off by
+Ctrl-C, ``KeyboardInterrupt``); ``late`` (create verbs cut off before the cloud made the
+thing, which then appears at the next listing: a request in flight, kept in ``landing``);
 ``calls`` (the verbs called, in order; with ``events`` a list every state change is
 logged to as well), ``need`` (the last quota need checked), ``quota_checks`` (the state
 each check was given), ``associations`` (``(fip_id, port_id)``), ``kwargs`` (verb ->
@@ -66,7 +69,7 @@ class FakeCloud:
 
     def __init__(self, *, servers=(), images=None, flavors=None, keypairs=None,
                  volume_service=False, microversion=(2, 90), quota_problems=(), fail=None,
-                 events=None):
+                 lose=(), late=(), events=None):
         self.servers = list(servers)
         self.images = [types.SimpleNamespace(id=f"img-{name}", name=name, min_disk=0,
                                              min_ram=0, properties=dict(props),
@@ -79,6 +82,8 @@ class FakeCloud:
         self.microversion = microversion
         self.quota_problems = list(quota_problems)
         self.fail = dict(fail or {})
+        self.lose, self.late = set(lose), set(late)
+        self.landing: list[tuple[str, object]] = []
         self.events = events if events is not None else []
         self.security_groups: list = []
         self.server_groups: list = []
@@ -107,6 +112,22 @@ class FakeCloud:
         self.kwargs[verb] = kwargs
         if verb in self.fail:
             raise self.fail[verb]
+
+    def _made(self, verb, collection: str, *things):
+        """``things`` join ``collection`` now, or at the next listing when ``verb`` is
+        ``late``; a ``late`` or ``lose`` verb is then cut off by Ctrl-C."""
+        if verb in self.late:
+            self.landing += [(collection, thing) for thing in things]
+            raise KeyboardInterrupt
+        getattr(self, collection).extend(things)
+        if verb in self.lose:
+            raise KeyboardInterrupt
+        return things[0]
+
+    def _land(self):
+        for collection, thing in self.landing:
+            getattr(self, collection).append(thing)
+        self.landing.clear()
 
     def _next(self, kind):
         return next(self._counters[kind])
@@ -175,8 +196,7 @@ class FakeCloud:
         self._call("create_server_group", cluster=cluster, policy=policy)
         group = types.SimpleNamespace(id=f"grp{self._next('grp')}",
                                       name=naming.server_group_name(cluster), policy=policy)
-        self.server_groups.append(group)
-        return group
+        return self._made("create_server_group", "server_groups", group)
 
     def find_server_groups(self, cluster):
         self._call("find_server_groups", cluster=cluster)
@@ -195,13 +215,16 @@ class FakeCloud:
                    server_group_id=server_group_id, metadata=metadata, tags=tags,
                    user_data=user_data, count=count)
         names = [name] if count == 1 else [f"{name}-{i}" for i in range(1, count + 1)]
+        made = []
         for index, each in enumerate(names):
-            self.servers.append(types.SimpleNamespace(
+            address = {"addr": f"10.0.0.{4 + self._next('ip')}", "version": 4,
+                       "OS-EXT-IPS:type": "fixed"}
+            made.append(types.SimpleNamespace(
                 id=f"id-{each}", name=each, status="ACTIVE", task_state=None,
-                key_name=keypair, metadata=dict(metadata or {}), addresses={}, flavor=None,
-                created_at="", launch_index=index, attached_volumes=[], tags=list(tags),
-                fault=None))
-        return f"id-{names[0]}"
+                key_name=keypair, metadata=dict(metadata or {}),
+                addresses={"private": [address]}, flavor=None, created_at="",
+                launch_index=index, attached_volumes=[], tags=list(tags), fault=None))
+        return self._made("create_server", "servers", *made).id
 
     def rename_server(self, server_id, name):
         self._call("rename_server", server_id=server_id, name=name)
@@ -212,6 +235,7 @@ class FakeCloud:
         self._server(server_id).metadata.update(metadata)
 
     def list_servers(self, *, name_regex=None):
+        self._land()
         self._call("list_servers", name_regex=name_regex)
         return list(self.servers)
 
@@ -289,8 +313,7 @@ class FakeCloud:
         group = types.SimpleNamespace(id=f"sg{self._next('sg')}",
                                       name=name or naming.security_group_name(cluster),
                                       description=description)
-        self.security_groups.append(group)
-        return group
+        return self._made("create_security_group", "security_groups", group)
 
     def delete_security_group(self, group_id, *, timeout=120):
         self._call("delete_security_group", group_id=group_id)
@@ -298,6 +321,7 @@ class FakeCloud:
         self.deleted["security_groups"].append(group_id)
 
     def list_security_groups(self):
+        self._land()
         self._call("list_security_groups")
         return list(self.security_groups)
 
@@ -308,7 +332,7 @@ class FakeCloud:
         fip = types.SimpleNamespace(id=f"fip{n}", floating_ip_address=f"198.51.100.{8 + n}",
                                     description=description or naming.fip_description(cluster),
                                     port_id=None, port_details=None, fixed_ip_address=None)
-        self.floating_ips.append(fip)
+        self._made("allocate_floating_ip", "floating_ips", fip)
         return fip.id, fip.floating_ip_address
 
     def server_port_id(self, server_id):
@@ -322,10 +346,16 @@ class FakeCloud:
         fip.port_details = {"device_id": port_id.removeprefix("port-of-")}
 
     def attach_floating_ip(self, *, server_id, pool_network_id, cluster, description=None):
-        fip_id, address = self.allocate_floating_ip(pool_network_id=pool_network_id,
-                                                    cluster=cluster, description=description)
-        self.associate_floating_ip(fip_id=fip_id, port_id=self.server_port_id(server_id))
-        return fip_id, address
+        self._call("attach_floating_ip", server_id=server_id, pool_network_id=pool_network_id,
+                   cluster=cluster, description=description)
+        n = self._next("fip")
+        fip = types.SimpleNamespace(id=f"fip{n}", floating_ip_address=f"198.51.100.{8 + n}",
+                                    description=description or naming.fip_description(cluster),
+                                    port_id=self.server_port_id(server_id),
+                                    port_details={"device_id": server_id},
+                                    fixed_ip_address=None)
+        self._made("attach_floating_ip", "floating_ips", fip)
+        return fip.id, fip.floating_ip_address
 
     def cluster_floating_ips(self, *, cluster, servers=()):
         self._call("cluster_floating_ips", cluster=cluster)
@@ -335,6 +365,7 @@ class FakeCloud:
                 or (f.port_details or {}).get("device_id") in server_ids]
 
     def list_floating_ips(self):
+        self._land()
         self._call("list_floating_ips")
         return list(self.floating_ips)
 
@@ -349,8 +380,7 @@ class FakeCloud:
         image = types.SimpleNamespace(id=f"img{self._next('img')}", name=name, min_disk=0,
                                       min_ram=0, properties=dict(metadata or {}),
                                       status="active", instance_uuid=server_id)
-        self.images.append(image)
-        return image.id
+        return self._made("snapshot_server", "images", image).id
 
     def wait_for_image(self, *, image_id, timeout):
         self._call("wait_for_image", image_id=image_id)
@@ -361,6 +391,7 @@ class FakeCloud:
         next(i for i in self.images if i.id == image_id).properties.update(properties)
 
     def list_images(self):
+        self._land()
         self._call("list_images")
         return list(self.images)
 

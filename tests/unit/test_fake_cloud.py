@@ -53,8 +53,8 @@ def test_the_cloud_keeps_what_was_made_and_records_deletes():
     cloud.delete_servers(server_ids=[first])
     cloud.delete_floating_ip(fip)
     assert cloud.deleted == {"servers": [first], "floating_ips": [fip]}
-    assert cloud.changes == ["create_server", "create_security_group", "allocate_floating_ip",
-                             "associate_floating_ip", "delete_servers", "delete_floating_ip"]
+    assert cloud.changes == ["create_server", "create_security_group", "attach_floating_ip",
+                             "delete_servers", "delete_floating_ip"]
     with pytest.raises(errors.NotFoundError):
         cloud.find_image("nope")
 
@@ -74,3 +74,14 @@ def test_scripted_failures_and_nova_like_power_states():
     cloud.wait_for_servers(server_ids=["id-demo-master"], timeout=1)
     assert cloud.events == ["stop_server demo-master", "wait SHUTOFF demo-master",
                             "start_server demo-master", "wait ACTIVE demo-master"]
+
+
+def test_a_lost_answer_and_a_create_in_flight():
+    cloud = FakeCloud(lose={"create_security_group"}, late={"snapshot_server"})
+    with pytest.raises(KeyboardInterrupt):
+        cloud.create_security_group(cluster="demo", ssh_cidrs=[])
+    assert [g.name for g in cloud.security_groups] == ["spark-openstack-demo"]   # made
+    with pytest.raises(KeyboardInterrupt):
+        cloud.snapshot_server(server_id="s", name="img")
+    assert "img" not in [i.name for i in cloud.images] and cloud.landing
+    assert "img" in [i.name for i in cloud.list_images()] and not cloud.landing
