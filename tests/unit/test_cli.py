@@ -8,6 +8,7 @@ import pytest
 
 from spark_openstack import cli, errors
 from support.cli import invoke, run_main
+from support.cloud import FakeCloud
 
 pytestmark = pytest.mark.usefixtures("no_user_config")
 
@@ -135,8 +136,7 @@ def test_create_image_passes_its_own_default_timeout(capsys, monkeypatch):
     def fake_create_image(*, conn_provider, spec, key_filename, progress):
         seen["spec"] = spec
         return "image-id"
-    fake = type("P", (), {"find_keypair": lambda self, name: type("K", (), {
-        "name": name, "public_key": "ssh-ed25519 AAAA x"})()})()
+    fake = FakeCloud(keypairs={"kp": "ssh-ed25519 AAAA x"})
     monkeypatch.setattr("spark_openstack.image.create_image", fake_create_image)
     monkeypatch.setattr("spark_openstack.keys.resolve_identity_file",
                         lambda **kw: "/key")
@@ -179,7 +179,7 @@ def test_explicit_missing_config_file_is_a_usage_error(tmp_path, capsys):
 
 
 def test_destroy_without_yes_refuses_when_not_interactive(capsys, monkeypatch):
-    fake = type("P", (), {"cluster_servers": lambda self, name: []})()
+    fake = FakeCloud()
     monkeypatch.setattr(cli.AppContext, "provider", property(lambda self: fake))
     code, _, err = run_main(["destroy", "-c", "demo"], capsys)
     assert code == 2 and "--yes" in err

@@ -11,7 +11,6 @@ import stat
 import subprocess
 import threading
 import time
-import types
 from pathlib import Path
 
 import paramiko
@@ -21,6 +20,7 @@ from spark_openstack import errors, hostkeys, inventory, ledger, ssh
 from spark_openstack.model import ClusterFacts, Node
 
 from support.keys import keygen as _keygen
+from support.cloud import FakeCloud
 
 
 def _mode(path) -> int:
@@ -86,10 +86,7 @@ def test_destroy_forgets_only_that_clusters_files(tmp_path):
     for name in ("demo-12345678", "demo-abcdef01", "demo-2-12345678", "demox-12345678"):
         hostkeys.ensure_file(str(hostkeys.known_hosts_dir() / name))
     left = {"demo-2-12345678", "demox-12345678"}
-    provider = types.SimpleNamespace(
-        cluster_servers=lambda name: [], cluster_floating_ips=lambda **kw: [],
-        delete_servers=lambda **kw: None, find_security_group=lambda name: None,
-        find_server_groups=lambda name: [], has_volume_service=lambda: False)
+    provider = FakeCloud()                  # no cluster "demo" in it
     ledger.destroy(provider=provider, cluster="demo")
     assert {p.name for p in hostkeys.known_hosts_dir().iterdir()} == left
     ledger.destroy(provider=provider, cluster="demo")        # fine to run twice

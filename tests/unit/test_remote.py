@@ -12,7 +12,6 @@ import os
 import stat
 import subprocess
 import textwrap
-import types
 from pathlib import Path
 
 import pytest
@@ -21,6 +20,7 @@ from spark_openstack import cli, errors, remote
 from spark_openstack.inventory import ClusterAccess, open_cluster
 from spark_openstack.model import ClusterFacts, Node
 from spark_openstack.transport import CommandResult
+from support.cloud import FakeCloud
 
 COPY_TMP = "/tmp/spark-openstack-copy-"
 
@@ -199,7 +199,7 @@ def test_a_stopped_target_or_master_is_refused_before_anything_runs(tmp_path):
 
 
 def test_an_unknown_cluster_is_not_found():
-    provider = types.SimpleNamespace(cluster_servers=lambda name: [])
+    provider = FakeCloud()
     with pytest.raises(errors.NotFoundError, match="no cluster named 'nope'"):
         open_cluster(provider=provider, cluster="nope")
 
