@@ -2,7 +2,6 @@
 found by its run id even when a create's answer was lost, and never another run's things."""
 from __future__ import annotations
 
-import itertools
 import types
 
 import pytest
@@ -12,6 +11,7 @@ from spark_openstack.image import (BUILDER_METADATA_KEY, _cleanup, _ImageRun,
                                    builder_description, discover, run_in_text)
 from spark_openstack.model import META_CLUSTER, META_RUN
 from spark_openstack.progress import RecordingProgress
+from support.cloud import FakeCloud
 
 OTHER = "0the4run"       # another create-image run (same image name) or a launch
 
@@ -20,142 +20,26 @@ def _ns(**kw):
     return types.SimpleNamespace(**kw)
 
 
-class FakeCloud:
-    """A small cloud holding servers, groups, floating IPs and images; records deletes.
+#: the base images the cloud offers (the project's own images come and go)
+BASE_IMAGES = (_ns(id="base", name="debian-12", status="active"),
+               _ns(id="base-fedora", name="fedora-41", os_distro="fedora", os_version="41",
+                   status="active"),
+               _ns(id="base-ubuntu", name="ubuntu-24.04", os_distro="ubuntu",
+                   os_version="24.04", status="active"))
+#: what each create verb makes, by the kind create-image's ledger records
+VERB = {"secgroup": "create_security_group", "server": "create_server",
+        "fip": "attach_floating_ip", "image": "snapshot_server"}
 
-    ``lose`` names creates whose answer is lost: the thing is made, then the call is cut
-    off by Ctrl-C (``KeyboardInterrupt``). ``late`` names creates that are cut off before
-    the cloud made the thing, which then appears at the next listing (a request in flight).
-    """
 
-    def __init__(self, *, lose=(), late=(), existing_image=False):
-        self.ids = itertools.count(1)
-        self.servers, self.groups, self.fips, self.images = [], [], [], []
-        self.lose, self.late = set(lose), set(late)
-        self.existing_image = existing_image
-        self.deleted: list[tuple[str, str]] = []
-        self.calls: list[str] = []
-        self.landing: list = []
-        self.kwargs: dict[str, dict] = {}
-
-    def __getattr__(self, name):
-        raise AssertionError(f"unexpected provider call {name}")
-
-    def _id(self, prefix):
-        return f"{prefix}{next(self.ids)}"
-
-    def _made(self, kind, collection, thing):
-        if kind in self.late:
-            self.landing.append((collection, thing))
-            raise KeyboardInterrupt
-        collection.append(thing)
-        if kind in self.lose:
-            raise KeyboardInterrupt
-        return thing
-
-    def _land(self):
-        for collection, thing in self.landing:
-            collection.append(thing)
-        self.landing.clear()
-
-    # lookups
-    def find_image(self, name):
-        if name == "debian-12":
-            return _ns(id="base", name=name)
-        if name in ("fedora-41", "ubuntu-24.04"):
-            distro, version = name.split("-")
-            return _ns(id="base-" + distro, name=name, os_distro=distro, os_version=version)
-        if self.existing_image:
-            return _ns(id="old", name=name)
-        raise errors.NotFoundError(f"image {name!r} not found")
-
-    def find_flavor(self, name):
-        return _ns(id="fl", name=name)
-
-    def find_keypair(self, name):
-        return _ns(name=name)
-
-    def find_network(self, name):
-        return _ns(id="net")
-
-    def find_floating_pool(self, name):
-        return _ns(id="pub")
-
-    # creates
-    def create_security_group(self, **kw):
-        self.kwargs["secgroup"] = kw
-        return self._made("secgroup", self.groups, _ns(id=self._id("sg"), name=kw["name"],
-                                                       description=kw["description"]))
-
-    def create_server(self, **kw):
-        self.kwargs["server"] = kw
-        return self._made("server", self.servers, _ns(
-            id=self._id("srv"), name=kw["name"], metadata=dict(kw["metadata"]),
-            status="ACTIVE", addresses={})).id
-
-    def wait_for_servers(self, *, server_ids, **kw):
-        return {s.id: s for s in self.servers if s.id in server_ids}
-
-    def node_from_server(self, server):
-        return _ns(private_ip="10.0.0.5")
-
-    def attach_floating_ip(self, *, server_id, description, **kw):
-        self.kwargs["fip"] = dict(kw, description=description)
-        fip = self._made("fip", self.fips, _ns(id=self._id("fip"), description=description,
-                                               port_details={"device_id": server_id}))
-        return fip.id, "198.51.100.7"
-
-    def stop_server(self, server_id):
-        self.calls.append("stop_server")
-
-    def wait_for_server_status(self, **kw):
-        pass
-
-    def snapshot_server(self, *, server_id, name, metadata):
-        self.kwargs["image"] = dict(server_id=server_id, name=name, metadata=metadata)
-        return self._made("image", self.images, _ns(
-            id=self._id("img"), name=name, properties=dict(metadata),
-            instance_uuid=server_id)).id
-
-    def wait_for_image(self, **kw):
-        pass
-
-    def set_image_properties(self, *, image_id, properties):
-        next(i for i in self.images if i.id == image_id).properties.update(properties)
-
-    # listings (a create in flight lands before the next one answers)
-    def list_servers(self):
-        self._land()
-        self.calls.append("list_servers")
-        return list(self.servers)
-
-    def list_floating_ips(self):
-        return list(self.fips)
-
-    def list_security_groups(self):
-        return list(self.groups)
-
-    def list_images(self):
-        return list(self.images)
-
-    # deletes
-    def _delete(self, kind, collection, ident):
-        self.deleted.append((kind, ident))
-        collection[:] = [x for x in collection if x.id != ident]
-
-    def delete_floating_ip(self, fid):
-        self._delete("fip", self.fips, fid)
-
-    def delete_servers(self, *, server_ids, wait):
-        assert wait
-        for sid in server_ids:
-            self._delete("server", self.servers, sid)
-
-    def delete_security_group(self, gid):
-        self._delete("secgroup", self.groups, gid)
-
-    def delete_image(self, iid):
-        self._delete("image", self.images, iid)
+def _cloud(*, lose=(), late=(), existing_image=False):
+    """The one fake cloud with the base images, flavor m1.small and keypair kp; ``lose``
+    and ``late`` name kinds (``VERB``) whose create is cut off."""
+    cloud = FakeCloud(keypairs={"kp": "ssh-ed25519 AAAA x"},
+                      lose={VERB[k] for k in lose}, late={VERB[k] for k in late})
+    cloud.images = list(BASE_IMAGES)
+    if existing_image:
+        cloud.images.append(_ns(id="old", name="img", status="active", properties={}))
+    return cloud
 
 
 def _others(cloud):
@@ -165,18 +49,23 @@ def _others(cloud):
               metadata={BUILDER_METADATA_KEY: "img", META_RUN: OTHER})
     cloud.servers += [srv, _ns(id="cluster-srv", name="c-master", status="ACTIVE",
                                addresses={}, metadata={META_CLUSTER: "c", META_RUN: OTHER})]
-    cloud.groups.append(_ns(id="other-sg", name=f"spark-openstack-img-builder-{OTHER}",
-                            description=desc))
-    cloud.fips.append(_ns(id="other-fip", description=desc,
-                          port_details={"device_id": "other-srv"}))
-    cloud.images.append(_ns(id="other-img", name="img", properties={META_RUN: OTHER},
-                            instance_uuid="other-srv"))
+    cloud.security_groups.append(_ns(id="other-sg",
+                                     name=f"spark-openstack-img-builder-{OTHER}",
+                                     description=desc))
+    cloud.floating_ips.append(_ns(id="other-fip", description=desc,
+                                  port_details={"device_id": "other-srv"}))
+    # the other run's snapshot (same name) is listed from the first listing on: it was not
+    # there yet when this run checked the name was free
+    cloud.landing.append(("images", _ns(id="other-img", name="img", status="active",
+                                        properties={META_RUN: OTHER},
+                                        instance_uuid="other-srv")))
     return {"other-srv", "cluster-srv", "other-sg", "other-fip", "other-img"}
 
 
 def _left(cloud):
-    return {x.id for coll in (cloud.servers, cloud.groups, cloud.fips, cloud.images)
-            for x in coll}
+    cloud.list_images()                                   # anything in flight has landed
+    return {x.id for coll in (cloud.servers, cloud.security_groups, cloud.floating_ips,
+                              cloud.images) for x in coll} - {i.id for i in BASE_IMAGES}
 
 
 def _create(cloud, **over):
@@ -207,15 +96,15 @@ def test_run_mark_round_trips_and_other_text_has_none():
 
 
 def test_discover_finds_only_this_runs_things():
-    cloud = FakeCloud()
+    cloud = _cloud()
     _others(cloud)
     run = _ImageRun(run_id="0ur0run0")
     desc = builder_description("img", run.run_id)
     cloud.servers.append(_ns(id="s1", metadata={BUILDER_METADATA_KEY: "img",
                                                 META_RUN: run.run_id}))
     cloud.servers.append(_ns(id="launch", metadata={META_CLUSTER: "c", META_RUN: run.run_id}))
-    cloud.groups.append(_ns(id="g1", description=desc))
-    cloud.fips += [_ns(id="f1", description=desc, port_details=None),
+    cloud.security_groups.append(_ns(id="g1", description=desc))
+    cloud.floating_ips += [_ns(id="f1", description=desc, port_details=None),
                    _ns(id="f2", description="", port_details={"device_id": "s1"})]
     cloud.images += [_ns(id="i1", properties={META_RUN: run.run_id}),
                      _ns(id="i2", properties={}, instance_uuid="s1"),
@@ -228,40 +117,42 @@ def test_discover_finds_only_this_runs_things():
 
 
 def test_cleanup_deletes_recorded_and_discovered_in_order_and_nothing_else():
-    cloud = FakeCloud()
+    cloud = _cloud()
     others = _others(cloud)
     run = _ImageRun(run_id="0ur0run0", started=True)
     desc = builder_description("img", run.run_id)
     cloud.servers.append(_ns(id="s1", metadata={BUILDER_METADATA_KEY: "img",
                                                 META_RUN: run.run_id}))
-    cloud.groups.append(_ns(id="g1", description=desc))          # lost answer: unrecorded
-    cloud.fips.append(_ns(id="f1", description=desc, port_details=None))
+    cloud.security_groups.append(_ns(id="g1", description=desc))          # lost answer: unrecorded
+    cloud.floating_ips.append(_ns(id="f1", description=desc, port_details=None))
     cloud.images.append(_ns(id="i1", properties={META_RUN: run.run_id}))
     run.record("server", "s1")
     summary = _cleanup(cloud, run, progress=RecordingProgress())
     assert _left(cloud) == others
-    assert [k for k, _ in cloud.deleted] == ["fip", "server", "secgroup", "image"]
+    assert [c for c in cloud.calls if c.startswith("delete_")] == [
+        "delete_floating_ip", "delete_servers", "delete_security_group", "delete_image"]
+    assert cloud.kwargs["delete_servers"]["wait"] is True
     assert "builder server" in summary and "security group" in summary
 
 
 def test_cleanup_keeps_the_finished_image():
-    cloud = FakeCloud()
+    cloud = _cloud()
     run = _ImageRun(run_id="0ur0run0", started=True)
     cloud.images.append(_ns(id="done", properties={META_RUN: run.run_id}))
     run.record("image", "done")
     _cleanup(cloud, run, keep_image="done", progress=RecordingProgress())
-    assert _left(cloud) == {"done"} and cloud.deleted == []
+    assert _left(cloud) == {"done"} and cloud.deleted == {}
 
 
 def test_cleanup_of_a_run_that_created_nothing_asks_the_cloud_nothing():
-    cloud = FakeCloud()
+    cloud = _cloud()
     assert _cleanup(cloud, _ImageRun(), progress=RecordingProgress()) == \
         "nothing had been created."
     assert cloud.calls == []
 
 
 def test_cleanup_waits_for_a_cut_off_create_to_land():
-    cloud = FakeCloud()
+    cloud = _cloud()
     run = _ImageRun(run_id="0ur0run0", started=True, pending={"server"})
     landing = _ns(id="late", metadata={BUILDER_METADATA_KEY: "img", META_RUN: run.run_id})
     rounds = iter([[], [], [landing]])
@@ -272,20 +163,20 @@ def test_cleanup_waits_for_a_cut_off_create_to_land():
         return original()
     cloud.list_servers = list_servers
     _cleanup(cloud, run, progress=RecordingProgress(), settle=5, interval=0.01)
-    assert cloud.deleted == [("server", "late")]
+    assert cloud.deleted == {"servers": ["late"]}
 
 
 def test_cleanup_gives_up_waiting_for_a_create_that_never_landed():
-    cloud = FakeCloud()
+    cloud = _cloud()
     run = _ImageRun(run_id="0ur0run0", started=True, pending={"image"})
     assert _cleanup(cloud, run, progress=RecordingProgress(), settle=0.05,
                     interval=0.01) == "nothing had been created."
 
 
 def test_cleanup_reports_what_it_could_not_delete():
-    cloud = FakeCloud()
+    cloud = _cloud()
     run = _ImageRun(run_id="0ur0run0", started=True)
-    cloud.groups.append(_ns(id="g1", description=builder_description("img", run.run_id)))
+    cloud.security_groups.append(_ns(id="g1", description=builder_description("img", run.run_id)))
 
     def stuck(gid):
         raise errors.TimeoutError_("delete security group g1: not done after 120s")
@@ -299,25 +190,25 @@ def test_cleanup_reports_what_it_could_not_delete():
 # --------------------------------------------------------------------------- create_image
 
 def test_success_stamps_the_run_everywhere_and_leaves_only_the_image(fast):
-    cloud = FakeCloud()
+    cloud = _cloud()
     others = _others(cloud)
     image_id = _create(cloud)
     assert _left(cloud) == others | {image_id}
-    run_id = cloud.kwargs["server"]["metadata"][META_RUN]
-    assert cloud.kwargs["server"]["metadata"][BUILDER_METADATA_KEY] == "img"
-    group = cloud.kwargs["secgroup"]
+    run_id = cloud.kwargs["create_server"]["metadata"][META_RUN]
+    assert cloud.kwargs["create_server"]["metadata"][BUILDER_METADATA_KEY] == "img"
+    group = cloud.kwargs["create_security_group"]
     assert group["name"] == f"spark-openstack-img-builder-{run_id}"
     assert run_in_text(group["description"]) == run_id
-    assert run_in_text(cloud.kwargs["fip"]["description"]) == run_id
-    assert cloud.kwargs["image"]["metadata"] == {META_RUN: run_id}
-    sg_id = next(i for k, i in cloud.deleted if k == "secgroup")
-    assert cloud.kwargs["server"]["security_groups"] == [sg_id]      # by id, not name
+    assert run_in_text(cloud.kwargs["attach_floating_ip"]["description"]) == run_id
+    assert cloud.kwargs["snapshot_server"]["metadata"] == {META_RUN: run_id}
+    [sg_id] = cloud.deleted["security_groups"]
+    assert cloud.kwargs["create_server"]["security_groups"] == [sg_id]      # by id, not name
     assert run_id != OTHER
 
 
 @pytest.mark.parametrize("kind", ["secgroup", "server", "fip", "image"])
 def test_a_lost_create_answer_is_found_and_deleted(fast, kind):
-    cloud = FakeCloud(lose={kind})
+    cloud = _cloud(lose={kind})
     others = _others(cloud)
     with pytest.raises(errors.Interrupted) as err:
         _create(cloud)
@@ -330,42 +221,42 @@ def test_a_lost_create_answer_is_found_and_deleted(fast, kind):
 
 @pytest.mark.parametrize("kind", ["server", "image"])
 def test_a_create_still_in_flight_is_waited_for_and_deleted(fast, kind):
-    cloud = FakeCloud(late={kind})
+    cloud = _cloud(late={kind})
     others = _others(cloud)
     with pytest.raises(errors.Interrupted):
         _create(cloud)
+    assert not cloud.landing           # the cleanup waited for it to land (and deleted it)
     assert _left(cloud) == others
-    assert not cloud.landing
 
 
 def test_the_spec_decides_what_is_baked_and_bad_input_touches_no_cloud(fast):
     from spark_openstack.config import ImageSpec
-    cloud = FakeCloud()
+    cloud = _cloud()
     spec = ImageSpec(name="img", base_image="debian-12", flavor="m1.small", keypair="kp",
                      allowed_cidrs=("10.0.0.0/8",), hadoop_version=None,
                      mirror="http://10.213.0.1:8099")
     image.create_image(conn_provider=cloud, spec=spec, key_filename=None,
                        progress=RecordingProgress())
-    user_data = cloud.kwargs["server"]["user_data"]
+    user_data = cloud.kwargs["create_server"]["user_data"]
     assert "SPARK_URL=http://10.213.0.1:8099/spark/spark-4.3.0/" in user_data
     assert "HADOOP_URL=''" in user_data
     with pytest.raises(TypeError, match="not both"):
         image.create_image(conn_provider=cloud, spec=spec, key_filename=None, name="x")
-    cloud = FakeCloud()
+    cloud = _cloud()
     with pytest.raises(errors.UsageError, match="--allowed-cidr"):
         _create(cloud, allowed_cidrs=[])
-    assert cloud.kwargs == {} and cloud.calls == []
+    assert cloud.calls == []                # not even a look-up
 
 
 def test_a_base_image_that_says_it_is_not_debian_or_ubuntu_is_refused_first(fast):
-    cloud = FakeCloud()
+    cloud = _cloud()
     with pytest.raises(errors.ValidationError, match="fedora 41 by its os_distro") as err:
         _create(cloud, base_image="fedora-41")
     assert "Debian 12/13 or Ubuntu" in err.value.hint
-    assert cloud.kwargs == {} and cloud.calls == []
+    assert cloud.changes == [] and "list_servers" not in cloud.calls    # nothing made
     _create(cloud, base_image="ubuntu-24.04", apt_proxy="http://10.0.0.5:3142")
-    assert cloud.kwargs["server"]["image_id"] == "base-ubuntu"
-    assert "APT_PROXY=http://10.0.0.5:3142\n" in cloud.kwargs["server"]["user_data"]
+    assert cloud.kwargs["create_server"]["image_id"] == "base-ubuntu"
+    assert "APT_PROXY=http://10.0.0.5:3142\n" in cloud.kwargs["create_server"]["user_data"]
 
 
 def test_the_image_records_the_java_package_release_and_apt_proxy():
@@ -379,14 +270,14 @@ def test_the_image_records_the_java_package_release_and_apt_proxy():
 
 
 def test_an_existing_image_name_is_refused_before_anything_is_made(fast):
-    cloud = FakeCloud(existing_image=True)
+    cloud = _cloud(existing_image=True)
     with pytest.raises(errors.ValidationError, match="already exists"):
         _create(cloud)
-    assert cloud.kwargs == {} and cloud.calls == []
+    assert cloud.changes == [] and "list_servers" not in cloud.calls    # nothing made
 
 
 def test_a_failed_bake_deletes_the_run_and_keeps_the_error(fast, monkeypatch):
-    cloud = FakeCloud()
+    cloud = _cloud()
     others = _others(cloud)
 
     def failed(conn, **kw):
