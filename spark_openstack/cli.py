@@ -84,6 +84,25 @@ cluster_option = click.option("-c", "--cluster", metavar="NAME", required=True,
                               help="The cluster's name (see `spark-openstack list`).")
 
 
+def _job_id(_ctx, _param, job_id: str) -> str:
+    from .jobs import check_job_id
+    return check_job_id(job_id)
+
+
+#: ``JOB``: a job's id, checked before the cloud is contacted.
+job_argument = click.argument("job_id", metavar="JOB", callback=_job_id)
+
+
+def _prefix(_ctx, _param, prefix: str) -> str:
+    from .batch import check_prefix
+    return check_prefix(prefix)
+
+
+#: ``--prefix P``: a batch's clusters are P-01 .. P-K (checked before the cloud).
+prefix_option = click.option("--prefix", required=True, metavar="P", callback=_prefix,
+                             help="Clusters are P-01 .. P-K.")
+
+
 def _confirm(question: str, *, refused: str) -> None:
     """Ask on the terminal (abort on "no"); without one, refuse: scripts pass --yes."""
     if not sys.stdin.isatty():
@@ -595,7 +614,7 @@ Examples:
 @cluster_option
 @identity_option()
 @click.option("-f", "--follow", is_flag=True, help="Keep printing until the job ends.")
-@click.argument("job_id", metavar="JOB")
+@job_argument
 @pass_app
 def logs(app: AppContext, cluster, identity_file, follow, job_id):
     """Print a job's driver log (spark-submit's stdout and stderr)."""
@@ -611,7 +630,7 @@ Examples:
   spark-openstack kill -c demo 20261124-231501-ab12""")
 @cluster_option
 @identity_option()
-@click.argument("job_id", metavar="JOB")
+@job_argument
 @pass_app
 def kill(app: AppContext, cluster, identity_file, job_id):
     """Stop a running job (SIGTERM to its driver, SIGKILL after a grace period)."""
@@ -1087,7 +1106,7 @@ The roster (roster.csv, roster.json, printable roster.html) lists every student 
 cluster passed its health check, with the commands to log in and to tunnel to the UIs
 (and the Jupyter URL with its token, with --jupyter). Exit 1 when a student has no
 healthy cluster: the roster names them.""")
-@click.option("--prefix", required=True, metavar="P", help="Clusters are P-01 .. P-K.")
+@prefix_option
 @click.option("--count", type=int, metavar="K", help="How many clusters (or --students).")
 @click.option("--students", metavar="FILE", type=click.Path(dir_okay=False),
               help="One student per line: name[,email] (CSV); one cluster each.")
@@ -1122,7 +1141,7 @@ Examples:
 
 One server listing finds the clusters; their health is checked at once (as `status`
 does, on each master). Exit 1 when any cluster is not healthy.""")
-@click.option("--prefix", required=True, metavar="P")
+@prefix_option
 @identity_option(whose="the trainer's keypair")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 @pass_app
@@ -1140,7 +1159,7 @@ Examples:
 
 Every cluster named PREFIX-NN is destroyed at once, as `destroy` does it; running it
 again is harmless (nothing left: exit 0).""")
-@click.option("--prefix", required=True, metavar="P")
+@prefix_option
 @click.option("-y", "--yes", is_flag=True, help="Do not ask for confirmation.")
 @click.option("--json", "as_json", is_flag=True, help="Print what was destroyed as JSON.")
 @pass_app
@@ -1164,7 +1183,7 @@ Examples:
 
 The command runs on every cluster's master at once, as the login user; output lines are
 prefixed [cluster]. Exit 1 names the clusters where it failed.""")
-@click.option("--prefix", required=True, metavar="P")
+@prefix_option
 @identity_option(whose="the trainer's keypair")
 @click.option("--timeout", type=click.IntRange(min=1), default=3600, show_default=True,
               metavar="SECONDS", help="Limit for the command on each master.")

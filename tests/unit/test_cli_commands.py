@@ -15,16 +15,15 @@ BAD = ("-c", "Bad_Name")
 BAD_NAME = "cluster name 'Bad_Name'"
 LAUNCH = ("-k", "k", "-i", "img", "--allowed-cidr", "10.0.0.0/8")
 NOT_A_JOB = "'job-1' is not a job id"
-MISSING_PREFIX = "Missing option '--prefix'"
 
 #: command -> (argv after the command, what stderr must say)
 REFUSALS = {
     "add-workers": ((*BAD, "-n", "1"), BAD_NAME),
-    "batch destroy": (("--yes",), MISSING_PREFIX),
+    "batch destroy": (("--prefix", "Bad_Name", "--yes"), "Bad_Name"),
     "batch launch": (("--prefix", "Bad_Name", "--count", "2", "--roster", "{tmp}/roster",
                       *LAUNCH), "Bad_Name"),
-    "batch run-command": (("hostname",), MISSING_PREFIX),
-    "batch status": ((), MISSING_PREFIX),
+    "batch run-command": (("--prefix", "Bad_Name", "hostname"), "Bad_Name"),
+    "batch status": (("--prefix", "Bad_Name"), "Bad_Name"),
     "configure": (("--allowed-cidr", "not-a-cidr"),
                   "'not-a-cidr' (--allowed-cidr) is not an IP network"),
     "configure-cluster": (BAD, BAD_NAME),
@@ -35,11 +34,11 @@ REFUSALS = {
     "describe": (BAD, BAD_NAME),
     "destroy": ((*BAD, "--yes"), BAD_NAME),
     "jobs": (BAD, BAD_NAME),
-    "kill": ((*BAD, "job-1"), NOT_A_JOB),
+    "kill": (("-c", "demo", "job-1"), NOT_A_JOB),
     "launch": ((*BAD, *LAUNCH), BAD_NAME),
     "list": (("extra",), "unexpected extra argument (extra)"),
     "login": (BAD, BAD_NAME),
-    "logs": ((*BAD, "job-1"), NOT_A_JOB),
+    "logs": (("-c", "demo", "job-1"), NOT_A_JOB),
     "notebook": (BAD, BAD_NAME),
     "reap": (("extra",), "unexpected extra argument (extra)"),
     "remove-workers": (BAD, BAD_NAME),
