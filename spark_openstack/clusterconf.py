@@ -100,12 +100,7 @@ def settings_dict(facts: ClusterFacts) -> dict:
 def show_settings(*, provider, cluster: str, identity_file: str | None = None) -> dict:
     """What ``configure-cluster --show`` prints: the settings in the master's facts file."""
     access = open_cluster(provider=provider, cluster=cluster, identity_file=identity_file)
-    access.require_active(what="read the settings of")
-    runner = access.runner()
-    try:
-        facts = deployed_facts(runner=runner, facts=access.facts)
-    finally:
-        runner.close()
+    facts = access.read_deployed(what="read the settings of")
     return {"cluster": cluster, **settings_dict(facts)}
 
 

@@ -221,6 +221,16 @@ class ClusterAccess:
     def not_active(self) -> list[str]:
         return [n.name for n in self.facts.nodes if n.status != "ACTIVE"]
 
+    def read_deployed(self, *, what: str) -> ClusterFacts:
+        """The deployed facts (``deployed_facts``) over one SSH connection, the cluster's
+        servers first required ACTIVE for ``what``."""
+        self.require_active(what=what)
+        runner = self.runner()
+        try:
+            return deployed_facts(runner=runner, facts=self.facts)
+        finally:
+            runner.close()
+
     def require_active(self, *, what: str) -> None:
         """Refuse (before changing anything) when a server is not ACTIVE."""
         down = self.not_active()

@@ -13,7 +13,7 @@ import subprocess
 from dataclasses import dataclass
 
 from . import errors, polling
-from .inventory import ClusterAccess, deployed_facts
+from .inventory import ClusterAccess
 from .model import ClusterFacts
 from .polling import poll
 from .render import PORTS
@@ -63,12 +63,7 @@ def notebook_for(*, facts: ClusterFacts, local_port: int = DEFAULT_LOCAL_PORT) -
 
 def read_notebook(*, access: ClusterAccess, local_port: int = DEFAULT_LOCAL_PORT) -> Notebook:
     """One SSH command on the master: its facts file, which holds the token."""
-    access.require_active(what="open the notebook of")
-    runner = access.runner()
-    try:
-        facts = deployed_facts(runner=runner, facts=access.facts)
-    finally:
-        runner.close()
+    facts = access.read_deployed(what="open the notebook of")
     return notebook_for(facts=facts, local_port=local_port)
 
 

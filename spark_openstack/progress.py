@@ -1,7 +1,7 @@
 """Progress reporting seam between the library and a terminal.
 
 Library functions take ``progress=None`` or a ``Progress``; they call the methods below and
-never print. ``cli.py`` passes a rich-backed implementation (``RichProgress``); tests and
+never print. ``cli.py`` passes a rich-backed implementation (``terminal.RichProgress``); tests and
 scripts can pass nothing (``Progress()`` is a silent no-op) or ``RecordingProgress``.
 """
 from __future__ import annotations
