@@ -225,9 +225,13 @@ class ClusterAccess:
         """The deployed facts (``deployed_facts``) over one SSH connection, the cluster's
         servers first required ACTIVE for ``what``."""
         self.require_active(what=what)
+        return self.with_runner(lambda runner: deployed_facts(runner=runner, facts=self.facts))
+
+    def with_runner(self, work):
+        """``work(runner)`` over one SSH runner, closed however it ends."""
         runner = self.runner()
         try:
-            return deployed_facts(runner=runner, facts=self.facts)
+            return work(runner)
         finally:
             runner.close()
 

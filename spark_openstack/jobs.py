@@ -1012,11 +1012,7 @@ def _on_master(*, provider, cluster: str, identity_file: str | None, work: Calla
     access = open_cluster(provider=provider, cluster=cluster, identity_file=identity_file)
     if active_for:
         access.require_active(what=active_for)
-    runner = access.runner()
-    try:
-        return work(access, runner)
-    finally:
-        runner.close()
+    return access.with_runner(lambda runner: work(access, runner))
 
 
 def submit_job(*, provider, cluster: str, identity_file: str | None = None,
