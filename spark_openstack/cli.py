@@ -110,6 +110,22 @@ def _confirm(question: str, *, refused: str) -> None:
     click.confirm(question, abort=True, err=True)
 
 
+def json_option(what: str = "Print the result as JSON on stdout."):
+    """``--json`` (into ``as_json``); ``what`` says what the JSON holds."""
+    return click.option("--json", "as_json", is_flag=True, help=what)
+
+
+yes_option = click.option("-y", "--yes", is_flag=True, help="Do not ask for confirmation.")
+
+
+def _confirmer(yes: bool, *, question, refused):
+    """The ``confirm(items)`` a library call asks before deleting: None with --yes, else
+    ``_confirm`` with the words ``question(items)`` and ``refused(items)``."""
+    if yes:
+        return None
+    return lambda items: _confirm(question(items), refused=refused(items))
+
+
 def _ask_kill(job) -> bool:
     """Ctrl-C while attached to a job: kill it? (no, when the question is cut short)."""
     try:
@@ -318,7 +334,7 @@ HDFS's web ports act on anonymous requests and open only with --open-unsafe-ui-c
 @click.option("-c", "--cluster", "cluster", metavar="NAME", required=True,
               help="Cluster name (a-z, 0-9, '-'; starts with a letter; <= 40 chars).")
 @launch_options
-@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON on stdout.")
+@json_option()
 @pass_app
 def launch(app: AppContext, cluster, as_json, services, **flags):
     """Boot a master and N workers, wait until SSH works on all, then deploy."""
@@ -353,7 +369,7 @@ Examples:
 @click.option("--jupyter", is_flag=True,
               help="Add JupyterLab on the master to what the cluster runs (its image must "
                    "come from `create-image --jupyter`).")
-@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON on stdout.")
+@json_option()
 @pass_app
 def deploy(app: AppContext, cluster, identity_file, services, start, jupyter, as_json):
     """(Re)deploy an existing cluster: configs, HDFS/YARN/Spark, health.
@@ -401,7 +417,7 @@ unless --restart-running. The same settings can be given at launch (--conf,
 @click.option("--restart-running", is_flag=True,
               help="Restart Spark even while applications run (they end).")
 @identity_option()
-@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON on stdout.")
+@json_option()
 @pass_app
 def configure_cluster(app: AppContext, cluster, conf, hadoop_conf, unset, show,
                       restart_running, identity_file, as_json):
@@ -446,8 +462,7 @@ Examples:
 @click.option("--timeout", type=click.IntRange(min=1), default=3600, show_default=True,
               metavar="SECONDS",
               help="Limit of the command on each node.")
-@click.option("--json", "as_json", is_flag=True,
-              help="Print [{node, exit, stdout, stderr}] as JSON on stdout.")
+@json_option("Print [{node, exit, stdout, stderr}] as JSON on stdout.")
 @click.argument("command", nargs=-1, required=True)
 @pass_app
 def run_command(app: AppContext, cluster, master_only, node_names, identity_file, timeout,
@@ -482,7 +497,7 @@ Examples:
 @click.option("--node", "node_names", multiple=True, metavar="NODE",
               help="Only to this node (a name, or a worker's number); repeatable.")
 @identity_option()
-@click.option("--json", "as_json", is_flag=True, help="Print where it landed as JSON.")
+@json_option("Print where it landed as JSON.")
 @click.argument("local", type=click.Path(exists=True, file_okay=True, dir_okay=True,
                                          path_type=Path))
 @click.argument("remote_path", metavar="REMOTE")
@@ -595,8 +610,7 @@ Examples:
   spark-openstack jobs -c demo --json | jq -r '.[] | select(.state=="running") | .id'""")
 @cluster_option
 @identity_option()
-@click.option("--json", "as_json", is_flag=True,
-              help="Print [{id, app, state, exit_code, started, duration_s}] as JSON.")
+@json_option("Print [{id, app, state, exit_code, started, duration_s}] as JSON.")
 @pass_app
 def jobs_(app: AppContext, cluster, identity_file, as_json):
     """List the cluster's jobs (as the master keeps them): running, finished, failed,
@@ -659,8 +673,7 @@ Exits with the app's exit code (130 when interrupted). --conf here is the cluste
               help="Where the job's output and driver.log land (default "
                    "./run-output/CLUSTER); must be new or empty.")
 @click.option("--keep", is_flag=True, help="Leave the cluster up afterwards.")
-@click.option("--json", "as_json", is_flag=True,
-              help="Print the result as JSON on stdout (the driver output goes to stderr).")
+@json_option("Print the result as JSON on stdout (the driver output goes to stderr).")
 @click.argument("application", metavar="APP")
 @click.argument("app_args", metavar="[ARGS]...", nargs=-1, type=click.UNPROCESSED)
 @pass_app
@@ -691,8 +704,8 @@ Examples:
   spark-openstack destroy -c demo          # asks first
   spark-openstack destroy -c demo --yes    # for scripts; fine to run twice""")
 @cluster_option
-@click.option("-y", "--yes", is_flag=True, help="Do not ask for confirmation.")
-@click.option("--json", "as_json", is_flag=True, help="Print what was deleted as JSON.")
+@yes_option
+@json_option("Print what was deleted as JSON.")
 @pass_app
 def destroy(app: AppContext, cluster, yes, as_json):
     """Delete every server, IP, group and volume of a cluster (found in the cloud)."""
@@ -700,10 +713,10 @@ def destroy(app: AppContext, cluster, yes, as_json):
     with RichProgress(title=f"destroy {cluster}") as progress:
         result = ledger.destroy(
             provider=app.provider, cluster=cluster, progress=progress,
-            confirm=None if yes else lambda names: _confirm(
+            confirm=_confirmer(yes, question=lambda names: (
                 f"Destroy cluster {cluster!r}: "
-                f"{', '.join(names) or 'no servers (leftovers only)'}?",
-                refused=f"refusing to destroy {cluster!r} without confirmation"))
+                f"{', '.join(names) or 'no servers (leftovers only)'}?"),
+                refused=lambda names: f"refusing to destroy {cluster!r} without confirmation"))
     return emit(views.destroy_view(result, cluster=cluster), as_json=as_json)
 
 
@@ -728,7 +741,7 @@ Ctrl-C only the new servers are deleted; the cluster keeps serving throughout.""
 @identity_option()
 @click.option("--timeout", type=float, default=900, show_default=True, metavar="SECONDS",
               help="Deadline for the new servers to boot and answer SSH.")
-@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON on stdout.")
+@json_option()
 @pass_app
 def add_workers(app: AppContext, cluster, count, flavor, identity_file, timeout, as_json):
     """Grow a running cluster by K workers."""
@@ -762,8 +775,8 @@ for its replicas (unless --lower-replication).""")
 @click.option("--timeout", type=float, default=3600, show_default=True, metavar="SECONDS",
               help="Deadline for the decommission (copying the blocks).")
 @identity_option()
-@click.option("-y", "--yes", is_flag=True, help="Do not ask for confirmation.")
-@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON on stdout.")
+@yes_option
+@json_option()
 @pass_app
 def remove_workers(app: AppContext, cluster, count, nodes, lower_replication, timeout,
                    identity_file, yes, as_json):
@@ -774,9 +787,10 @@ def remove_workers(app: AppContext, cluster, count, nodes, lower_replication, ti
             provider=app.provider, cluster=cluster, count=count, nodes=nodes,
             identity_file=identity_file, lower_replication=lower_replication,
             timeout=timeout, progress=progress,
-            confirm=None if yes else lambda victims: _confirm(
-                f"Decommission and delete {', '.join(v.name for v in victims)}?",
-                refused=f"refusing to remove workers of {cluster!r} without confirmation"))
+            confirm=_confirmer(yes, question=lambda victims: (
+                f"Decommission and delete {', '.join(v.name for v in victims)}?"),
+                refused=lambda victims: (
+                    f"refusing to remove workers of {cluster!r} without confirmation")))
     return emit(views.remove_workers_view(result, cluster=cluster), as_json=as_json)
 
 
@@ -787,7 +801,7 @@ Examples:
   spark-openstack describe -c demo
   spark-openstack describe -c demo --json | jq -r .master.public_ip""")
 @cluster_option
-@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@json_option("Machine-readable output.")
 @pass_app
 def describe(app: AppContext, cluster, as_json):
     """Show a cluster's nodes, addresses and state, read from the cloud."""
@@ -797,7 +811,7 @@ def describe(app: AppContext, cluster, as_json):
 
 
 @cli.command(name="list", context_settings=CONTEXT_SETTINGS)
-@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@json_option("Machine-readable output.")
 @pass_app
 def list_(app: AppContext, as_json):
     """List the project's clusters (from server metadata)."""
@@ -820,7 +834,7 @@ see `list`); the others are never touched. Each expired cluster is destroyed as
 Exit status: 0 when every expired cluster is gone (or none was found), 1 when one could
 not be destroyed (named with the reason).""")
 @click.option("--dry-run", is_flag=True, help="Only list the expired clusters.")
-@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON on stdout.")
+@json_option()
 @pass_app
 def reap(app: AppContext, dry_run, as_json):
     """Destroy every cluster of the project whose --expires-in deadline has passed."""
@@ -846,7 +860,7 @@ Exit status: 0 when every server is ACTIVE and every service has all its workers
 1 otherwise (the report is printed all the same); 2 for bad input (unknown cluster).""")
 @cluster_option
 @identity_option()
-@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@json_option("Machine-readable output.")
 @pass_app
 def status(app: AppContext, cluster, identity_file, as_json):
     """Show each server's state and each service's health (exit 1 if unhealthy)."""
@@ -854,6 +868,20 @@ def status(app: AppContext, cluster, identity_file, as_json):
     report = power.cluster_status(provider=app.provider, cluster=cluster,
                                   identity_file=identity_file)
     return emit(views.status_view(report, cluster=cluster), as_json=as_json)
+
+
+def power_options(*, timeout_help: str):
+    """The options ``stop`` and ``start`` share (declared once)."""
+    def decorate(f):
+        for option in reversed((
+                cluster_option, identity_option(),
+                click.option("--timeout", type=int, metavar="SECONDS", default=600,
+                             show_default=True, help=timeout_help),
+                json_option(),
+                pass_app)):
+            f = option(f)
+        return f
+    return decorate
 
 
 @cli.command(context_settings=CONTEXT_SETTINGS, epilog="""\b
@@ -865,20 +893,11 @@ Spark, YARN and then HDFS are stopped on the nodes (so HDFS closes cleanly), the
 server is stopped (Nova stop) and waited for until SHUTOFF. Disks, addresses and HDFS
 data stay (what a stopped server still costs depends on the cloud); `start` brings the
 cluster back. Stopping a stopped cluster does nothing.""")
-@cluster_option
-@identity_option()
-@click.option("--timeout", type=int, metavar="SECONDS", default=600, show_default=True,
-              help="Limit for the servers to stop.")
-@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON on stdout.")
-@pass_app
+@power_options(timeout_help="Limit for the servers to stop.")
 def stop(app: AppContext, cluster, identity_file, timeout, as_json):
     """Stop the services in order, then every server; HDFS data is kept."""
-    from . import power
-    with RichProgress(title=f"stop {cluster}") as progress:
-        result = power.stop_cluster(provider=app.provider, cluster=cluster,
-                                    identity_file=identity_file, progress=progress,
-                                    timeout=timeout)
-    return emit(views.stop_view(result, cluster=cluster), as_json=as_json)
+    return _power(app, "stop", cluster=cluster, identity_file=identity_file,
+                  timeout=timeout, as_json=as_json)
 
 
 @cli.command(context_settings=CONTEXT_SETTINGS, epilog="""\b
@@ -891,20 +910,23 @@ from the cloud's current facts (addresses may have changed), then starts HDFS (w
 for safe mode to end), YARN and Spark and checks their health. HDFS is never formatted
 again and the cluster's Spark secret is kept. On a running, healthy cluster it does
 nothing; a running one with a service down is deployed again.""")
-@cluster_option
-@identity_option()
-@click.option("--timeout", type=int, metavar="SECONDS", default=600, show_default=True,
-              help="Limit for the servers to start, and then for SSH on all of them.")
-@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON on stdout.")
-@pass_app
+@power_options(timeout_help="Limit for the servers to start, and then for SSH on all "
+                            "of them.")
 def start(app: AppContext, cluster, identity_file, timeout, as_json):
     """Start a stopped cluster's servers and services, and check health."""
+    return _power(app, "start", cluster=cluster, identity_file=identity_file,
+                  timeout=timeout, as_json=as_json)
+
+
+def _power(app: AppContext, verb: str, *, cluster, identity_file, timeout, as_json):
+    """``stop``/``start``: one call of power's function, printed by its view."""
     from . import power
-    with RichProgress(title=f"start {cluster}") as progress:
-        result = power.start_cluster(provider=app.provider, cluster=cluster,
-                                     identity_file=identity_file, progress=progress,
-                                     timeout=timeout)
-    return emit(views.start_view(result, cluster=cluster), as_json=as_json)
+    action = {"stop": power.stop_cluster, "start": power.start_cluster}[verb]
+    view = {"stop": views.stop_view, "start": views.start_view}[verb]
+    with RichProgress(title=f"{verb} {cluster}") as progress:
+        result = action(provider=app.provider, cluster=cluster, identity_file=identity_file,
+                        progress=progress, timeout=timeout)
+    return emit(view(result, cluster=cluster), as_json=as_json)
 
 
 # --------------------------------------------------------------------------- notebook
@@ -930,8 +952,7 @@ cores, so several share the cluster. A cluster without Jupyter gets it with
 @click.option("--local-port", type=int, default=8888, show_default=True, metavar="N",
               help="Port on this machine the tunnel listens on (127.0.0.1 only).")
 @click.option("--print-url", is_flag=True, help="Print the URL and exit (no tunnel).")
-@click.option("--json", "as_json", is_flag=True,
-              help="Print {cluster, url, local_port, remote, token} as JSON.")
+@json_option("Print {cluster, url, local_port, remote, token} as JSON.")
 @pass_app
 def notebook(app: AppContext, cluster, identity_file, local_port, print_url, as_json):
     """Open the cluster's Jupyter: an SSH tunnel and the URL with its token."""
@@ -1116,7 +1137,7 @@ healthy cluster: the roster names them.""")
               help="Clusters launched at once.")
 @click.option("--student-sudo", is_flag=True, help="Let the student's login use sudo.")
 @launch_options
-@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON on stdout.")
+@json_option()
 @pass_app
 def batch_launch_command(app: AppContext, prefix, count, students, roster_dir, parallel,
                          student_sudo, as_json, services, **flags):
@@ -1143,7 +1164,7 @@ One server listing finds the clusters; their health is checked at once (as `stat
 does, on each master). Exit 1 when any cluster is not healthy.""")
 @prefix_option
 @identity_option(whose="the trainer's keypair")
-@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@json_option("Machine-readable output.")
 @pass_app
 def batch_status_command(app: AppContext, prefix, identity_file, as_json):
     """Every cluster of the batch: servers, services, expiry, in one table."""
@@ -1160,8 +1181,8 @@ Examples:
 Every cluster named PREFIX-NN is destroyed at once, as `destroy` does it; running it
 again is harmless (nothing left: exit 0).""")
 @prefix_option
-@click.option("-y", "--yes", is_flag=True, help="Do not ask for confirmation.")
-@click.option("--json", "as_json", is_flag=True, help="Print what was destroyed as JSON.")
+@yes_option
+@json_option("Print what was destroyed as JSON.")
 @pass_app
 def batch_destroy_command(app: AppContext, prefix, yes, as_json):
     """Destroy every cluster of the batch (idempotent)."""
@@ -1169,9 +1190,10 @@ def batch_destroy_command(app: AppContext, prefix, yes, as_json):
     with RichProgress(title=f"batch destroy {prefix}") as progress:
         result = batch_mod.batch_destroy(
             provider=app.provider, prefix=prefix, progress=progress,
-            confirm=None if yes else lambda names: _confirm(
-                f"destroy {len(names)} clusters ({', '.join(names)})?",
-                refused=f"would destroy {len(names)} clusters; no terminal to confirm"))
+            confirm=_confirmer(yes, question=lambda names: (
+                f"destroy {len(names)} clusters ({', '.join(names)})?"),
+                refused=lambda names: (
+                    f"would destroy {len(names)} clusters; no terminal to confirm")))
     return emit(views.batch_destroy_view(result), as_json=as_json)
 
 
@@ -1187,7 +1209,7 @@ prefixed [cluster]. Exit 1 names the clusters where it failed.""")
 @identity_option(whose="the trainer's keypair")
 @click.option("--timeout", type=click.IntRange(min=1), default=3600, show_default=True,
               metavar="SECONDS", help="Limit for the command on each master.")
-@click.option("--json", "as_json", is_flag=True, help="Print every master's result as JSON.")
+@json_option("Print every master's result as JSON.")
 @click.argument("command", nargs=-1, required=True)
 @pass_app
 def batch_run_command_command(app: AppContext, prefix, identity_file, timeout, as_json,

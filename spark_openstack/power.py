@@ -149,15 +149,44 @@ def _stop_services(access: ClusterAccess, *, progress: Progress, timings: dict,
         runner.close()
 
 
-def _wait_for(provider, nodes: list[Node], *, status: str, timeout: float,
-              progress: Progress) -> None:
-    """One server listing per round until every node is ``status``."""
+@dataclasses.dataclass
+class _PowerRun:
+    """What a stop or a start begins with: the cluster read once, its clock and notes."""
+    progress: Progress
+    access: ClusterAccess
+    began: float
+    timings: dict[str, float]
+    messages: list[str]
+
+    @classmethod
+    def begin(cls, *, provider, cluster: str, identity_file: str | None,
+              progress: Progress | None) -> "_PowerRun":
+        began = time.monotonic()
+        return cls(progress=ensure(progress), began=began, timings={}, messages=[],
+                   access=open_cluster(provider=provider, cluster=cluster,
+                                       identity_file=identity_file))
+
+
+def _switch_servers(provider, nodes: list[Node], *, to: str, run: _PowerRun,
+                    timeout: float) -> None:
+    """Nova stop (``to`` SHUTOFF) or start (``to`` ACTIVE) of every node at once, then
+    one server listing per round until every node is ``to``."""
+    act, doing, phase = ((provider.stop_server, "stopping", "stop servers") if to == STOPPED
+                         else (provider.start_server, "starting", "start servers"))
+
+    def switch(node: Node) -> None:
+        act(node.server_id)
+        run.progress.node_status(node.name, doing)
+
     def on_status(server: Any) -> None:
         task = getattr(server, "task_state", None)
-        progress.node_status(server.name, server.status.lower() + (f" ({task})" if task
-                                                                  else ""))
-    provider.wait_for_servers(server_ids=[n.server_id for n in nodes], status=status,
-                              timeout=timeout, on_status=on_status)
+        run.progress.node_status(server.name, server.status.lower()
+                                 + (f" ({task})" if task else ""))
+
+    with PhaseTimer(run.progress, phase, run.timings):
+        run_per_node(switch, nodes, what=phase)
+        provider.wait_for_servers(server_ids=[n.server_id for n in nodes], status=to,
+                                  timeout=timeout, on_status=on_status)
 
 
 def stop_cluster(*, provider, cluster: str, identity_file: str | None = None,
@@ -165,11 +194,10 @@ def stop_cluster(*, provider, cluster: str, identity_file: str | None = None,
     """Stop the services in order (Spark, YARN, HDFS), then every server (Nova stop, all
     at once), until all are SHUTOFF. HDFS data stays on the servers' disks. A stopped
     cluster is left as it is (``already_stopped``)."""
-    progress = ensure(progress)
-    began = time.monotonic()
-    timings: dict[str, float] = {}
-    messages: list[str] = []
-    access = open_cluster(provider=provider, cluster=cluster, identity_file=identity_file)
+    run = _PowerRun.begin(provider=provider, cluster=cluster, identity_file=identity_file,
+                          progress=progress)
+    progress, began, timings, messages, access = (run.progress, run.began, run.timings,
+                                                  run.messages, run.access)
     running = [n for n in access.facts.nodes if n.status != STOPPED]
     result = {"cluster": cluster, "already_stopped": not running, "services_stopped": [],
               "servers_stopped": [n.name for n in running], "timings": timings,
@@ -182,12 +210,7 @@ def stop_cluster(*, provider, cluster: str, identity_file: str | None = None,
     else:
         messages.append(f"{access.facts.master.name} is {access.facts.master.status}: "
                         "services not stopped one by one, only the servers")
-    with PhaseTimer(progress, "stop servers", timings):
-        def stop(node: Node) -> None:
-            provider.stop_server(node.server_id)
-            progress.node_status(node.name, "stopping")
-        run_per_node(stop, running, what="stop servers")
-        _wait_for(provider, running, status=STOPPED, timeout=timeout, progress=progress)
+    _switch_servers(provider, running, to=STOPPED, run=run, timeout=timeout)
     timings["total"] = time.monotonic() - began
     return result
 
@@ -200,11 +223,10 @@ def start_cluster(*, provider, cluster: str, identity_file: str | None = None,
     out of safe mode, YARN, Spark, health). On a running, healthy cluster nothing is
     done (``already_running``); a running one with a service down is re-deployed."""
     from .launch import deploy_existing, deploy_summary, wait_until_reachable
-    progress = ensure(progress)
-    began = time.monotonic()
-    timings: dict[str, float] = {}
-    messages: list[str] = []
-    access = open_cluster(provider=provider, cluster=cluster, identity_file=identity_file)
+    run = _PowerRun.begin(provider=provider, cluster=cluster, identity_file=identity_file,
+                          progress=progress)
+    progress, began, timings, messages, access = (run.progress, run.began, run.timings,
+                                                  run.messages, run.access)
     to_start = [n for n in access.facts.nodes if n.status != ACTIVE]
     odd = [n for n in to_start if n.status != STOPPED]
     if odd:
@@ -232,23 +254,15 @@ def start_cluster(*, provider, cluster: str, identity_file: str | None = None,
                         + "): deploying again")
         progress.message(messages[-1])
     else:
-        with PhaseTimer(progress, "start servers", timings):
-            def start(node: Node) -> None:
-                provider.start_server(node.server_id)
-                progress.node_status(node.name, "starting")
-            run_per_node(start, to_start, what="start servers")
-            _wait_for(provider, to_start, status=ACTIVE, timeout=timeout, progress=progress)
+        _switch_servers(provider, to_start, to=ACTIVE, run=run, timeout=timeout)
         # the addresses a deploy renders are the ones the cloud gives now
         access = open_cluster(provider=provider, cluster=cluster, identity_file=identity_file)
         with PhaseTimer(progress, "wait for ssh", timings):
             wait_until_reachable(facts=access.facts, key_filename=access.key_filename,
                                  timeout=timeout, progress=progress,
                                  known_hosts=access.known_hosts)
-        runner = access.runner()
-        try:
-            deployed_before = read_master_facts(runner=runner, facts=access.facts)
-        finally:
-            runner.close()
+        deployed_before = access.with_runner(
+            lambda runner: read_master_facts(runner=runner, facts=access.facts))
         if deployed_before is None:
             messages.append(f"servers started; cluster {cluster!r} was never deployed, so "
                             f"nothing else was started (`spark-openstack deploy -c "

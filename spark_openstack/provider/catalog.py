@@ -23,6 +23,20 @@ class QuotaState:
     network_note: str = ""
 
 
+def _find_unique(find, name_or_id: str, *, kind: str, option: str, same, describe):
+    """``find(name_or_id)`` or None; a name several resources share is refused with
+    each of them (``describe``) listed, so the user can pass an id."""
+    from openstack import exceptions as sdk
+    try:
+        return find(name_or_id, ignore_missing=True)
+    except sdk.DuplicateResource:
+        matches = same()
+        raise errors.AmbiguousError(
+            f"{kind} {name_or_id!r} ({option}) matches {len(matches)} {kind}s: "
+            + ", ".join(describe(m) for m in matches),
+            hint=f"pass the {kind}'s id instead of its name")
+
+
 class CatalogMixin:
     """Read-only questions to the cloud's catalog (part of ``OpenStackProvider``)."""
 
@@ -48,15 +62,10 @@ class CatalogMixin:
     @translate_errors
     def find_image(self, name_or_id: str):
         """One ACTIVE image by name or id; errors list the images the project can use."""
-        from openstack import exceptions as sdk
-        try:
-            image = self.conn.image.find_image(name_or_id, ignore_missing=True)
-        except sdk.DuplicateResource:
-            same = list(self.conn.image.images(name=name_or_id))
-            raise errors.AmbiguousError(
-                f"image {name_or_id!r} (-i/--image) matches {len(same)} images: "
-                + ", ".join(f"{i.id} (created {i.created_at})" for i in same),
-                hint="pass the image's id instead of its name")
+        image = _find_unique(
+            self.conn.image.find_image, name_or_id, kind="image", option="-i/--image",
+            same=lambda: list(self.conn.image.images(name=name_or_id)),
+            describe=lambda i: f"{i.id} (created {i.created_at})")
         if image is None:
             available = [i for i in self.conn.image.images() if i.status == "active"]
             raise errors.NotFoundError(
@@ -71,15 +80,10 @@ class CatalogMixin:
     @translate_errors
     def find_flavor(self, name_or_id: str, *, option: str = "--flavor"):
         """One flavor by name or id (its vCPUs/RAM feed the quota check and templates)."""
-        from openstack import exceptions as sdk
-        try:
-            flavor = self.conn.compute.find_flavor(name_or_id, ignore_missing=True)
-        except sdk.DuplicateResource:
-            same = [f for f in self.conn.compute.flavors() if f.name == name_or_id]
-            raise errors.AmbiguousError(
-                f"flavor {name_or_id!r} ({option}) matches several flavors: "
-                + ", ".join(f"{f.id} ({f.vcpus} vCPU, {f.ram} MB)" for f in same),
-                hint="pass the flavor's id instead")
+        flavor = _find_unique(
+            self.conn.compute.find_flavor, name_or_id, kind="flavor", option=option,
+            same=lambda: [f for f in self.conn.compute.flavors() if f.name == name_or_id],
+            describe=lambda f: f"{f.id} ({f.vcpus} vCPU, {f.ram} MB)")
         if flavor is None:
             flavors = sorted(self.conn.compute.flavors(), key=lambda f: (f.vcpus, f.ram))
             listing = ", ".join(f"{f.name} ({f.vcpus} vCPU, {f.ram} MB)" for f in flavors[:20])
@@ -106,15 +110,11 @@ class CatalogMixin:
     @translate_errors
     def find_network(self, name_or_id: str | None):
         """The tenant network to boot on; when not given, the project's only one."""
-        from openstack import exceptions as sdk
         if name_or_id:
-            try:
-                net = self.conn.network.find_network(name_or_id, ignore_missing=True)
-            except sdk.DuplicateResource:
-                same = list(self.conn.network.networks(name=name_or_id))
-                raise errors.AmbiguousError(
-                    f"network {name_or_id!r} (--network) matches {len(same)} networks: "
-                    + ", ".join(n.id for n in same), hint="pass the network's id instead")
+            net = _find_unique(
+                self.conn.network.find_network, name_or_id, kind="network",
+                option="--network", describe=lambda n: n.id,
+                same=lambda: list(self.conn.network.networks(name=name_or_id)))
             if net is None:
                 nets = [n for n in self.conn.network.networks() if not n.is_router_external]
                 raise errors.NotFoundError(f"network {name_or_id!r} (--network) not found",
