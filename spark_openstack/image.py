@@ -7,29 +7,24 @@ must not be in an image (login keys, cloud-init's instance state), stop the buil
 snapshot it, wait for the image to be active and record what it holds as image
 properties. The builder and everything made for it are deleted on success, failure and
 Ctrl-C/SIGTERM: each run has a run id stamped into all it creates and its cleanup deletes
-what it recorded and what the cloud holds with that id (``_ImageRun``, ``discover``).
+what it recorded and what the cloud holds with that id (``ImageLedger``, ``discover``).
 """
 from __future__ import annotations
 
-import contextlib
 import json
-import re
-import secrets
 import shlex
 import time
-from dataclasses import dataclass, field
 
-from . import __version__, polling, ssh
+from . import __version__, ssh
 from .config import SUPPORTED_BASE_DISTROS, ImageSpec
-from .errors import (DeployError, Interrupted, NotFoundError, SparkOpenstackError,
-                     UsageError, ValidationError)
-from .model import IMAGE_MARKER_PATH, META_RUN
+from .errors import DeployError, Interrupted, NotFoundError, ValidationError
+from .ledger import ImageLedger, run_mark
+from .model import BUILDER_METADATA_KEY, IMAGE_MARKER_PATH, META_RUN, image_property
 from .polling import shielded_cleanup
 from .progress import PhaseTimer, ensure
 from .provider import security_group_name
 from .userdata import render_bake_userdata
 
-BUILDER_METADATA_KEY = "spark_openstack_image_builder"
 
 # Run on the builder after a successful bake, just before the snapshot: the image must
 # not carry the builder keypair's access, this instance's cloud-init state and logs, the
@@ -91,11 +86,11 @@ def check_base_image(image, *, option: str) -> None:
     """Refuse, before anything is created, a base image its own properties say is not an
     apt-based distribution (the bake installs Java and Python's venv with apt). An image
     that says nothing is tried: the bake then fails in one line if it lacks apt."""
-    distro = str(_image_property(image, "os_distro") or "").strip().lower()
+    distro = str(image_property(image, "os_distro") or "").strip().lower()
     if distro and distro not in SUPPORTED_BASE_DISTROS:
         raise ValidationError(
             f"base image {option!r} (--base-image) is {distro} "
-            f"{_image_property(image, 'os_version') or ''}".rstrip()
+            f"{image_property(image, 'os_version') or ''}".rstrip()
             + f" by its os_distro property; create-image bakes on "
               f"{' or '.join(d.capitalize() for d in SUPPORTED_BASE_DISTROS)} only",
             hint="pass a Debian 12/13 or Ubuntu 22.04/24.04 cloud image "
@@ -121,31 +116,7 @@ def image_properties(marker: dict) -> dict[str, str]:
     }
 
 
-# --------------------------------------------------------------------------- the run's ledger
-
-#: What a create-image run makes, in the order its cleanup deletes them.
-KINDS = ("fip", "server", "secgroup", "image")
-KIND_NAMES = {"fip": "floating IP", "server": "builder server", "secgroup": "security group",
-              "image": "unfinished image"}
-#: How long a cleanup waits for something whose create call was cut off (Ctrl-C between
-#: the request and its answer) to appear in the cloud's listings.
-SETTLE_SECONDS = 8.0
-#: Discover-and-delete rounds at most: a create cut off mid-request may land after the first.
-CLEANUP_ROUNDS = 3
-
-_RUN_MARK = re.compile(r"spark-openstack-run=([\w-]+)")
-
-
-def run_mark(run_id: str) -> str:
-    """The run id as written into descriptions (security group, floating IP)."""
-    return f"spark-openstack-run={run_id}"
-
-
-def run_in_text(text: str | None) -> str | None:
-    """The run id a description carries (``run_mark``), or None."""
-    match = _RUN_MARK.search(text or "")
-    return match.group(1) if match else None
-
+# --------------------------------------------------------------------------- names of a run
 
 def builder_group_name(name: str, run_id: str) -> str:
     """One group per run: a group a failed delete left behind never blocks a later run
@@ -155,141 +126,6 @@ def builder_group_name(name: str, run_id: str) -> str:
 
 def builder_description(name: str, run_id: str) -> str:
     return f"spark-openstack image builder for {name} ({run_mark(run_id)})"
-
-
-def _image_property(image, key: str):
-    props = getattr(image, "properties", None) or {}
-    return props.get(key) or getattr(image, key, None)
-
-
-@dataclass
-class _ImageRun:
-    """The ledger of one create-image run: what it made, so every exit deletes exactly that.
-
-    ``run_id`` is stamped into everything the run creates (builder metadata ``META_RUN``,
-    the descriptions of its security group and floating IP, the snapshot's properties),
-    so what a run made is found by it even when the create's answer never arrived, and
-    another run's things (same image name included) are never taken for it.
-    """
-
-    run_id: str = field(default_factory=lambda: secrets.token_hex(4))
-    made: dict[str, set[str]] = field(default_factory=lambda: {k: set() for k in KINDS})
-    pending: set[str] = field(default_factory=set)   # a create started, no id recorded yet
-    started: bool = False                            # any create was ever started
-
-    @contextlib.contextmanager
-    def creating(self, kind: str):
-        """Around one create call: until ``record`` it may have made something unseen."""
-        self.started = True
-        self.pending.add(kind)
-        try:
-            yield
-        except UsageError:           # refused outright (quota, bad input): nothing was made
-            self.pending.discard(kind)
-            raise
-
-    def record(self, kind: str, ident: str) -> None:
-        self.made[kind].add(ident)
-        self.pending.discard(kind)
-
-
-def discover(provider, run: _ImageRun) -> tuple[dict[str, set[str]], list[str]]:
-    """Ids of what the cloud holds of this run, by run id only: builder servers by
-    metadata, floating IPs by description (or on this run's builders), security groups by
-    description, images by property (or snapshots of this run's builders). Also returns
-    the listings that failed (what they would have found is unknown)."""
-    rid = run.run_id
-    found: dict[str, set[str]] = {k: set() for k in KINDS}
-    problems = []
-
-    def listing(kind, fn):
-        try:
-            found[kind] = set(fn())
-        except SparkOpenstackError as exc:
-            problems.append(f"could not list {KIND_NAMES[kind]}s: {exc.message}")
-
-    listing("server", lambda: (
-        s.id for s in provider.list_servers()
-        if (s.metadata or {}).get(META_RUN) == rid
-        and BUILDER_METADATA_KEY in (s.metadata or {})))
-    servers = found["server"] | run.made["server"]
-    listing("fip", lambda: (
-        f.id for f in provider.list_floating_ips()
-        if run_in_text(f.description) == rid
-        or (servers and (f.port_details or {}).get("device_id") in servers)))
-    listing("secgroup", lambda: (g.id for g in provider.list_security_groups()
-                                 if run_in_text(g.description) == rid))
-    listing("image", lambda: (
-        i.id for i in provider.list_images()
-        if _image_property(i, META_RUN) == rid
-        or (servers and _image_property(i, "instance_uuid") in servers)))
-    return found, problems
-
-
-def _cleanup(provider, run: _ImageRun, *, keep_image: str | None = None, progress,
-             settle: float | None = None, interval: float = 1.0,
-             rounds: int = CLEANUP_ROUNDS) -> str:
-    """Delete what this run made: what it recorded AND what the cloud holds with its run
-    id (``discover``), never another run's. Rounds repeat until a listing finds nothing
-    new; a create whose answer never came is waited for up to ``settle`` seconds.
-    Returns a one-line summary; what could not be deleted is also told to ``progress``."""
-    if not run.started:
-        return "nothing had been created."
-    done: dict[str, set[str]] = {k: set() for k in KINDS}
-    failed: list[str] = []
-    seen: set[str] = set()
-    settle_end = time.monotonic() + (SETTLE_SECONDS if settle is None else settle)
-    used = 0
-    while True:
-        found, listing_problems = discover(provider, run)
-        seen |= {k for k in KINDS if found[k] or run.made[k]}
-        todo = {k: (run.made[k] | found[k]) - done[k] for k in KINDS}
-        todo["image"].discard(keep_image)
-        if not any(todo.values()):
-            if run.pending - seen and time.monotonic() < settle_end:
-                polling.sleep(interval)    # a cut-off create may still be landing
-                continue
-            failed += listing_problems
-            break
-        if used >= rounds:
-            failed += [f"{KIND_NAMES[k]} {i}: still there" for k in KINDS for i in todo[k]]
-            break
-        used += 1
-        _delete_round(provider, todo, done, failed)
-    deleted = [KIND_NAMES[k] for k in KINDS if done[k]]
-    if failed:
-        progress.message("could not delete everything create-image made; delete by hand: "
-                         + "; ".join(failed))
-        return (f"could not delete everything this run made: {'; '.join(failed)}")
-    if not deleted:
-        return "nothing had been created."
-    return f"deleted what this run made ({', '.join(deleted)})."
-
-
-def _delete_round(provider, todo: dict[str, set[str]], done: dict[str, set[str]],
-                  failed: list[str]) -> None:
-    """One pass in dependency order: floating IPs, builders (waited for), groups
-    (confirmed gone), images. A failed delete is reported once, not retried."""
-    def attempt(kind, ident, delete):
-        done[kind].add(ident)
-        try:
-            delete()
-        except SparkOpenstackError as exc:
-            failed.append(f"{KIND_NAMES[kind]} {ident}: {exc.message}")
-
-    for fip in sorted(todo["fip"]):
-        attempt("fip", fip, lambda fip=fip: provider.delete_floating_ip(fip))
-    if todo["server"]:
-        servers = sorted(todo["server"])
-        try:
-            provider.delete_servers(server_ids=servers, wait=True)
-        except SparkOpenstackError as exc:
-            failed.append(f"{KIND_NAMES['server']} {', '.join(servers)}: {exc.message}")
-        done["server"] |= set(servers)
-    for group in sorted(todo["secgroup"]):
-        attempt("secgroup", group, lambda group=group: provider.delete_security_group(group))
-    for image in sorted(todo["image"]):
-        attempt("image", image, lambda image=image: provider.delete_image(image))
 
 
 # --------------------------------------------------------------------------- create-image
@@ -304,7 +140,7 @@ def create_image(*, conn_provider, key_filename: str | None, spec: ImageSpec | N
     (from ``spec.floating_ip_pool``) instead of its fixed address.
 
     Every exit (success, failure, Ctrl-C/SIGTERM as ``Interrupted``) deletes what this
-    run made, found by its run id (``_ImageRun``), the finished image excepted.
+    run made, found by its run id (``ImageLedger``), the finished image excepted.
     """
     if spec is None:
         spec = ImageSpec(**fields)
@@ -312,26 +148,26 @@ def create_image(*, conn_provider, key_filename: str | None, spec: ImageSpec | N
         raise TypeError(f"create_image: pass spec= or its fields, not both ({sorted(fields)})")
     progress = ensure(progress)
     name = spec.name
-    run = _ImageRun()
+    run = ImageLedger()
     phase = ["validate"]
     try:
         image_id = _build(provider=conn_provider, run=run, phase=phase, progress=progress,
                           spec=spec, key_filename=key_filename)
     except (KeyboardInterrupt, Interrupted):
         with shielded_cleanup():
-            summary = _cleanup(conn_provider, run, progress=progress)
+            summary = run.delete(provider=conn_provider, progress=progress)
         raise Interrupted(f"create-image {name!r} interrupted in the {phase[0]} phase; "
                           f"{summary}") from None
     except BaseException:
         with shielded_cleanup():
-            _cleanup(conn_provider, run, progress=progress)
+            run.delete(provider=conn_provider, progress=progress)
         raise
     with shielded_cleanup():
-        _cleanup(conn_provider, run, keep_image=image_id, progress=progress)
+        run.delete(provider=conn_provider, keep_image=image_id, progress=progress)
     return image_id
 
 
-def _build(*, provider, run: _ImageRun, phase: list[str], progress, spec: ImageSpec,
+def _build(*, provider, run: ImageLedger, phase: list[str], progress, spec: ImageSpec,
            key_filename) -> str:
     """The steps of ``create_image``; each create is recorded in ``run`` as it happens."""
     name, base_image, flavor, keypair = spec.name, spec.base_image, spec.flavor, spec.keypair

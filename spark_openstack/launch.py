@@ -548,13 +548,12 @@ def _fail_cleanup(*, provider, spec: LaunchSpec, created: Ledger, progress) -> s
                 f"`spark-openstack destroy -c {name}`")
     if not created.anything():
         return "nothing had been created."
+    _, failure = created.undo(provider=provider, progress=progress,
+                              doing=f"cleaning up what this launch created for {name!r} ...")
+    if failure:
+        return (f"cleanup failed too ({failure}); run `spark-openstack destroy -c {name}` "
+                "to remove what is left")
     with shielded_cleanup():
-        progress.message(f"cleaning up what this launch created for {name!r} ...")
-        try:
-            created.delete(provider=provider)
-        except Exception as exc:  # noqa: BLE001 - reported, never hides the first error
-            return (f"cleanup failed too ({errors.one_line(exc)}); run `spark-openstack "
-                    f"destroy -c {name}` to remove what is left")
         master_id = created.server_ids.get(master_name(name))
         if master_id:       # this run's servers are gone: so are the keys pinned for them
             with contextlib.suppress(OSError, ValueError):

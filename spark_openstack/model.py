@@ -18,6 +18,8 @@ META_ROLE = "spark_openstack_role"
 # or interrupted run finds and deletes exactly its own things (even one whose create
 # response was lost) and never another run's.
 META_RUN = "spark_openstack_run"
+#: Metadata key of a create-image builder server (its value: the image name).
+BUILDER_METADATA_KEY = "spark_openstack_image_builder"
 # What a launch records on every server for the commands after it.
 META_SSH_USER = "spark_openstack_ssh_user"
 META_SERVICES = "spark_openstack_services"
@@ -165,3 +167,9 @@ def parse_facts(text: str, *, where: str) -> ClusterFacts | None:
     except (ValueError, KeyError, TypeError) as exc:
         raise DeployError(f"{where}: {FACTS_PATH_ON_MASTER} is not readable facts: {exc}",
                           hint="re-deploy with `spark-openstack deploy -c CLUSTER`") from exc
+
+
+def image_property(image, key: str):
+    """A Glance image's property ``key`` (SDK images keep unknown ones in ``properties``)."""
+    props = getattr(image, "properties", None) or {}
+    return props.get(key) or getattr(image, key, None)

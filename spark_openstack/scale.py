@@ -16,6 +16,7 @@ the same code.
 """
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import time
 from typing import Callable, Iterable
@@ -407,17 +408,18 @@ def _undo_add(*, provider, access: ClusterAccess, runner, deployed, created: Led
               touched_old: bool, new_ips, progress) -> str:
     """Delete this run's servers (also one whose create answer was lost: by run id) and,
     when the old nodes' files were already rewritten, write them back."""
+    result, failure = created.undo(
+        provider=provider, progress=progress,
+        doing=f"removing the workers this run created for {access.name!r} ...")
     with shielded_cleanup():
-        progress.message(f"removing the workers this run created for {access.name!r} ...")
         said = []
-        try:
-            result = created.delete(provider=provider)
-            said.append(f"deleted the {result['servers']} new server(s)")
-            hostkeys.forget(access.known_hosts, hosts=new_ips)
-        except Exception as exc:  # noqa: BLE001 - reported, never hides the first error
-            why = errors.one_line(exc)
-            said.append(f"deleting the new servers failed ({why}); remove them with "
+        if failure:
+            said.append(f"deleting the new servers failed ({failure}); remove them with "
                         f"`spark-openstack remove-workers -c {access.name} --node NAME`")
+        else:
+            said.append(f"deleted the {result['servers']} new server(s)")
+            with contextlib.suppress(OSError, ValueError):
+                hostkeys.forget(access.known_hosts, hosts=new_ips)
         if touched_old and deployed is not None:
             try:
                 from .deploy import reconfigure_nodes

@@ -22,7 +22,7 @@ from pathlib import Path
 import openstack
 import pytest
 
-from spark_openstack.image import BUILDER_METADATA_KEY
+from spark_openstack.model import BUILDER_METADATA_KEY
 from support.e2e import builder_of, leftovers, new_keypair
 
 pytestmark = pytest.mark.sandbox

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from spark_openstack.image import BUILDER_METADATA_KEY
+from spark_openstack.model import BUILDER_METADATA_KEY
 from spark_openstack.model import META_CLUSTER
 
 ROOT = Path(__file__).resolve().parents[2]

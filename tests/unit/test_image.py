@@ -6,10 +6,10 @@ import types
 
 import pytest
 
-from spark_openstack import errors, image
-from spark_openstack.image import (BUILDER_METADATA_KEY, _cleanup, _ImageRun,
-                                   builder_description, discover, run_in_text)
-from spark_openstack.model import META_CLUSTER, META_RUN
+from spark_openstack import errors, image, ledger
+from spark_openstack.image import builder_description
+from spark_openstack.ledger import ImageLedger, run_in_text
+from spark_openstack.model import BUILDER_METADATA_KEY, META_CLUSTER, META_RUN
 from spark_openstack.progress import RecordingProgress
 from support.cloud import FakeCloud
 
@@ -79,7 +79,7 @@ def _create(cloud, **over):
 @pytest.fixture()
 def fast(monkeypatch):
     """SSH and the bake succeed at once; a cut-off create settles within a short wait."""
-    monkeypatch.setattr(image, "SETTLE_SECONDS", 0.5)
+    monkeypatch.setattr(ledger, "SETTLE_SECONDS", 0.5)
     monkeypatch.setattr(image.ssh, "wait_for_ssh", lambda **kw: None)
     monkeypatch.setattr(image.ssh, "connect", lambda **kw: _ns(close=lambda: None))
     monkeypatch.setattr(image.ssh, "run", lambda *a, **kw: None)
@@ -98,7 +98,7 @@ def test_run_mark_round_trips_and_other_text_has_none():
 def test_discover_finds_only_this_runs_things():
     cloud = _cloud()
     _others(cloud)
-    run = _ImageRun(run_id="0ur0run0")
+    run = ImageLedger(run_id="0ur0run0")
     desc = builder_description("img", run.run_id)
     cloud.servers.append(_ns(id="s1", metadata={BUILDER_METADATA_KEY: "img",
                                                 META_RUN: run.run_id}))
@@ -110,7 +110,7 @@ def test_discover_finds_only_this_runs_things():
                      _ns(id="i2", properties={}, instance_uuid="s1"),
                      # a snapshot of a builder of this run inherits nothing else's run
                      _ns(id="i3", properties={META_RUN: OTHER}, instance_uuid="elsewhere")]
-    found, problems = discover(cloud, run)
+    found, problems = run.discover(provider=cloud)
     assert found == {"server": {"s1"}, "secgroup": {"g1"}, "fip": {"f1", "f2"},
                      "image": {"i1", "i2"}}
     assert problems == []
@@ -119,7 +119,7 @@ def test_discover_finds_only_this_runs_things():
 def test_cleanup_deletes_recorded_and_discovered_in_order_and_nothing_else():
     cloud = _cloud()
     others = _others(cloud)
-    run = _ImageRun(run_id="0ur0run0", started=True)
+    run = ImageLedger(run_id="0ur0run0", started=True)
     desc = builder_description("img", run.run_id)
     cloud.servers.append(_ns(id="s1", metadata={BUILDER_METADATA_KEY: "img",
                                                 META_RUN: run.run_id}))
@@ -127,7 +127,7 @@ def test_cleanup_deletes_recorded_and_discovered_in_order_and_nothing_else():
     cloud.floating_ips.append(_ns(id="f1", description=desc, port_details=None))
     cloud.images.append(_ns(id="i1", properties={META_RUN: run.run_id}))
     run.record("server", "s1")
-    summary = _cleanup(cloud, run, progress=RecordingProgress())
+    summary = run.delete(provider=cloud, progress=RecordingProgress())
     assert _left(cloud) == others
     assert [c for c in cloud.calls if c.startswith("delete_")] == [
         "delete_floating_ip", "delete_servers", "delete_security_group", "delete_image"]
@@ -137,23 +137,23 @@ def test_cleanup_deletes_recorded_and_discovered_in_order_and_nothing_else():
 
 def test_cleanup_keeps_the_finished_image():
     cloud = _cloud()
-    run = _ImageRun(run_id="0ur0run0", started=True)
+    run = ImageLedger(run_id="0ur0run0", started=True)
     cloud.images.append(_ns(id="done", properties={META_RUN: run.run_id}))
     run.record("image", "done")
-    _cleanup(cloud, run, keep_image="done", progress=RecordingProgress())
+    run.delete(provider=cloud, keep_image="done", progress=RecordingProgress())
     assert _left(cloud) == {"done"} and cloud.deleted == {}
 
 
 def test_cleanup_of_a_run_that_created_nothing_asks_the_cloud_nothing():
     cloud = _cloud()
-    assert _cleanup(cloud, _ImageRun(), progress=RecordingProgress()) == \
+    assert ImageLedger().delete(provider=cloud, progress=RecordingProgress()) == \
         "nothing had been created."
     assert cloud.calls == []
 
 
 def test_cleanup_waits_for_a_cut_off_create_to_land():
     cloud = _cloud()
-    run = _ImageRun(run_id="0ur0run0", started=True, pending={"server"})
+    run = ImageLedger(run_id="0ur0run0", started=True, pending={"server"})
     landing = _ns(id="late", metadata={BUILDER_METADATA_KEY: "img", META_RUN: run.run_id})
     rounds = iter([[], [], [landing]])
     original = cloud.list_servers
@@ -162,27 +162,27 @@ def test_cleanup_waits_for_a_cut_off_create_to_land():
         cloud.servers += next(rounds, [])
         return original()
     cloud.list_servers = list_servers
-    _cleanup(cloud, run, progress=RecordingProgress(), settle=5, interval=0.01)
+    run.delete(provider=cloud, progress=RecordingProgress(), settle=5, interval=0.01)
     assert cloud.deleted == {"servers": ["late"]}
 
 
 def test_cleanup_gives_up_waiting_for_a_create_that_never_landed():
     cloud = _cloud()
-    run = _ImageRun(run_id="0ur0run0", started=True, pending={"image"})
-    assert _cleanup(cloud, run, progress=RecordingProgress(), settle=0.05,
+    run = ImageLedger(run_id="0ur0run0", started=True, pending={"image"})
+    assert run.delete(provider=cloud, progress=RecordingProgress(), settle=0.05,
                     interval=0.01) == "nothing had been created."
 
 
 def test_cleanup_reports_what_it_could_not_delete():
     cloud = _cloud()
-    run = _ImageRun(run_id="0ur0run0", started=True)
+    run = ImageLedger(run_id="0ur0run0", started=True)
     cloud.security_groups.append(_ns(id="g1", description=builder_description("img", run.run_id)))
 
     def stuck(gid):
         raise errors.TimeoutError_("delete security group g1: not done after 120s")
     cloud.delete_security_group = stuck
     progress = RecordingProgress()
-    summary = _cleanup(cloud, run, progress=progress)
+    summary = run.delete(provider=cloud, progress=progress)
     assert "security group g1" in summary
     assert any("delete by hand" in e[1] for e in progress.events if e[0] == "message")
 
