@@ -1,13 +1,13 @@
 """create-image: bake a reference image once (Java, Spark, optionally Hadoop) with cloud-init.
 
 A builder server boots with the bake user-data (``userdata.render_bake_userdata``). We wait
-for SSH, then for cloud-init itself (``cloud-init status --wait``: sshd answers long before
-user-data is done), show cloud-init's own error output when the bake failed, scrub what
+for SSH, then for cloud-init itself (a bounded poll of ``cloud-init status``: sshd answers
+long before user-data is done), show cloud-init's own error output when the bake failed, scrub what
 must not be in an image (login keys, cloud-init's instance state), stop the builder,
 snapshot it, wait for the image to be active and record what it holds as image
 properties. The builder and everything made for it are deleted on success, failure and
 Ctrl-C/SIGTERM: each run has a run id stamped into all it creates and its cleanup deletes
-what it recorded and what the cloud holds with that id (``ImageLedger``, ``discover``).
+what it recorded and what the cloud holds with that id (``ledger.ImageLedger``).
 """
 from __future__ import annotations
 
@@ -49,7 +49,7 @@ def builder_name(image_name: str) -> str:
 def _bake_failure(conn, host: str, status_text: str) -> DeployError:
     """cloud-init's own account of the failure: ``status --long`` + the output log tail."""
     tail = conn.run("sudo -n tail -n 40 /var/log/cloud-init-output.log", hide=True,
-                    warn=True, in_stream=False)
+                    warn=True, in_stream=False, timeout=ssh.CLOUD_INIT_PROBE_TIMEOUT)
     return DeployError(
         f"the image bake failed on the builder ({host}); cloud-init says:\n"
         f"{status_text.strip()}\n--- tail of /var/log/cloud-init-output.log ---\n"
@@ -59,13 +59,15 @@ def _bake_failure(conn, host: str, status_text: str) -> DeployError:
 
 
 def wait_for_bake(conn, *, host: str, timeout: float) -> str:
-    """Block on ``cloud-init status --wait``; raise with cloud-init's output if it failed."""
+    """Until cloud-init finished (``ssh.cloud_init_status``); raise with its output if
+    it failed."""
     result = ssh.cloud_init_status(conn, timeout=timeout)
     text = (result.stdout or "") + (result.stderr or "")
     # exit 0 = done; 2 = done with recoverable warnings (cloud-init >= 23.4); 1 = error
     if result.exited not in (0, 2) or "status: error" in text:
         raise _bake_failure(conn, host, text)
-    marker = conn.run(f"cat {IMAGE_MARKER_PATH}", hide=True, warn=True, in_stream=False)
+    marker = conn.run(f"cat {IMAGE_MARKER_PATH}", hide=True, warn=True, in_stream=False,
+                      timeout=ssh.CLOUD_INIT_PROBE_TIMEOUT)
     if marker.exited != 0:
         raise _bake_failure(conn, host, text + f"\n(no {IMAGE_MARKER_PATH} was written)")
     return marker.stdout

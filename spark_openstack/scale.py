@@ -96,7 +96,8 @@ def check_replication(*, facts: ClusterFacts, runner: Runner, remaining: int,
             hint=f"remove fewer workers, or pass --lower-replication to set every file's "
                  f"replication to {remaining} first")
     ensure(progress).message(f"lowering every file's replication to {remaining} "
-                             "(hdfs dfs -setrep -w) before the decommission")
+                             "(hdfs dfs -setrep, then waiting until HDFS has done it) "
+                             "before the decommission")
     hdfs.set_replication(remaining)
     return f"replication of every file set to {remaining} (--lower-replication)"
 

@@ -20,7 +20,7 @@ import fabric
 import paramiko
 
 from . import hostkeys
-from .errors import DeployError, HostKeyChanged, SparkOpenstackError, SSHError, TimeoutError_
+from .errors import DeployError, HostKeyChanged, SparkOpenstackError, SSHError
 from .polling import poll
 
 #: paramiko logs every refused hop ("Secsh channel 3 open FAILED") at ERROR; with no
@@ -236,18 +236,46 @@ class CloudInitFailed(DeployError):
     """cloud-init ran and failed: final, never retried."""
 
 
+#: cloud-init's states that mean "not finished yet" (what its own ``--wait`` waits out).
+CLOUD_INIT_UNFINISHED = ("not run", "not started", "running")
+#: Bound on one ``cloud-init status`` probe (it only reads cloud-init's status files).
+CLOUD_INIT_PROBE_TIMEOUT = 30
+
+
 def cloud_init_status(conn: fabric.Connection, *, timeout: float):
-    """Run ``cloud-init status --wait --long`` and return fabric's result, whatever its
-    exit code; ``TimeoutError_`` when cloud-init did not finish in time, ``SSHError``
-    when the command could not be run. Callers judge the exit code and text."""
-    try:
-        return conn.run("cloud-init status --wait --long", hide=True, warn=True,
-                        timeout=int(timeout), in_stream=False)
-    except Exception as exc:  # noqa: BLE001
-        if "timed out" in str(exc).lower() or "CommandTimedOut" in type(exc).__name__:
-            raise TimeoutError_(f"{conn.host}: cloud-init did not finish within {timeout:.0f}s",
-                                hint="raise --timeout; look at /var/log/cloud-init-output.log")
-        raise SSHError(f"{conn.host}: cannot wait for cloud-init: {_describe(exc)}") from exc
+    """Poll ``cloud-init status --long`` (one bounded probe a round, through
+    ``polling.poll``) until cloud-init has finished, and return fabric's result of the
+    last probe, whatever its exit code; ``TimeoutError_`` when cloud-init did not finish
+    in time, ``SSHError`` when the command could not be run. Callers judge the exit code
+    and text."""
+    last: list = []
+
+    def probe():
+        try:
+            result = conn.run("cloud-init status --long", hide=True, warn=True,
+                              timeout=CLOUD_INIT_PROBE_TIMEOUT, in_stream=False)
+        except Exception as exc:  # noqa: BLE001
+            if "timed out" in str(exc).lower() or "CommandTimedOut" in type(exc).__name__:
+                return None     # a probe cut off by its bound: ask again
+            raise SSHError(f"{conn.host}: cannot ask cloud-init its status: "
+                           f"{_describe(exc)}") from exc
+        last[:] = [result]
+        return None if cloud_init_state(result.stdout) in CLOUD_INIT_UNFINISHED else result
+
+    def describe() -> str:
+        return f"status {cloud_init_state(last[0].stdout) or '?'}" if last else "no answer"
+
+    return poll(probe, timeout=timeout, what=f"cloud-init on {conn.host}", interval=1,
+                max_interval=5, describe=describe,
+                hint="raise --timeout; look at /var/log/cloud-init-output.log")
+
+
+def cloud_init_state(text: str | None) -> str:
+    """The ``status:`` of ``cloud-init status`` output ("running", "done", ...)."""
+    for line in (text or "").splitlines():
+        if line.strip().startswith("status:"):
+            return line.split(":", 1)[1].strip()
+    return ""
 
 
 def wait_for_cloud_init(conn: fabric.Connection, *, timeout: float) -> str:
@@ -263,7 +291,7 @@ def wait_for_cloud_init(conn: fabric.Connection, *, timeout: float) -> str:
     # exit 0 = done; 2 = done with recoverable errors (cloud-init >= 23.4); 1 = error
     if result.exited not in (0, 2):
         log = conn.run("tail -n 20 /var/log/cloud-init-output.log", hide=True, warn=True,
-                       in_stream=False)
+                       in_stream=False, timeout=CLOUD_INIT_PROBE_TIMEOUT)
         raise SSHError(f"{conn.host}: cloud-init failed (exit {result.exited}):\n{text}\n"
                        f"{(log.stdout or '').strip()}",
                        hint="the image's user-data failed; see /var/log/cloud-init*.log")

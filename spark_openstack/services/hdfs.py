@@ -8,6 +8,7 @@ import shlex
 from ..errors import DeployError
 from ..ports import UNSAFE, Port, port_number
 from ..dirs import cluster_dirs
+from ..probes import wait_for_probe
 from ..transport import SERVICE_USER
 from .base import HadoopService
 
@@ -149,9 +150,24 @@ class HDFS(HadoopService):
                              timeout=600).stdout.strip()
         return int(out.splitlines()[-1]) if out and out.splitlines()[-1].isdigit() else 0
 
-    def set_replication(self, replication: int) -> None:
-        """Lower (or raise) every file's replication and wait until HDFS has done it."""
-        self.on_master(f"hdfs dfs -setrep -R -w {int(replication)} /", timeout=3600)
+    def set_replication(self, replication: int, *, timeout: float = 3600) -> None:
+        """Lower (or raise) every file's replication and wait until HDFS has done it: no
+        block short of replicas, none with replicas to spare, none left to delete (the
+        NameNode's FSNamesystem counters, one JMX read a round, no JVM)."""
+        self.on_master(f"hdfs dfs -setrep -R {int(replication)} /", timeout=600)
+        url = (f"http://{self.master.private_ip}:{self.port('namenode_http')}/jmx?"
+               "qry=Hadoop:service=NameNode,name=FSNamesystem")
+        probe = ("import json,sys,urllib.request\n"
+                 "b=json.load(urllib.request.urlopen(sys.argv[1],timeout=20))['beans'][0]\n"
+                 "left={k:b.get(k,0) for k in ('UnderReplicatedBlocks','ExcessBlocks',"
+                 "'PendingDeletionBlocks','PendingReplicationBlocks')}\n"
+                 "print(left)\n"
+                 "sys.exit(1 if any(left.values()) else 0)\n")
+        wait_for_probe(runner=self.runner, node=self.master,
+                       command=f"python3 -c {shlex.quote(probe)} {shlex.quote(url)}",
+                       timeout=timeout, what=f"hdfs: every file at replication {replication}",
+                       interval=1.0, max_interval=5.0,
+                       hint="look at the NameNode's web UI: which blocks wait for replicas")
 
     def datanode_states(self) -> dict[str, dict]:
         """``{host name: {"state": admin state, "left": blocks still to re-replicate,

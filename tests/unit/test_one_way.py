@@ -29,6 +29,8 @@ MARKERS = (
     ("a shell sleep in a shipped command (use probes.wait_for_probe)",
      re.compile(r"(;|&&|\bdo)\s*sleep\s+[0-9]")),
     ("a wait on ABORT (use polling.sleep)", re.compile(r"\bABORT\.wait\b")),
+    ("a remote command that blocks until done (poll its state instead)",
+     re.compile(r"cloud-init status --wait|-setrep\b.*\s-w\b")),
 )
 
 
@@ -70,6 +72,8 @@ def test_the_scan_covers_the_product():
     'f"for i in $(seq 1 100); do [ -s {d}/pgid ] && break; sleep 0.1; done"',
     '"until test -s pid; do sleep 1; done"',
     "        if polling.ABORT.wait(3):",
+    'conn.run("cloud-init status --wait --long", hide=True)',
+    'self.on_master(f"hdfs dfs -setrep -R -w {n} /", timeout=3600)',
 ])
 def test_the_scan_finds_each_marker(tmp_path, line):
     planted = tmp_path / "planted.py"

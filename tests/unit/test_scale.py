@@ -7,7 +7,12 @@ runs against a runner that answers like the master would.
 from __future__ import annotations
 
 import dataclasses
+import http.server
 import json
+import shlex
+import subprocess
+import sys
+import threading
 
 import paramiko
 import pytest
@@ -101,7 +106,63 @@ def test_lower_replication_sets_every_file_to_what_remains_and_waits():
     note = scale.check_replication(facts=make_facts(workers=2, services=("hdfs",)),
                                    runner=runner, remaining=1, lower_replication=True)
     assert "set to 1" in note
-    assert any("hdfs dfs -setrep -R -w 1 /" in c for c in runner.commands)
+    assert any("hdfs dfs -setrep -R 1 /" in c for c in runner.commands)
+    assert not any(" -w " in c for c in runner.commands if "setrep" in c)   # never blocks
+    assert any("name=FSNamesystem" in c for c in runner.commands)         # polled instead
+
+
+class _JmxCounters(MasterAnswers):
+    """The master's commands answered from a table, except the replication probe: it is
+    run here for real (its Python), against a local HTTP server with the JMX counters."""
+
+    def __init__(self, answers, *, url):
+        super().__init__(answers)
+        self.url = url
+
+    def run(self, node, command, *, timeout=None, check=True):
+        if "name=FSNamesystem" not in command:
+            return super().run(node, command, timeout=timeout, check=check)
+        self.commands.append(command)
+        argv = shlex.split(command)
+        assert argv[:2] == ["python3", "-c"] and "name=FSNamesystem" in argv[3]
+        done = subprocess.run([sys.executable, "-c", argv[2], self.url], capture_output=True,
+                              text=True, timeout=30)
+        return CommandResult(done.stdout, done.stderr, done.returncode)
+
+
+def test_lower_replication_waits_until_the_namenode_has_no_block_to_fix():
+    rounds = [{"UnderReplicatedBlocks": 0, "ExcessBlocks": 3, "PendingDeletionBlocks": 3},
+              {"UnderReplicatedBlocks": 0, "ExcessBlocks": 0, "PendingDeletionBlocks": 1},
+              {"UnderReplicatedBlocks": 0, "ExcessBlocks": 0, "PendingDeletionBlocks": 0,
+               "PendingReplicationBlocks": 0}]
+    served = []
+
+    class Jmx(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):
+            bean = rounds[min(len(served), len(rounds) - 1)]
+            served.append(self.path)
+            body = json.dumps({"beans": [bean]}).encode()
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.HTTPServer(("127.0.0.1", 0), Jmx)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        runner = _JmxCounters({"dfs.replication": "2\n", "hdfs dfs -ls -R /": "2\n"},
+                              url=f"http://127.0.0.1:{server.server_port}/jmx")
+        scale.check_replication(facts=make_facts(workers=2, services=("hdfs",)),
+                                runner=runner, remaining=1, lower_replication=True)
+    finally:
+        server.shutdown()
+    assert len(served) == 3       # asked until every counter was 0, then no more
+    setrep = [i for i, c in enumerate(runner.commands) if "-setrep" in c]
+    probes = [i for i, c in enumerate(runner.commands) if "name=FSNamesystem" in c]
+    assert setrep and probes and setrep[0] < probes[0]
 
 
 def _jmx(state: str, left: int) -> str:
