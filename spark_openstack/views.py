@@ -276,8 +276,10 @@ def start_view(result: dict, *, cluster: str) -> View:
     deployed = result.get("deploy") or {}
     lines = [f"cluster {cluster!r} is already running and healthy; nothing to do"] \
         if result["already_running"] else []
-    lines += [*result.get("health", []), *_ui_lines(deployed.get("urls"), cluster),
-              *result["messages"], *(deployed.get("messages") or [])]
+    lines += deployed_lines({**deployed, "health": result.get("health", []),
+                             "messages": [*result["messages"],
+                                          *(deployed.get("messages") or [])]},
+                            cluster=cluster)
     if "total" in result["timings"]:
         lines.append(f"started cluster {cluster!r} in {result['timings']['total']:.1f}s")
     return View(data=result, lines=lines)
