@@ -13,6 +13,7 @@ import time
 
 import pytest
 
+from support.cloud import FakeCloud
 from support.facts import make_facts
 from spark_openstack import errors
 from spark_openstack.batch import check_prefix, generate_key, plan_seats, read_students, times
@@ -145,17 +146,6 @@ def test_roster_files(tmp_path):
 
 
 # ----------------------------------------------------------------------------- retry / report
-class _Provider:
-    request_count = 0
-
-    def all_cluster_servers(self):
-        return {}
-
-    def check_quotas(self, need):
-        self.need = need
-        return []
-
-
 class _Result:
     def __init__(self, facts):
         self.facts = facts
@@ -187,13 +177,14 @@ def test_a_failed_cluster_is_retried_once_then_reported(tmp_path, monkeypatch):
     monkeypatch.setattr(launch_mod, "quota_need",
                         lambda **kw: QuotaNeed(servers=2, vcpus=2, ram_mb=2048))
     monkeypatch.setattr(launch_mod, "launch", launch)
-    provider = _Provider()
+    cloud = FakeCloud()
     seats = plan_seats(prefix="nov", students=[("Ada", ""), ("Alan", ""), ("Grace", "")])
     spec = LaunchSpec(cluster_name="nov-01", workers=1, keypair="k", image="i", flavor="f")
-    result = batch_mod.batch_launch(provider=provider, spec=spec, seats=seats,
+    result = batch_mod.batch_launch(provider=cloud, spec=spec, seats=seats,
                                     roster_dir=tmp_path / "roster", stagger=0)
     assert attempts == {"nov-01": 2, "nov-02": 2, "nov-03": 1}
-    assert provider.need.servers == 6                     # one check for all three
+    assert cloud.need.servers == 6                        # one check for all three
+    assert cloud.calls.count("check_quotas") == 1
     assert len({k for k in keys.values()}) == 3 and all(len(k) == 1 for k in keys.values())
     assert not result["ok"] and [r["student"] for r in result["students"]] == ["Ada", "Grace"]
     assert result["without_cluster"] == [{"student": "Alan", "email": "", "cluster": "nov-02",
@@ -230,7 +221,7 @@ def test_an_abort_ends_the_stagger_wait_at_once(tmp_path, monkeypatch):
     polling.ABORT.clear()
     t0 = time.monotonic()
     try:
-        result = batch_mod.batch_launch(provider=_Provider(), spec=spec, seats=seats,
+        result = batch_mod.batch_launch(provider=FakeCloud(), spec=spec, seats=seats,
                                         roster_dir=tmp_path / "roster", stagger=60)
     finally:
         polling.ABORT.clear()
