@@ -274,19 +274,21 @@ class FakeCloud:
         self._call("delete_servers", server_ids=ids, wait=wait, timeout=timeout)
         self._removed("servers", ids)
 
-    def stop_server(self, server_id):
-        self._call("stop_server", server_id=server_id)
+    def _power(self, verb, server_id, *, from_status, to_status):
+        """Nova's stop/start: refused unless the server is ``from_status``; it is
+        ``to_status`` from the next wait on."""
+        self._call(verb, server_id=server_id)
         srv = self._server(server_id)
-        assert srv.status == "ACTIVE", f"Nova refuses to stop a {srv.status} server"
-        self.events.append(f"stop_server {srv.name}")
-        self.pending[server_id] = "SHUTOFF"
+        assert srv.status == from_status, \
+            f"Nova refuses to {verb.removesuffix('_server')} a {srv.status} server"
+        self.events.append(f"{verb} {srv.name}")
+        self.pending[server_id] = to_status
+
+    def stop_server(self, server_id):
+        self._power("stop_server", server_id, from_status="ACTIVE", to_status="SHUTOFF")
 
     def start_server(self, server_id):
-        self._call("start_server", server_id=server_id)
-        srv = self._server(server_id)
-        assert srv.status == "SHUTOFF", f"Nova refuses to start a {srv.status} server"
-        self.events.append(f"start_server {srv.name}")
-        self.pending[server_id] = "ACTIVE"
+        self._power("start_server", server_id, from_status="SHUTOFF", to_status="ACTIVE")
 
     def wait_for_server_status(self, *, server_id, status, timeout):
         self._call("wait_for_server_status", server_id=server_id, status=status)
