@@ -19,6 +19,16 @@ def _alive(proc: subprocess.Popen) -> bool:
     return proc.poll() is None
 
 
+def _down(state: Path) -> subprocess.CompletedProcess:
+    """The real sandbox/down on the scratch state folder ``state``, with a name prefix no
+    real sandbox uses; it must succeed."""
+    proc = subprocess.run([str(ROOT / "sandbox" / "down")], capture_output=True, text=True,
+                          timeout=120, stdin=subprocess.DEVNULL,
+                          env=dict(os.environ, SANDBOX_DIR=str(state), SANDBOX_PREFIX="sbxtest"))
+    assert proc.returncode == 0, proc.stderr
+    return proc
+
+
 def test_down_kills_its_own_processes_and_spares_strangers(tmp_path):
     run = tmp_path / "run"
     (tmp_path / "hosts" / "h1").mkdir(parents=True)
@@ -34,11 +44,7 @@ def test_down_kills_its_own_processes_and_spares_strangers(tmp_path):
         # the mirror's pid file names the process up really started
         (run / "mirror.pid").write_text(str(own.pid))
         (run / "mirror.cmd").write_text("sleep\n")
-        proc = subprocess.run([str(ROOT / "sandbox" / "down")], capture_output=True, text=True,
-                              timeout=120, stdin=subprocess.DEVNULL,
-                              env=dict(os.environ, SANDBOX_DIR=str(tmp_path),
-                                       SANDBOX_PREFIX="sbxtest"))
-        assert proc.returncode == 0, proc.stderr
+        proc = _down(tmp_path)
         assert "keystone: pid" in proc.stdout and "not killing it" in proc.stdout
         for _ in range(40):
             if not _alive(own):
@@ -69,11 +75,7 @@ def test_down_stops_the_fault_proxy(tmp_path):
         (run / "fault-proxy.pid").write_text(f"{proxy.pid}\n")
         (run / "fault-proxy.cmd").write_text("fault_proxy.py\n")
         (run / "faults.state.json").write_text("{}")
-        proc = subprocess.run([str(ROOT / "sandbox" / "down")], capture_output=True, text=True,
-                              timeout=120, stdin=subprocess.DEVNULL,
-                              env=dict(os.environ, SANDBOX_DIR=str(tmp_path),
-                                       SANDBOX_PREFIX="sbxtest"))
-        assert proc.returncode == 0, proc.stderr
+        _down(tmp_path)
         proxy.wait(timeout=10)
         assert not (run / "fault-proxy.pid").exists()
         assert not (run / "faults.state.json").exists()

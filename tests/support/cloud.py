@@ -129,6 +129,18 @@ class FakeCloud:
             getattr(self, collection).append(thing)
         self.landing.clear()
 
+    def _listed(self, verb, collection: str, **kwargs) -> list:
+        """A listing: what was in flight lands first, as the cloud shows it by then."""
+        self._land()
+        self._call(verb, **kwargs)
+        return list(getattr(self, collection))
+
+    def _removed(self, collection: str, ids) -> None:
+        """``ids`` leave ``collection`` and are recorded in ``deleted[collection]``."""
+        gone = set(ids)
+        setattr(self, collection, [t for t in getattr(self, collection) if t.id not in gone])
+        self.deleted[collection].extend(ids)
+
     def _next(self, kind):
         return next(self._counters[kind])
 
@@ -204,8 +216,7 @@ class FakeCloud:
 
     def delete_server_group(self, group_id):
         self._call("delete_server_group", group_id=group_id)
-        self.server_groups = [g for g in self.server_groups if g.id != group_id]
-        self.deleted["server_groups"].append(group_id)
+        self._removed("server_groups", [group_id])
 
     def create_server(self, *, name, image_id, flavor_id, network_id, keypair=None,
                       security_groups=(), server_group_id=None, metadata=None, tags=(),
@@ -235,9 +246,7 @@ class FakeCloud:
         self._server(server_id).metadata.update(metadata)
 
     def list_servers(self, *, name_regex=None):
-        self._land()
-        self._call("list_servers", name_regex=name_regex)
-        return list(self.servers)
+        return self._listed("list_servers", "servers", name_regex=name_regex)
 
     def wait_for_servers(self, *, server_ids, timeout, name_regex=None, status="ACTIVE",
                          on_status=None, interval=1.0):
@@ -263,22 +272,23 @@ class FakeCloud:
     def delete_servers(self, *, server_ids, wait=True, timeout=300):
         ids = sorted(server_ids)
         self._call("delete_servers", server_ids=ids, wait=wait, timeout=timeout)
-        self.servers = [s for s in self.servers if s.id not in ids]
-        self.deleted["servers"].extend(ids)
+        self._removed("servers", ids)
+
+    def _power(self, verb, server_id, *, from_status, to_status):
+        """Nova's stop/start: refused unless the server is ``from_status``; it is
+        ``to_status`` from the next wait on."""
+        self._call(verb, server_id=server_id)
+        srv = self._server(server_id)
+        assert srv.status == from_status, \
+            f"Nova refuses to {verb.removesuffix('_server')} a {srv.status} server"
+        self.events.append(f"{verb} {srv.name}")
+        self.pending[server_id] = to_status
 
     def stop_server(self, server_id):
-        self._call("stop_server", server_id=server_id)
-        srv = self._server(server_id)
-        assert srv.status == "ACTIVE", f"Nova refuses to stop a {srv.status} server"
-        self.events.append(f"stop_server {srv.name}")
-        self.pending[server_id] = "SHUTOFF"
+        self._power("stop_server", server_id, from_status="ACTIVE", to_status="SHUTOFF")
 
     def start_server(self, server_id):
-        self._call("start_server", server_id=server_id)
-        srv = self._server(server_id)
-        assert srv.status == "SHUTOFF", f"Nova refuses to start a {srv.status} server"
-        self.events.append(f"start_server {srv.name}")
-        self.pending[server_id] = "ACTIVE"
+        self._power("start_server", server_id, from_status="SHUTOFF", to_status="ACTIVE")
 
     def wait_for_server_status(self, *, server_id, status, timeout):
         self._call("wait_for_server_status", server_id=server_id, status=status)
@@ -317,13 +327,10 @@ class FakeCloud:
 
     def delete_security_group(self, group_id, *, timeout=120):
         self._call("delete_security_group", group_id=group_id)
-        self.security_groups = [g for g in self.security_groups if g.id != group_id]
-        self.deleted["security_groups"].append(group_id)
+        self._removed("security_groups", [group_id])
 
     def list_security_groups(self):
-        self._land()
-        self._call("list_security_groups")
-        return list(self.security_groups)
+        return self._listed("list_security_groups", "security_groups")
 
     def allocate_floating_ip(self, *, pool_network_id, cluster, description=None):
         self._call("allocate_floating_ip", pool_network_id=pool_network_id, cluster=cluster,
@@ -365,14 +372,11 @@ class FakeCloud:
                 or (f.port_details or {}).get("device_id") in server_ids]
 
     def list_floating_ips(self):
-        self._land()
-        self._call("list_floating_ips")
-        return list(self.floating_ips)
+        return self._listed("list_floating_ips", "floating_ips")
 
     def delete_floating_ip(self, fip_id):
         self._call("delete_floating_ip", fip_id=fip_id)
-        self.floating_ips = [f for f in self.floating_ips if f.id != fip_id]
-        self.deleted["floating_ips"].append(fip_id)
+        self._removed("floating_ips", [fip_id])
 
     # ------------------------------------------------------------------ images
     def snapshot_server(self, *, server_id, name, metadata=None):
@@ -391,14 +395,11 @@ class FakeCloud:
         next(i for i in self.images if i.id == image_id).properties.update(properties)
 
     def list_images(self):
-        self._land()
-        self._call("list_images")
-        return list(self.images)
+        return self._listed("list_images", "images")
 
     def delete_image(self, image_id):
         self._call("delete_image", image_id=image_id)
-        self.images = [i for i in self.images if i.id != image_id]
-        self.deleted["images"].append(image_id)
+        self._removed("images", [image_id])
 
     def delete_volumes(self, volume_ids, *, timeout=300):
         self._call("delete_volumes", volume_ids=list(volume_ids))

@@ -13,6 +13,7 @@ import time
 
 import pytest
 
+from support.cloud import FakeCloud
 from support.facts import make_facts
 from spark_openstack import errors
 from spark_openstack.batch import check_prefix, generate_key, plan_seats, read_students, times
@@ -145,35 +146,43 @@ def test_roster_files(tmp_path):
 
 
 # ----------------------------------------------------------------------------- retry / report
-class _Provider:
-    request_count = 0
-
-    def all_cluster_servers(self):
-        return {}
-
-    def check_quotas(self, need):
-        self.need = need
-        return []
-
-
 class _Result:
     def __init__(self, facts):
         self.facts = facts
         self.deploy = {"health": {"spark": "spark: 1/1 workers ALIVE [ok]"}}
 
 
-def test_a_failed_cluster_is_retried_once_then_reported(tmp_path, monkeypatch):
-    """nov-02 fails twice (reported, no roster row, its key removed); nov-01 fails once
-    and is retried; every launch carries its seat's own public key."""
+def _healthy(cluster):
+    """What ``launch.launch`` returns for a healthy spark cluster named ``cluster``."""
+    return _Result(dataclasses.replace(make_facts(services=("spark",)), cluster_name=cluster))
+
+
+def _batch_of_three(monkeypatch, tmp_path, *, cloud, launch, stagger):
+    """``batch_launch`` of three seats (Ada, Alan, Grace: nov-01..03) on ``cloud``, with
+    validation and the quota need stubbed (two servers a cluster) and ``launch.launch``
+    replaced by ``launch``; the roster goes to ``tmp_path/roster``."""
     from spark_openstack import batch as batch_mod
     from spark_openstack import launch as launch_mod
     from spark_openstack.config import LaunchSpec
-    attempts: dict[str, int] = {}
-    keys: dict[str, tuple] = {}
 
     class Plan:
         flavor = master_flavor = object()
         floating_pool = None
+    monkeypatch.setattr(launch_mod, "validate_launch", lambda **kw: Plan())
+    monkeypatch.setattr(launch_mod, "quota_need",
+                        lambda **kw: QuotaNeed(servers=2, vcpus=2, ram_mb=2048))
+    monkeypatch.setattr(launch_mod, "launch", launch)
+    seats = plan_seats(prefix="nov", students=[("Ada", ""), ("Alan", ""), ("Grace", "")])
+    spec = LaunchSpec(cluster_name="nov-01", workers=1, keypair="k", image="i", flavor="f")
+    return batch_mod.batch_launch(provider=cloud, spec=spec, seats=seats,
+                                  roster_dir=tmp_path / "roster", stagger=stagger)
+
+
+def test_a_failed_cluster_is_retried_once_then_reported(tmp_path, monkeypatch):
+    """nov-02 fails twice (reported, no roster row, its key removed); nov-01 fails once
+    and is retried; every launch carries its seat's own public key."""
+    attempts: dict[str, int] = {}
+    keys: dict[str, tuple] = {}
 
     def launch(*, provider, spec, progress):
         attempts[spec.cluster_name] = attempts.get(spec.cluster_name, 0) + 1
@@ -181,19 +190,12 @@ def test_a_failed_cluster_is_retried_once_then_reported(tmp_path, monkeypatch):
         if spec.cluster_name == "nov-02" or attempts[spec.cluster_name] == 1 \
                 and spec.cluster_name == "nov-01":
             raise errors.DeployError(f"{spec.cluster_name}: spark not ready")
-        return _Result(dataclasses.replace(make_facts(services=("spark",)),
-                                           cluster_name=spec.cluster_name))
-    monkeypatch.setattr(launch_mod, "validate_launch", lambda **kw: Plan())
-    monkeypatch.setattr(launch_mod, "quota_need",
-                        lambda **kw: QuotaNeed(servers=2, vcpus=2, ram_mb=2048))
-    monkeypatch.setattr(launch_mod, "launch", launch)
-    provider = _Provider()
-    seats = plan_seats(prefix="nov", students=[("Ada", ""), ("Alan", ""), ("Grace", "")])
-    spec = LaunchSpec(cluster_name="nov-01", workers=1, keypair="k", image="i", flavor="f")
-    result = batch_mod.batch_launch(provider=provider, spec=spec, seats=seats,
-                                    roster_dir=tmp_path / "roster", stagger=0)
+        return _healthy(spec.cluster_name)
+    cloud = FakeCloud()
+    result = _batch_of_three(monkeypatch, tmp_path, cloud=cloud, launch=launch, stagger=0)
     assert attempts == {"nov-01": 2, "nov-02": 2, "nov-03": 1}
-    assert provider.need.servers == 6                     # one check for all three
+    assert cloud.need.servers == 6                        # one check for all three
+    assert cloud.calls.count("check_quotas") == 1
     assert len({k for k in keys.values()}) == 3 and all(len(k) == 1 for k in keys.values())
     assert not result["ok"] and [r["student"] for r in result["students"]] == ["Ada", "Grace"]
     assert result["without_cluster"] == [{"student": "Alan", "email": "", "cluster": "nov-02",
@@ -206,32 +208,18 @@ def test_a_failed_cluster_is_retried_once_then_reported(tmp_path, monkeypatch):
 def test_an_abort_ends_the_stagger_wait_at_once(tmp_path, monkeypatch):
     """The first wave's stagger is a polling.sleep: an abort (Ctrl-C) while seats wait
     for their turn ends those waits at once, and they are reported "not started"."""
-    from spark_openstack import batch as batch_mod
-    from spark_openstack import launch as launch_mod
     from spark_openstack import polling
-    from spark_openstack.config import LaunchSpec
     launched: list[str] = []
-
-    class Plan:
-        flavor = master_flavor = object()
-        floating_pool = None
 
     def launch(*, provider, spec, progress):
         launched.append(spec.cluster_name)
         polling.ABORT.set()                      # Ctrl-C while the first one launches
-        return _Result(dataclasses.replace(make_facts(services=("spark",)),
-                                           cluster_name=spec.cluster_name))
-    monkeypatch.setattr(launch_mod, "validate_launch", lambda **kw: Plan())
-    monkeypatch.setattr(launch_mod, "quota_need",
-                        lambda **kw: QuotaNeed(servers=2, vcpus=2, ram_mb=2048))
-    monkeypatch.setattr(launch_mod, "launch", launch)
-    seats = plan_seats(prefix="nov", students=[("Ada", ""), ("Alan", ""), ("Grace", "")])
-    spec = LaunchSpec(cluster_name="nov-01", workers=1, keypair="k", image="i", flavor="f")
+        return _healthy(spec.cluster_name)
     polling.ABORT.clear()
     t0 = time.monotonic()
     try:
-        result = batch_mod.batch_launch(provider=_Provider(), spec=spec, seats=seats,
-                                        roster_dir=tmp_path / "roster", stagger=60)
+        result = _batch_of_three(monkeypatch, tmp_path, cloud=FakeCloud(), launch=launch,
+                                 stagger=60)
     finally:
         polling.ABORT.clear()
     assert time.monotonic() - t0 < 10, "the stagger slept through the abort"
