@@ -18,7 +18,7 @@ from . import paths
 from .errors import ValidationError
 from .dirs import cluster_dirs
 from .model import ClusterFacts, Node
-from .services import HADOOP_SERVICES, HADOOP_SITE_FILES, PORTS, SERVICES, YARN, Jupyter
+from .services import HADOOP_SERVICES, HADOOP_SITE_FILES, PORTS, SERVICES
 
 # PORTS: the port numbers templates use (``{{ ports.namenode_rpc }}``), from the service
 # classes' declarations, so daemons, services and security group agree.
@@ -470,31 +470,26 @@ def notebook_limits(*, facts: ClusterFacts) -> dict:
 def render_node_configs(*, facts: ClusterFacts, node: Node) -> dict[str, str]:
     """``{absolute path on the node: file content}`` for one node's Hadoop/Spark configs.
 
-    Hadoop files are rendered only when HDFS or YARN is among ``facts.services`` (an image
-    without Hadoop has no ``/opt/hadoop`` to put them in).
+    Which files a node gets is each service's own declaration (``Service.config_files``,
+    ``renders_files``): an image without Hadoop has no ``/opt/hadoop`` to put Hadoop's in.
     """
     context = _context(facts=facts, node=node)
     root = paths.config_files_dir()
     dirs = context["dirs"]
-    groups = [("spark", dirs.spark_conf)]
-    if context["hadoop"]:
-        groups.insert(0, ("hadoop", dirs.hadoop_conf))
     rendered: dict[str, str] = {}
-    if context["is_master"] and "jupyter" in facts.services:
-        env = _environment(root / "jupyter")
-        for name, field in Jupyter.config_files.items():
+    for cls in SERVICES:
+        if not cls.renders_files(services=facts.services, is_master=context["is_master"]):
+            continue
+        env = _environment(root / cls.template_dir)
+        for name, field in cls.config_files.items():
+            path = f"{getattr(dirs, field)}/{name}"
+            if path in rendered:
+                continue     # shared by two services (core-site.xml of HDFS and YARN)
             text = env.get_template(f"{name}.j2").render(**context)
-            rendered[f"{getattr(dirs, field)}/{name}"] = text
-    for group, dest_dir in groups:
-        env = _environment(root / group)
-        for name in sorted(p.name for p in (root / group).glob("*.j2")):
-            if name[:-3] in YARN.own_files and YARN.name not in facts.services:
-                continue     # HDFS alone: the ResourceManager's files stay Apache's
-            text = env.get_template(name).render(**context)
-            if name[:-3] in HADOOP_SITE_FILES:
-                text = apply_hadoop_conf(text=text, file_name=name[:-3],
+            if name in HADOOP_SITE_FILES:
+                text = apply_hadoop_conf(text=text, file_name=name,
                                          hadoop_conf=facts.hadoop_conf)
-            rendered[f"{dest_dir}/{name[:-3]}"] = text
+            rendered[path] = text
     return rendered
 
 

@@ -64,6 +64,21 @@ class Service:
     #: budgets a heap for each.
     jvms: dict[str, tuple[str, ...]] = {}
     master_only = False                  # its one member is the master (Jupyter)
+    #: Its config files: template under ``config_files/<template_dir>/`` (NAME.j2) ->
+    #: the ``Dirs`` field of the folder it goes to. Rendered on every node of a cluster
+    #: that runs it (the master only when ``master_only``); a file two services share is
+    #: rendered once.
+    template_dir = ""
+    config_files: dict[str, str] = {}
+    #: Its files are rendered even for a cluster without it (Spark's client files:
+    #: spark-submit reads them on YARN too).
+    files_without_it = False
+
+    @classmethod
+    def renders_files(cls, *, services, is_master: bool) -> bool:
+        """Whether this node of a cluster running ``services`` gets this service's files."""
+        return ((cls.name in services or cls.files_without_it)
+                and (is_master or not cls.master_only))
 
     def __init__(self, *, facts: ClusterFacts, runner: Runner,
                  on_node_done: Callable | None = None):
@@ -178,8 +193,7 @@ class HadoopService(Service):
     #: The Hadoop XML files it reads (``--hadoop-conf FILE:KEY=VALUE`` may set them);
     #: a change to one restarts it.
     site_files: tuple[str, ...] = ()
-    #: Hadoop files rendered only when the cluster runs this service.
-    own_files: tuple[str, ...] = ()
+    template_dir = "hadoop"
     members_command = ""    # run on the master; its output names the joined workers
     health_detail = ""      # e.g. "DataNodes live"
     ui_label = ""

@@ -48,6 +48,8 @@ class HDFS(HadoopService):
     jvms = {"master": ("NameNode", "SecondaryNameNode"), "worker": ("DataNode",)}
     site_files = ("core-site.xml", "hdfs-site.xml")
     restart_on = site_files
+    config_files = dict.fromkeys((*site_files, "dfs.exclude", "hadoop-env.sh", "workers"),
+                                 "hadoop_conf")
     ports = (
         Port("namenode_rpc", 9000),
         Port("namenode_http", 9870, web_ui=True, exposure=UNSAFE, ui_name="hdfs-namenode",

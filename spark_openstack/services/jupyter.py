@@ -42,6 +42,7 @@ class Jupyter(Service):
     ports = (Port("jupyter", 8888, web_ui=True),)
     #: Its files (templates under config_files/jupyter), each with where it goes (a
     #: ``Dirs`` field), rendered on the master only.
+    template_dir = "jupyter"
     config_files = {"jupyter_server_config.py": "jupyter_config",
                     "supervisord.conf": "jupyter_config",
                     "kernel.json": "jupyter_kernel", "pyspark_startup.py": "jupyter_kernel"}

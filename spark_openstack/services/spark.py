@@ -20,6 +20,10 @@ class Spark(Service):
     title = "Spark standalone"
     jvms = {"master": ("Spark Master",), "worker": ("Spark Worker",)}
     restart_on = (SETTINGS_FILE,)     # the daemons read it at start
+    template_dir = "spark"
+    config_files = dict.fromkeys(("spark-defaults.conf", "spark-env.sh", "workers"),
+                                 "spark_conf")
+    files_without_it = True           # spark-submit on YARN reads them as well
     ports = (
         Port("spark_master", 7077),
         Port("spark_master_ui", 8080, web_ui=True, exposure=SAFE, ui_name="spark-master",

@@ -35,8 +35,9 @@ class YARN(HadoopService):
     site_files = ("core-site.xml", "yarn-site.xml", "mapred-site.xml",
                   "capacity-scheduler.xml")
     restart_on = site_files
-    #: The scheduler's queues: with HDFS alone the ResourceManager's files stay Apache's.
-    own_files = ("capacity-scheduler.xml",)
+    #: With HDFS alone the ResourceManager's files stay Apache's.
+    config_files = dict.fromkeys((*site_files, "yarn.exclude", "hadoop-env.sh", "workers"),
+                                 "hadoop_conf")
     ports = (
         Port("resourcemanager_http", 8088, web_ui=True, exposure=UNSAFE,
              ui_name="yarn-resourcemanager",

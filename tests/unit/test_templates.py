@@ -306,3 +306,28 @@ def test_spark_defaults_name_the_yarn_am_and_executor_cores_only_with_yarn():
     conf = _conf(render.render_node_configs(facts=standalone, node=standalone.master)
                  ["/opt/spark/conf/spark-defaults.conf"])
     assert "spark.yarn.am.memory" not in conf and "spark.executor.cores" not in conf
+
+
+def test_every_template_is_a_service_s_declared_file():
+    """A template no service declares would never be rendered (Service.config_files)."""
+    from spark_openstack import paths
+    from spark_openstack.services import SERVICES
+    root = paths.config_files_dir()
+    declared = {f"{cls.template_dir}/{name}.j2" for cls in SERVICES
+                for name in cls.config_files}
+    on_disk = {p.relative_to(root).as_posix() for p in root.rglob("*.j2")
+               if p.parent.name != "system"}      # system/: /etc/hosts, deploy's own
+    assert declared == on_disk
+
+
+@pytest.mark.parametrize("services, present, absent", [
+    (("hdfs", "spark"), {"core-site.xml", "hdfs-site.xml", "dfs.exclude", "spark-defaults.conf"},
+     {"yarn-site.xml", "mapred-site.xml", "capacity-scheduler.xml", "yarn.exclude"}),
+    (("hdfs", "yarn"), {"yarn-site.xml", "capacity-scheduler.xml", "spark-defaults.conf"}, set()),
+    (("spark",), {"spark-defaults.conf", "spark-env.sh"}, {"core-site.xml", "hdfs-site.xml"}),
+])
+def test_a_node_gets_the_files_of_the_services_its_cluster_runs(services, present, absent):
+    facts = make_facts(services=services)
+    names = {p.rsplit("/", 1)[-1] for p in
+             render.render_node_configs(facts=facts, node=facts.workers[0])}
+    assert present <= names and not names & absent
