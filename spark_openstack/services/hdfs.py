@@ -161,7 +161,7 @@ class HDFS(HadoopService):
                "qry=Hadoop:service=NameNode,name=FSNamesystem")
         probe = ("import json,sys,urllib.request\n"
                  "b=json.load(urllib.request.urlopen(sys.argv[1],timeout=20))['beans'][0]\n"
-                 "left={k:b.get(k,0) for k in ('UnderReplicatedBlocks','ExcessBlocks',"
+                 "left={k:b[k] for k in ('UnderReplicatedBlocks','ExcessBlocks',"
                  "'PendingDeletionBlocks','PendingReplicationBlocks')}\n"
                  "print(left)\n"
                  "sys.exit(1 if any(left.values()) else 0)\n")

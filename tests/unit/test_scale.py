@@ -131,7 +131,8 @@ class _JmxCounters(MasterAnswers):
 
 
 def test_lower_replication_waits_until_the_namenode_has_no_block_to_fix():
-    rounds = [{"UnderReplicatedBlocks": 0, "ExcessBlocks": 3, "PendingDeletionBlocks": 3},
+    rounds = [{"UnderReplicatedBlocks": 0, "ExcessBlocks": 3, "PendingDeletionBlocks": 3,
+               "PendingReplicationBlocks": 0},
               {"UnderReplicatedBlocks": 0, "ExcessBlocks": 0, "PendingDeletionBlocks": 1},
               {"UnderReplicatedBlocks": 0, "ExcessBlocks": 0, "PendingDeletionBlocks": 0,
                "PendingReplicationBlocks": 0}]
@@ -160,6 +161,7 @@ def test_lower_replication_waits_until_the_namenode_has_no_block_to_fix():
     finally:
         server.shutdown()
     assert len(served) == 3       # asked until every counter was 0, then no more
+    # (the second answer lacks a counter: that is "not yet", never "done")
     setrep = [i for i, c in enumerate(runner.commands) if "-setrep" in c]
     probes = [i for i, c in enumerate(runner.commands) if "name=FSNamesystem" in c]
     assert setrep and probes and setrep[0] < probes[0]
